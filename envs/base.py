@@ -1,0 +1,154 @@
+"""One base for every scene: seeded reset, rendering, and the ground truth of DESIGN.md section 3.
+
+A backend (Pymunk, PyBullet) subclasses `SceneEnv` and implements the `_backend_*` hooks; a scene
+subclasses a backend and implements `_populate`. An active variant overrides `action_space`,
+`_apply_action` and `_reward`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+STATE_KEYS = ("position", "velocity", "orientation", "angular_velocity", "pixel", "bbox")
+
+
+class SceneEnv(gym.Env):
+    """Passive physics scene rendering RGB frames, with per-frame ground truth in `info`.
+
+    reset(seed, options) -> (frame uint8 (H, W, 3), info); `options` may hold
+    `exclude_ids` (object ids left out of the scene, for counterfactual re-simulation).
+    info = {frame, states: {key: (K, d) float arrays}, energy: {kinetic, translational,
+    rotational, potential, total}, collisions: [{frame, object_ids, impulse, position, pixel}],
+    and at reset also objects: [{id, shape, color, material, size, mass, static}] and meta}.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    backend = "none"
+
+    def __init__(self, size: int = 64, max_steps: int = 64, render_mode: str | None = "rgb_array"):
+        if size < 16 or size > 512:
+            raise ValueError(f"size must be in [16, 512], got {size}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unsupported render_mode {render_mode!r}; only 'rgb_array'")
+        self.size = int(size)
+        self.max_steps = int(max_steps)
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)
+        self.action_space = spaces.Discrete(1)  # passive: the only action is the no-op 0
+        self.objects: list[dict[str, Any]] = []
+        self._frame_index = 0
+        self._last_frame: np.ndarray | None = None
+
+    # ---- hooks for backends and scenes -------------------------------------------------
+    def _backend_reset(self, rng: np.random.Generator, options: dict) -> list[dict]:
+        """Build a fresh world; return the object descriptors (static ones included)."""
+        raise NotImplementedError
+
+    def _backend_advance(self) -> list[dict]:
+        """Advance one frame; return collision events {object_ids, impulse, position, pixel}."""
+        raise NotImplementedError
+
+    def _backend_render(self) -> np.ndarray:
+        """Render the current world as uint8 (size, size, 3)."""
+        raise NotImplementedError
+
+    def _backend_states(self) -> dict[str, np.ndarray]:
+        """Per-object state arrays keyed by STATE_KEYS, each (K, d), ordered as self.objects."""
+        raise NotImplementedError
+
+    def _backend_energy(self) -> dict[str, float]:
+        """Energy terms {translational, rotational, potential} of the dynamic bodies."""
+        raise NotImplementedError
+
+    def _backend_meta(self) -> dict[str, Any]:
+        """Backend facts for `meta`: physics dt, frame skip, camera."""
+        return {}
+
+    def _backend_close(self) -> None:
+        """Release the backend's resources; must be safe to call twice."""
+
+    def _apply_action(self, action) -> None:
+        """Passive scenes ignore the no-op action; active variants apply forces here."""
+
+    def _reward(self) -> float:
+        """Passive scenes have no reward."""
+        return 0.0
+
+    def _terminated(self) -> bool:
+        """Passive scenes never terminate; they are truncated at max_steps."""
+        return False
+
+    # ---- Gymnasium API ---------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Rebuild the scene from the seed; return the first frame and its ground truth."""
+        super().reset(seed=seed)
+        self._backend_close()
+        self.objects = self._backend_reset(self.np_random, dict(options or {}))
+        self._frame_index = 0
+        info = self._info([])
+        info["objects"] = copy.deepcopy(self.objects)
+        info["meta"] = self.meta()
+        return self._observe(), info
+
+    def step(self, action):
+        """Apply the action, advance one frame, return (frame, reward, terminated, truncated, info)."""
+        if not self.objects:
+            raise RuntimeError("call reset() before step()")
+        self._apply_action(action)
+        events = self._backend_advance()
+        self._frame_index += 1
+        for event in events:
+            event["frame"] = self._frame_index
+        obs = self._observe()
+        truncated = self._frame_index >= self.max_steps
+        return obs, float(self._reward()), bool(self._terminated()), truncated, self._info(events)
+
+    def render(self):
+        """The current frame (a fresh uint8 array)."""
+        if self.render_mode is None:
+            return None
+        return self._observe()
+
+    def close(self):
+        """Release the physics backend (safe to call more than once)."""
+        self._backend_close()
+
+    # ---- ground truth ------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        """Episode metadata: env id, render size and backend facts."""
+        env_id = self.spec.id if self.spec is not None else type(self).__name__
+        return {"env_id": env_id, "backend": self.backend, "render_size": self.size,
+                "max_steps": self.max_steps, **self._backend_meta()}
+
+    def energy(self) -> dict[str, float]:
+        """Kinetic (translational + rotational), potential and total energy of the scene."""
+        terms = self._backend_energy()
+        kinetic = terms["translational"] + terms["rotational"]
+        return {"kinetic": kinetic, "translational": terms["translational"],
+                "rotational": terms["rotational"], "potential": terms["potential"],
+                "total": kinetic + terms["potential"]}
+
+    def _observe(self) -> np.ndarray:
+        frame = self._backend_render()
+        assert frame.shape == (self.size, self.size, 3) and frame.dtype == np.uint8
+        return frame
+
+    def _info(self, events: list[dict]) -> dict[str, Any]:
+        states = self._backend_states()
+        return {"frame": self._frame_index,
+                "states": {k: np.array(states[k], np.float64) for k in STATE_KEYS},
+                "energy": self.energy(),
+                "collisions": [dict(e) for e in events]}
+
+
+def object_record(object_id: int, shape: str, color: str, material: str, size: float,
+                  mass: float, static: bool) -> dict[str, Any]:
+    """One entry of the episode's `objects` list (static bodies get mass 0, as in JSON)."""
+    return {"id": int(object_id), "shape": shape, "color": color, "material": material,
+            "size": float(size), "mass": 0.0 if static else float(mass),
+            "static": bool(static)}

@@ -1,0 +1,206 @@
+"""Pymunk (2D) backend: world <-> pixel mapping, contact events, energy, rasteriser rendering.
+
+World units are metres with y up; the square world of side `world_size` maps onto the frame.
+Energy is computed here (Pymunk 7's `Body.kinetic_energy` omits the factor 1/2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pymunk
+
+from envs import raster
+from envs.base import SceneEnv, object_record
+
+
+class PymunkScene(SceneEnv):
+    """Base for 2D scenes; subclasses implement `_populate(rng, options)` with `add_*` helpers."""
+
+    backend = "pymunk"
+
+    def __init__(self, size: int = 64, max_steps: int = 64, render_mode: str | None = "rgb_array",
+                 world_size: float = 10.0, gravity: float = 0.0, physics_dt: float = 1 / 240,
+                 frame_skip: int = 8, supersample: int = 2):
+        super().__init__(size=size, max_steps=max_steps, render_mode=render_mode)
+        self.world_size = float(world_size)
+        self.gravity = float(gravity)
+        self.physics_dt = float(physics_dt)
+        self.frame_skip = int(frame_skip)
+        self.supersample = int(supersample)
+        self.space: pymunk.Space | None = None
+        self._bodies: list[pymunk.Body] = []
+        self._shapes: list[pymunk.Shape] = []
+        self._events: list[dict] = []
+
+    # ---- scene building ----------------------------------------------------------------
+    def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        raise NotImplementedError
+
+    def _backend_reset(self, rng: np.random.Generator, options: dict) -> list[dict]:
+        self.space = pymunk.Space()
+        self.space.gravity = (0.0, -self.gravity)
+        self.space.iterations = 30
+        self.space.on_collision(post_solve=self._on_post_solve)
+        self._bodies, self._shapes, self._records = [], [], []
+        self._excluded = {int(i) for i in options.get("exclude_ids", ())}
+        self._next_id = 0
+        self._populate(rng, options)
+        return self._records
+
+    def _new_id(self) -> int | None:
+        """Next object id, or None when the caller asked to leave that object out."""
+        object_id = self._next_id
+        self._next_id += 1
+        return None if object_id in self._excluded else object_id
+
+    def _register(self, body: pymunk.Body, shape: pymunk.Shape, record: dict) -> None:
+        shape.object_index = len(self._records)
+        self.space.add(*(() if body is self.space.static_body else (body,)), shape)
+        self._bodies.append(body)
+        self._shapes.append(shape)
+        self._records.append(record)
+
+    def add_ball(self, position, velocity, radius: float, mass: float, color: str,
+                 material: str = "rubber", elasticity: float = 1.0, friction: float = 0.0,
+                 angular_velocity: float = 0.0) -> int | None:
+        """Add a dynamic disc; returns its object id (None when excluded)."""
+        object_id = self._new_id()
+        if object_id is None:
+            return None
+        body = pymunk.Body(mass, pymunk.moment_for_circle(mass, 0, radius))
+        body.position, body.velocity = tuple(position), tuple(velocity)
+        body.angular_velocity = angular_velocity
+        shape = pymunk.Circle(body, radius)
+        shape.elasticity, shape.friction = elasticity, friction
+        self._register(body, shape, object_record(object_id, "sphere", color, material,
+                                                  2 * radius, mass, static=False))
+        return object_id
+
+    def add_box(self, position, velocity, width: float, height: float, mass: float, color: str,
+                material: str = "rubber", elasticity: float = 0.5, friction: float = 0.5,
+                angle: float = 0.0, angular_velocity: float = 0.0) -> int | None:
+        """Add a dynamic box; returns its object id (None when excluded)."""
+        object_id = self._new_id()
+        if object_id is None:
+            return None
+        body = pymunk.Body(mass, pymunk.moment_for_box(mass, (width, height)))
+        body.position, body.velocity, body.angle = tuple(position), tuple(velocity), angle
+        body.angular_velocity = angular_velocity
+        shape = pymunk.Poly.create_box(body, (width, height))
+        shape.elasticity, shape.friction = elasticity, friction
+        self._register(body, shape, object_record(object_id, "cube", color, material,
+                                                  max(width, height), mass, static=False))
+        return object_id
+
+    def add_wall(self, a, b, thickness: float = 0.2, elasticity: float = 1.0,
+                 friction: float = 0.0) -> int | None:
+        """Add a static segment (wall, floor, ramp); static objects get ids too."""
+        object_id = self._new_id()
+        if object_id is None:
+            return None
+        shape = pymunk.Segment(self.space.static_body, tuple(a), tuple(b), thickness / 2)
+        shape.elasticity, shape.friction = elasticity, friction
+        self._register(self.space.static_body, shape,
+                       object_record(object_id, "wall", "black", "static", thickness, 0.0, True))
+        return object_id
+
+    def add_border(self, elasticity: float = 1.0, friction: float = 0.0) -> None:
+        """Four walls along the edges of the world."""
+        w = self.world_size
+        for a, b in (((0, 0), (w, 0)), ((w, 0), (w, w)), ((w, w), (0, w)), ((0, w), (0, 0))):
+            self.add_wall(a, b, thickness=0.4, elasticity=elasticity, friction=friction)
+
+    # ---- stepping and contacts -----------------------------------------------------------
+    def _on_post_solve(self, arbiter: pymunk.Arbiter, space: pymunk.Space, data: Any) -> None:
+        if not arbiter.is_first_contact:
+            return
+        shape_a, shape_b = arbiter.shapes
+        points = arbiter.contact_point_set.points
+        if points:
+            position = np.mean([(p.point_a + p.point_b) / 2 for p in points], axis=0)
+        else:
+            position = (np.array(shape_a.body.position) + np.array(shape_b.body.position)) / 2
+        ids = sorted((self._records[shape_a.object_index]["id"],
+                      self._records[shape_b.object_index]["id"]))
+        self._events.append({"object_ids": ids, "impulse": float(arbiter.total_impulse.length),
+                             "position": [float(position[0]), float(position[1]), 0.0],
+                             "pixel": [float(v) for v in self.world_to_pixel(position)]})
+
+    def _backend_advance(self) -> list[dict]:
+        self._events = []
+        for _ in range(self.frame_skip):
+            self.space.step(self.physics_dt)
+        return self._events
+
+    # ---- ground truth --------------------------------------------------------------------
+    def world_to_pixel(self, point) -> np.ndarray:
+        """World (x, y) in metres -> pixel (column, row) in the rendered frame."""
+        scale = self.size / self.world_size
+        return np.array([point[0] * scale, self.size - point[1] * scale], np.float64)
+
+    def _backend_states(self) -> dict[str, np.ndarray]:
+        count = len(self._records)
+        states = {k: np.zeros((count, d)) for k, d in
+                  (("position", 3), ("velocity", 3), ("orientation", 3),
+                   ("angular_velocity", 3), ("pixel", 2), ("bbox", 4))}
+        scale = self.size / self.world_size
+        for i, (body, shape) in enumerate(zip(self._bodies, self._shapes)):
+            bb = shape.cache_bb()
+            if isinstance(shape, pymunk.Segment):
+                center = (np.array(shape.a) + np.array(shape.b)) / 2
+            else:
+                center = np.array(body.position)
+            states["position"][i, :2] = center
+            states["velocity"][i, :2] = body.velocity
+            states["orientation"][i, 2] = body.angle
+            states["angular_velocity"][i, 2] = body.angular_velocity
+            states["pixel"][i] = self.world_to_pixel(center)
+            states["bbox"][i] = (bb.left * scale, self.size - bb.top * scale,
+                                 bb.right * scale, self.size - bb.bottom * scale)
+        return states
+
+    def _backend_energy(self) -> dict[str, float]:
+        translational = rotational = potential = 0.0
+        for body in {id(b): b for b in self._bodies if b.body_type == pymunk.Body.DYNAMIC}.values():
+            translational += 0.5 * body.mass * body.velocity.dot(body.velocity)
+            rotational += 0.5 * body.moment * body.angular_velocity**2
+            potential += body.mass * self.gravity * body.position.y
+        return {"translational": translational, "rotational": rotational, "potential": potential}
+
+    def _backend_meta(self) -> dict[str, Any]:
+        return {"physics_dt": self.physics_dt, "frame_skip": self.frame_skip,
+                "fps": 1.0 / (self.physics_dt * self.frame_skip), "world_size": self.world_size,
+                "gravity": self.gravity, "camera": "orthographic top-down (x right, y up)"}
+
+    def _backend_close(self) -> None:
+        self.space = None
+
+    # ---- rendering -------------------------------------------------------------------------
+    def _backend_render(self) -> np.ndarray:
+        ss = self.supersample
+        canvas = raster.new_canvas(self.size, ss)
+        scale = self.size * ss / self.world_size
+
+        def to_px(p):
+            return np.array([p[0] * scale, (self.world_size - p[1]) * scale])
+
+        for body, shape, record in zip(self._bodies, self._shapes, self._records):
+            color = raster.PALETTE[record["color"]]
+            if isinstance(shape, pymunk.Circle):
+                center = to_px(body.position)
+                radius = shape.radius * scale
+                raster.draw_disc(canvas, center, radius, color)
+                # a darker mark off-centre makes rotation visible
+                mark = center + 0.55 * radius * np.array([math.cos(body.angle),
+                                                          -math.sin(body.angle)])
+                raster.draw_disc(canvas, mark, 0.25 * radius, tuple(0.55 * np.array(color)))
+            elif isinstance(shape, pymunk.Poly):
+                verts = [to_px(body.local_to_world(v)) for v in shape.get_vertices()]
+                raster.draw_polygon(canvas, verts, color)
+            elif isinstance(shape, pymunk.Segment):
+                raster.draw_segment(canvas, to_px(shape.a), to_px(shape.b),
+                                    shape.radius * scale, color)
+        return raster.finish_canvas(canvas, ss)

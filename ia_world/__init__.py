@@ -1,0 +1,1 @@
+"""IA-JEPA: interaction-aware video JEPA world models."""
