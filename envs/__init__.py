@@ -4,13 +4,23 @@ from gymnasium.envs.registration import register, registry
 
 ENV_IDS = {
     "ia_world/Billiards-v0": "envs.pymunk_scenes:Billiards",
+    "ia_world/Tabletop3D-v0": "envs.bullet_scenes:Tabletop3D",
+    "ia_world/Drop3D-v0": "envs.bullet_scenes:Drop3D",
+    "ia_world/BilliardsInelastic-v0": "envs.pymunk_scenes:Billiards",
+    "ia_world/Gravity2D-v0": "envs.pymunk_scenes:Gravity2D",
+    "ia_world/Cradle-v0": "envs.pymunk_scenes:Cradle",
+}
+# register-time kwargs of the ids that share an entry point with another id
+ENV_KWARGS = {
+    "ia_world/BilliardsInelastic-v0": {"elastic": False},
 }
 
 
 def _register_all() -> None:
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in registry:
-            register(id=env_id, entry_point=entry_point, disable_env_checker=True)
+            register(id=env_id, entry_point=entry_point, disable_env_checker=True,
+                     kwargs=ENV_KWARGS.get(env_id, {}))
 
 
 _register_all()

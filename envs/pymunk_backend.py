@@ -2,6 +2,10 @@
 
 World units are metres with y up; the square world of side `world_size` maps onto the frame.
 Energy is computed here (Pymunk 7's `Body.kinetic_energy` omits the factor 1/2).
+
+Counterfactual invariant: a scene's `_populate` draws *all* its random numbers before it adds the
+first object, and adds objects in a fixed order; `reset(options={"exclude_ids": [k]})` then skips
+object k (its id stays reserved), so every other object starts exactly as in the full scene.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from envs.base import SceneEnv, object_record
 
 
 class PymunkScene(SceneEnv):
-    """Base for 2D scenes; subclasses implement `_populate(rng, options)` with `add_*` helpers."""
+    """Base for 2D scenes; subclasses implement `_populate(rng, options)` with `add_*` helpers.
+
+    An active variant sets `self.action_space` in `__init__` and calls `apply_force` from
+    `_apply_action`; the force then acts on every physics substep of the coming frame.
+    """
 
     backend = "pymunk"
 
@@ -34,9 +42,13 @@ class PymunkScene(SceneEnv):
         self._bodies: list[pymunk.Body] = []
         self._shapes: list[pymunk.Shape] = []
         self._events: list[dict] = []
+        self._forces: list[tuple[pymunk.Body, tuple[float, float]]] = []
+        self._tethers: list[tuple[tuple[float, float], pymunk.Body]] = []
+        self._static_canvas: np.ndarray | None = None
 
     # ---- scene building ----------------------------------------------------------------
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        """Add the scene's objects; draw every random number before the first `add_*` call."""
         raise NotImplementedError
 
     def _backend_reset(self, rng: np.random.Generator, options: dict) -> list[dict]:
@@ -45,6 +57,7 @@ class PymunkScene(SceneEnv):
         self.space.iterations = 30
         self.space.on_collision(post_solve=self._on_post_solve)
         self._bodies, self._shapes, self._records = [], [], []
+        self._forces, self._tethers, self._static_canvas = [], [], None
         self._excluded = {int(i) for i in options.get("exclude_ids", ())}
         self._next_id = 0
         self._populate(rng, options)
@@ -113,6 +126,24 @@ class PymunkScene(SceneEnv):
         for a, b in (((0, 0), (w, 0)), ((w, 0), (w, w)), ((w, w), (0, w)), ((0, w), (0, 0))):
             self.add_wall(a, b, thickness=0.4, elasticity=elasticity, friction=friction)
 
+    def hang(self, object_id: int, pivot) -> None:
+        """Hang a dynamic object from a fixed world pivot on a rigid, massless string."""
+        body = self.body_of(object_id)
+        joint = pymunk.PinJoint(self.space.static_body, body, tuple(pivot), (0.0, 0.0))
+        self.space.add(joint)
+        self._tethers.append((tuple(pivot), body))
+
+    def body_of(self, object_id: int) -> pymunk.Body:
+        """The Pymunk body of a dynamic object id (ValueError for unknown or static ids)."""
+        for body, record in zip(self._bodies, self._records):
+            if record["id"] == object_id and not record["static"]:
+                return body
+        raise ValueError(f"no dynamic object with id {object_id} in this scene")
+
+    def apply_force(self, object_id: int, force) -> None:
+        """Push a dynamic object's centre with a world-frame force (newtons) for the next frame."""
+        self._forces.append((self.body_of(object_id), (float(force[0]), float(force[1]))))
+
     # ---- stepping and contacts -----------------------------------------------------------
     def _on_post_solve(self, arbiter: pymunk.Arbiter, space: pymunk.Space, data: Any) -> None:
         if not arbiter.is_first_contact:
@@ -132,7 +163,10 @@ class PymunkScene(SceneEnv):
     def _backend_advance(self) -> list[dict]:
         self._events = []
         for _ in range(self.frame_skip):
+            for body, force in self._forces:  # Pymunk clears forces after every step
+                body.apply_force_at_world_point(force, body.local_to_world(body.center_of_gravity))
             self.space.step(self.physics_dt)
+        self._forces = []
         return self._events
 
     # ---- ground truth --------------------------------------------------------------------
@@ -179,28 +213,46 @@ class PymunkScene(SceneEnv):
         self.space = None
 
     # ---- rendering -------------------------------------------------------------------------
+    def _to_canvas(self, point) -> np.ndarray:
+        """World (x, y) -> supersampled canvas pixel (x right, y down)."""
+        scale = self.size * self.supersample / self.world_size
+        return np.array([point[0] * scale, (self.world_size - point[1]) * scale])
+
+    def _draw_shape(self, canvas: np.ndarray, body: pymunk.Body, shape: pymunk.Shape,
+                    color: tuple[int, int, int]) -> None:
+        """Draw one shape of a body into the supersampled canvas."""
+        scale = self.size * self.supersample / self.world_size
+        if isinstance(shape, pymunk.Circle):
+            center = self._to_canvas(body.position)
+            radius = shape.radius * scale
+            raster.draw_disc(canvas, center, radius, color)
+            # a darker mark off-centre makes rotation visible
+            mark = center + 0.55 * radius * np.array([math.cos(body.angle), -math.sin(body.angle)])
+            raster.draw_disc(canvas, mark, 0.25 * radius, tuple(0.55 * np.array(color)))
+        elif isinstance(shape, pymunk.Poly):
+            verts = [self._to_canvas(body.local_to_world(v)) for v in shape.get_vertices()]
+            raster.draw_polygon(canvas, verts, color)
+        elif isinstance(shape, pymunk.Segment):
+            raster.draw_segment(canvas, self._to_canvas(shape.a), self._to_canvas(shape.b),
+                                shape.radius * scale, color)
+
+    def _static_layer(self) -> np.ndarray:
+        """Background plus static bodies, drawn once per reset (canvas (S*ss, S*ss, 3))."""
+        if self._static_canvas is None:
+            canvas = raster.new_canvas(self.size, self.supersample)
+            for body, shape, record in zip(self._bodies, self._shapes, self._records):
+                if record["static"]:
+                    self._draw_shape(canvas, body, shape, raster.PALETTE[record["color"]])
+            self._static_canvas = canvas
+        return self._static_canvas
+
     def _backend_render(self) -> np.ndarray:
-        ss = self.supersample
-        canvas = raster.new_canvas(self.size, ss)
-        scale = self.size * ss / self.world_size
-
-        def to_px(p):
-            return np.array([p[0] * scale, (self.world_size - p[1]) * scale])
-
+        canvas = self._static_layer().copy()
+        string_width = max(0.5, 0.03 * self.size * self.supersample / self.world_size)
+        for pivot, body in self._tethers:
+            raster.draw_segment(canvas, self._to_canvas(pivot), self._to_canvas(body.position),
+                                string_width, raster.PALETTE["gray"], round_caps=False)
         for body, shape, record in zip(self._bodies, self._shapes, self._records):
-            color = raster.PALETTE[record["color"]]
-            if isinstance(shape, pymunk.Circle):
-                center = to_px(body.position)
-                radius = shape.radius * scale
-                raster.draw_disc(canvas, center, radius, color)
-                # a darker mark off-centre makes rotation visible
-                mark = center + 0.55 * radius * np.array([math.cos(body.angle),
-                                                          -math.sin(body.angle)])
-                raster.draw_disc(canvas, mark, 0.25 * radius, tuple(0.55 * np.array(color)))
-            elif isinstance(shape, pymunk.Poly):
-                verts = [to_px(body.local_to_world(v)) for v in shape.get_vertices()]
-                raster.draw_polygon(canvas, verts, color)
-            elif isinstance(shape, pymunk.Segment):
-                raster.draw_segment(canvas, to_px(shape.a), to_px(shape.b),
-                                    shape.radius * scale, color)
-        return raster.finish_canvas(canvas, ss)
+            if not record["static"]:
+                self._draw_shape(canvas, body, shape, raster.PALETTE[record["color"]])
+        return raster.finish_canvas(canvas, self.supersample)

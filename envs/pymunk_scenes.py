@@ -1,4 +1,8 @@
-"""2D scenes on Pymunk: each one only says what is in the world (the backend does the rest)."""
+"""2D scenes on Pymunk: each one only says what is in the world (the backend does the rest).
+
+Every `_populate` first draws all of its random numbers, then adds objects in a fixed order, so
+that `reset(options={"exclude_ids": [k]})` yields the same scene minus object k.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,21 @@ from envs.pymunk_backend import PymunkScene
 from envs.raster import COLOR_NAMES
 
 MATERIAL_ELASTICITY = {"rubber": 0.6, "metal": 0.9}
+MATERIAL_FRICTION = {"rubber": 0.8, "metal": 0.3}
 
 
-def sample_separated(rng: np.random.Generator, radii, low: float, high: float,
+def check_interval(name: str, pair, low: float, high: float) -> tuple:
+    """Validate a (min, max) kwarg: ValueError unless low <= min <= max <= high."""
+    if len(pair) != 2 or not low <= pair[0] <= pair[1] <= high:
+        raise ValueError(f"{name} must be (min, max) with {low} <= min <= max <= {high}, "
+                         f"got {pair}")
+    return tuple(pair)
+
+
+def sample_separated(rng: np.random.Generator, radii, low, high,
                      gap: float = 0.1, tries: int = 200) -> np.ndarray:
-    """Positions (K, 2) in [low, high]^2 whose discs of the given radii do not overlap."""
+    """Positions (K, 2) in the box [low, high] (scalars or (x, y) pairs); discs do not overlap."""
+    low, high = np.asarray(low, float), np.asarray(high, float)
     positions: list[np.ndarray] = []
     for radius in radii:
         for _ in range(tries):
@@ -35,9 +49,9 @@ class Billiards(PymunkScene):
     def __init__(self, num_balls: tuple[int, int] = (3, 6), elastic: bool = True,
                  speed: tuple[float, float] = (4.0, 9.0), **kwargs):
         super().__init__(gravity=0.0, **kwargs)
-        self.num_balls = tuple(num_balls)
+        self.num_balls = check_interval("num_balls", num_balls, 1, 12)
         self.elastic = bool(elastic)
-        self.speed = tuple(speed)
+        self.speed = check_interval("speed", speed, 0.0, 30.0)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
         count = int(rng.integers(self.num_balls[0], self.num_balls[1] + 1))
@@ -63,3 +77,131 @@ class Billiards(PymunkScene):
             self.add_ball(positions[i], velocity, radii[i], mass, str(colors[i]),
                           material=str(materials[i]), elasticity=elasticity,
                           angular_velocity=float(spins[i]))
+
+
+class Gravity2D(PymunkScene):
+    """Balls and boxes falling under gravity 9.81 onto a floor, ramps and a stack of boxes.
+
+    Bodies start in the upper half with random velocities; 0-2 static ramps in the middle band
+    send them sliding and rolling; with probability `stack_chance` a tower of boxes stands on the
+    floor (dropped from a hair above it, so it settles in the first frames). Contacts lose energy
+    (restitution < 1, friction), so the total energy never rises.
+    """
+
+    def __init__(self, num_bodies: tuple[int, int] = (3, 6), num_ramps: tuple[int, int] = (0, 2),
+                 stack_chance: float = 0.6, **kwargs):
+        super().__init__(gravity=9.81, **kwargs)
+        self.num_bodies = check_interval("num_bodies", num_bodies, 1, 10)
+        self.num_ramps = check_interval("num_ramps", num_ramps, 0, 2)
+        if not 0.0 <= stack_chance <= 1.0:
+            raise ValueError(f"stack_chance must be in [0, 1], got {stack_chance}")
+        self.stack_chance = float(stack_chance)
+
+    def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        w = self.world_size
+        # ramps: high end at a side wall, sloping down towards the middle, in the band y 2.5..6
+        ramp_count = int(rng.integers(self.num_ramps[0], self.num_ramps[1] + 1))
+        ramp_sides = rng.permutation([0.0, 1.0])[:ramp_count]
+        ramp_tops = rng.uniform(0.5, 0.6, size=ramp_count) * w
+        ramp_drops = rng.uniform(0.15, 0.25, size=ramp_count) * w
+        ramp_lengths = rng.uniform(0.25, 0.4, size=ramp_count) * w
+        # a tower of 2-3 boxes on the floor, away from the walls
+        tower_count = int(rng.integers(2, 4)) if rng.random() < self.stack_chance else 0
+        tower_x = rng.uniform(0.3, 0.7) * w
+        tower_sizes = rng.uniform((0.6, 0.45), (1.0, 0.65), size=(tower_count, 2))
+        tower_colors = rng.choice(COLOR_NAMES, size=tower_count)
+        tower_densities = rng.uniform(0.5, 2.0, size=tower_count)
+        # falling bodies: balls or boxes, each with a bounding radius for the spacing
+        count = int(rng.integers(self.num_bodies[0], self.num_bodies[1] + 1))
+        is_ball = rng.random(count) < 0.5
+        radii = rng.uniform(0.3, 0.6, size=count)
+        box_sizes = rng.uniform(0.5, 1.1, size=(count, 2))
+        bounds = np.where(is_ball, radii, 0.5 * np.hypot(box_sizes[:, 0], box_sizes[:, 1]))
+        densities = rng.uniform(0.5, 2.0, size=count)
+        colors = rng.choice(COLOR_NAMES, size=count)
+        materials = rng.choice(list(MATERIAL_ELASTICITY), size=count)
+        positions = sample_separated(rng, bounds, (0.25, 0.62 * w), (w - 0.25, w - 0.25))
+        velocities = rng.uniform((-3.0, -2.0), (3.0, 0.5), size=(count, 2))
+        angles = rng.uniform(0.0, 2 * np.pi, size=count)
+        spins = rng.uniform(-2.0, 2.0, size=count)
+
+        self.add_border(elasticity=0.7, friction=0.6)
+        for side, top, drop, length in zip(ramp_sides, ramp_tops, ramp_drops, ramp_lengths):
+            wall_x = 0.2 + side * (w - 0.4)
+            end_x = wall_x + (1.0 - 2.0 * side) * length
+            self.add_wall((wall_x, top), (end_x, top - drop), thickness=0.15, elasticity=0.5,
+                          friction=0.3)
+        y = 0.2 + 0.05
+        for (width, height), color, density in zip(tower_sizes, tower_colors, tower_densities):
+            self.add_box((tower_x, y + height / 2), (0.0, 0.0), width, height,
+                         float(density * width * height), str(color), material="rubber",
+                         elasticity=MATERIAL_ELASTICITY["rubber"],
+                         friction=MATERIAL_FRICTION["rubber"])
+            y += height + 0.05
+        for i in range(count):
+            material = str(materials[i])
+            common = dict(color=str(colors[i]), material=material,
+                          elasticity=MATERIAL_ELASTICITY[material],
+                          friction=MATERIAL_FRICTION[material], angular_velocity=float(spins[i]))
+            if is_ball[i]:
+                mass = float(densities[i] * np.pi * radii[i] ** 2)
+                self.add_ball(positions[i], velocities[i], radii[i], mass, **common)
+            else:
+                width, height = box_sizes[i]
+                self.add_box(positions[i], velocities[i], width, height,
+                             float(densities[i] * width * height), angle=float(angles[i]),
+                             **common)
+
+
+class Cradle(PymunkScene):
+    """Newton's cradle: a row of pendulum balls; a swinging striker starts a chain of collisions.
+
+    The balls hang from a static bar on rigid strings, a hair apart, all with restitution 1 and
+    no friction; their masses differ per ball. The striker (the first or last ball, at random)
+    starts raised and already swinging towards the row, with a random amplitude small enough that
+    every later swing (even of a lighter ball) stays inside the frame.
+    """
+
+    def __init__(self, num_balls: tuple[int, int] = (3, 5), mass_spread: float = 0.25,
+                 **kwargs):
+        super().__init__(gravity=9.81, **kwargs)
+        self.num_balls = check_interval("num_balls", num_balls, 2, 6)
+        if not 0.0 <= mass_spread <= 0.5:
+            raise ValueError(f"mass_spread must be in [0, 0.5], got {mass_spread}")
+        self.mass_spread = float(mass_spread)
+
+    def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        w = self.world_size
+        count = int(rng.integers(self.num_balls[0], self.num_balls[1] + 1))
+        radius = rng.uniform(0.045, 0.055) * w
+        length = rng.uniform(0.25, 0.35) * w
+        masses = np.pi * radius**2 * rng.uniform(1 - self.mass_spread, 1 + self.mass_spread,
+                                                 size=count)
+        colors = rng.choice(COLOR_NAMES, size=count)
+        from_left = rng.random() < 0.5
+        amplitude_share = rng.uniform(0.45, 0.7)
+        start_share = rng.uniform(0.3, 1.0)
+
+        gap = 0.002 * w
+        row_width = count * 2 * radius + (count - 1) * gap
+        room = (w - row_width) / 2 - radius - 0.02 * w  # horizontal swing room beside the row
+        amplitude = amplitude_share * np.arcsin(min(1.0, room / length))
+        angle = start_share * amplitude
+        speed = np.sqrt(2 * self.gravity * length * (np.cos(angle) - np.cos(amplitude)))
+        pivot_y = 0.8 * w
+        pivots_x = w / 2 - row_width / 2 + radius + np.arange(count) * (2 * radius + gap)
+        striker = 0 if from_left else count - 1
+        outward = -1.0 if from_left else 1.0
+        self.add_wall((pivots_x[0] - radius, pivot_y), (pivots_x[-1] + radius, pivot_y),
+                      thickness=0.15)
+        for i in range(count):
+            swing, velocity = 0.0, (0.0, 0.0)
+            if i == striker:  # raised outwards, moving down towards the row
+                swing = angle
+                velocity = speed * np.array([-outward * np.cos(angle), -np.sin(angle)])
+            position = (pivots_x[i] + outward * length * np.sin(swing),
+                        pivot_y - length * np.cos(swing))
+            object_id = self.add_ball(position, velocity, radius, float(masses[i]),
+                                      str(colors[i]), material="metal", elasticity=1.0)
+            if object_id is not None:
+                self.hang(object_id, (pivots_x[i], pivot_y))

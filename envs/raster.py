@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # CLEVRER's colour names with RGB values; "black" is reserved for static bodies.
@@ -30,19 +32,21 @@ def new_canvas(size: int, supersample: int) -> np.ndarray:
 
 def finish_canvas(canvas: np.ndarray, supersample: int) -> np.ndarray:
     """Box-filter the supersampled canvas down to uint8 (S, S, 3)."""
-    side = canvas.shape[0] // supersample
-    pooled = canvas.reshape(side, supersample, side, supersample, 3).mean(axis=(1, 3))
-    return np.clip(pooled + 0.5, 0, 255).astype(np.uint8)
+    pooled = sum(canvas[i::supersample, j::supersample]
+                 for i in range(supersample) for j in range(supersample))
+    pooled = pooled * (1.0 / supersample**2) + 0.5  # strided sums: 5x faster than mean(axis=(1, 3))
+    return np.clip(pooled, 0, 255).astype(np.uint8)
 
 
 def _window(canvas: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-    """Clip a pixel-space box to the canvas: returns slices and pixel-centre grids, or None."""
-    side = canvas.shape[0]
-    x0, y0 = np.maximum(np.floor(lo).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(hi).astype(int) + 1, side)
+    """Clip a box to the canvas: (slices, xs (1, w), ys (h, 1) pixel centres), or None if empty."""
+    side = canvas.shape[0]  # plain Python ints here: numpy scalar maths dominated small draws
+    x0, y0 = max(math.floor(lo[0]), 0), max(math.floor(lo[1]), 0)
+    x1, y1 = min(math.ceil(hi[0]) + 1, side), min(math.ceil(hi[1]) + 1, side)
     if x0 >= x1 or y0 >= y1:
         return None
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
     return (slice(y0, y1), slice(x0, x1)), xs, ys
 
 
@@ -64,7 +68,7 @@ def draw_polygon(canvas: np.ndarray, vertices, color) -> None:
     if win is None:
         return
     sl, xs, ys = win
-    edges = np.roll(verts, -1, axis=0) - verts  # (V, 2)
+    edges = np.concatenate((verts[1:], verts[:1])) - verts  # (V, 2)
     rel_x = xs[None] - verts[:, 0, None, None]
     rel_y = ys[None] - verts[:, 1, None, None]
     cross = edges[:, 0, None, None] * rel_y - edges[:, 1, None, None] * rel_x  # (V, h, w)
@@ -72,13 +76,15 @@ def draw_polygon(canvas: np.ndarray, vertices, color) -> None:
     canvas[sl][inside] = color
 
 
-def draw_segment(canvas: np.ndarray, a, b, half_width: float, color) -> None:
-    """Fill a thick segment (a rectangle around a-b, plus round caps)."""
+def draw_segment(canvas: np.ndarray, a, b, half_width: float, color,
+                 round_caps: bool = True) -> None:
+    """Fill a thick segment: a rectangle around a-b, plus round caps unless told otherwise."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     direction = b - a
     length = float(np.hypot(*direction))
     if length > 0:
         normal = np.array([-direction[1], direction[0]], np.float32) / length * half_width
         draw_polygon(canvas, [a + normal, b + normal, b - normal, a - normal], color)
-    draw_disc(canvas, a, half_width, color)
-    draw_disc(canvas, b, half_width, color)
+    if round_caps:
+        draw_disc(canvas, a, half_width, color)
+        draw_disc(canvas, b, half_width, color)

@@ -1,1 +1,10 @@
 """IA-JEPA: interaction-aware video JEPA world models."""
+
+
+def __getattr__(name: str):
+    """Lazy exports: `ia_world.load_encoder` without importing torch at package import."""
+    if name == "load_encoder":
+        from ia_world.checkpoint import load_encoder
+
+        return load_encoder
+    raise AttributeError(f"module 'ia_world' has no attribute {name!r}")

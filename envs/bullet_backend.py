@@ -1,0 +1,280 @@
+"""PyBullet (3D) backend: one DIRECT client per env, TinyRenderer camera, contacts and energy.
+
+World units are metres with z up; the floor's top face is the plane z = 0. A fixed perspective
+camera looks obliquely at the origin; pixels and bounding boxes are projections through the same
+view and projection matrices that render the frame. Every reset connects a fresh client (so a
+seed replays bit-identically) and closes the previous one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pybullet as p
+
+from envs.base import SceneEnv, object_record
+from envs.raster import PALETTE
+
+# CLEVRER's two materials: restitution and friction (Bullet multiplies the two bodies' values).
+MATERIALS: dict[str, dict[str, float]] = {
+    "rubber": {"restitution": 0.6, "lateral_friction": 0.8, "specular": 0.05},
+    "metal": {"restitution": 0.85, "lateral_friction": 0.3, "specular": 1.0},
+}
+FLOOR_MATERIAL = {"restitution": 0.7, "lateral_friction": 0.3}
+
+
+def quaternion_matrix(quaternion) -> np.ndarray:
+    """Rotation matrix (3, 3) of a PyBullet quaternion (x, y, z, w)."""
+    return np.array(p.getMatrixFromQuaternion(quaternion), np.float64).reshape(3, 3)
+
+
+class BulletScene(SceneEnv):
+    """Base for 3D scenes; subclasses implement `_populate(rng, options)` with `add_*` helpers."""
+
+    backend = "pybullet"
+
+    def __init__(self, size: int = 64, max_steps: int = 64, render_mode: str | None = "rgb_array",
+                 gravity: float = 9.81, physics_dt: float = 1 / 240, frame_skip: int = 8,
+                 camera_eye=(0.0, -5.5, 4.5), camera_target=(0.0, -0.2, 0.0),
+                 fov: float = 45.0, shadow: bool = True, release_distance: float = 0.005):
+        super().__init__(size=size, max_steps=max_steps, render_mode=render_mode)
+        self.gravity = float(gravity)
+        self.physics_dt = float(physics_dt)
+        self.frame_skip = int(frame_skip)
+        self.shadow = bool(shadow)
+        self.release_distance = float(release_distance)  # a touching pair must part this far
+        self.camera = {"eye": [float(v) for v in camera_eye],
+                       "target": [float(v) for v in camera_target],
+                       "up": [0.0, 0.0, 1.0], "fov_deg": float(fov), "near": 0.1, "far": 200.0}
+        self._view = p.computeViewMatrix(self.camera["eye"], self.camera["target"],
+                                         self.camera["up"])
+        self._projection = p.computeProjectionMatrixFOV(fov, 1.0, self.camera["near"],
+                                                        self.camera["far"])
+        # OpenGL matrices come column-major: reshape then transpose to act on column vectors.
+        self._world_to_clip = (np.array(self._projection).reshape(4, 4).T
+                               @ np.array(self._view).reshape(4, 4).T)
+        self._client: int | None = None
+        self._body_ids: list[int] = []
+        self._records: list[dict] = []
+
+    # ---- scene building ----------------------------------------------------------------
+    def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        raise NotImplementedError
+
+    def _backend_reset(self, rng: np.random.Generator, options: dict) -> list[dict]:
+        self._client = p.connect(p.DIRECT)
+        p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=self._client)
+        p.setTimeStep(self.physics_dt, physicsClientId=self._client)
+        p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, numSolverIterations=50,
+                                    physicsClientId=self._client)
+        self._body_ids, self._records = [], []
+        self._index_of: dict[int, int] = {}
+        self._touching: set[tuple[int, int]] = set()
+        self._excluded = {int(i) for i in options.get("exclude_ids", ())}
+        self._next_id = 0
+        self._populate(rng, options)
+        # bodies placed resting on one another are in contact from the start, not colliding
+        p.performCollisionDetection(physicsClientId=self._client)
+        self._touching = {pair for pair, (_, _, gap) in self._contacts().items()
+                          if gap < self.release_distance}
+        return self._records
+
+    def _new_id(self) -> int | None:
+        """Next object id, or None when the caller asked to leave that object out."""
+        object_id = self._next_id
+        self._next_id += 1
+        return None if object_id in self._excluded else object_id
+
+    def _add_body(self, record: dict, geometry: dict, position, velocity, orientation,
+                  angular_velocity, material: dict, specular: float = 0.0) -> int:
+        """Create one single-link body from `geometry` (createCollisionShape kwargs)."""
+        client = self._client
+        visual = dict(geometry)
+        if "height" in visual:  # the visual cylinder calls its height `length`
+            visual["length"] = visual.pop("height")
+        rgba = [c / 255 for c in PALETTE[record["color"]]] + [1.0]
+        body = p.createMultiBody(
+            baseMass=record["mass"],
+            baseCollisionShapeIndex=p.createCollisionShape(**geometry, physicsClientId=client),
+            baseVisualShapeIndex=p.createVisualShape(**visual, rgbaColor=rgba,
+                                                     specularColor=[specular] * 3,
+                                                     physicsClientId=client),
+            basePosition=list(position),
+            baseOrientation=p.getQuaternionFromEuler(list(orientation)),
+            physicsClientId=client)
+        p.changeDynamics(body, -1, restitution=material["restitution"],
+                         lateralFriction=material["lateral_friction"], linearDamping=0.0,
+                         angularDamping=0.0, physicsClientId=client)
+        p.resetBaseVelocity(body, list(velocity), list(angular_velocity), physicsClientId=client)
+        self._index_of[body] = len(self._records)
+        self._body_ids.append(body)
+        self._records.append(record)
+        return record["id"]
+
+    def _add_dynamic(self, shape: str, geometry: dict, size: float, position, velocity,
+                     mass: float, color: str, material: str, orientation,
+                     angular_velocity) -> int | None:
+        object_id = self._new_id()
+        if object_id is None:
+            return None
+        record = object_record(object_id, shape, color, material, size, mass, static=False)
+        return self._add_body(record, geometry, position, velocity, orientation,
+                              angular_velocity, MATERIALS[material],
+                              MATERIALS[material]["specular"])
+
+    def add_sphere(self, position, velocity, radius: float, mass: float, color: str,
+                   material: str = "rubber", orientation=(0, 0, 0),
+                   angular_velocity=(0, 0, 0)) -> int | None:
+        """Add a dynamic sphere; returns its object id (None when excluded)."""
+        return self._add_dynamic("sphere", {"shapeType": p.GEOM_SPHERE, "radius": radius},
+                                 2 * radius, position, velocity, mass, color, material,
+                                 orientation, angular_velocity)
+
+    def add_cube(self, position, velocity, side: float, mass: float, color: str,
+                 material: str = "rubber", orientation=(0, 0, 0),
+                 angular_velocity=(0, 0, 0)) -> int | None:
+        """Add a dynamic cube of edge `side`; returns its object id (None when excluded)."""
+        return self._add_dynamic("cube", {"shapeType": p.GEOM_BOX,
+                                          "halfExtents": [side / 2] * 3},
+                                 side, position, velocity, mass, color, material,
+                                 orientation, angular_velocity)
+
+    def add_cylinder(self, position, velocity, radius: float, height: float, mass: float,
+                     color: str, material: str = "rubber", orientation=(0, 0, 0),
+                     angular_velocity=(0, 0, 0)) -> int | None:
+        """Add a dynamic cylinder (axis = body z); returns its object id (None when excluded)."""
+        return self._add_dynamic("cylinder", {"shapeType": p.GEOM_CYLINDER, "radius": radius,
+                                              "height": height},
+                                 max(2 * radius, height), position, velocity, mass, color,
+                                 material, orientation, angular_velocity)
+
+    def add_floor(self, half_extent: float = 100.0, thickness: float = 0.2) -> int | None:
+        """Add the static floor, a thin box whose top face is z = 0; it gets an id too."""
+        object_id = self._new_id()
+        if object_id is None:
+            return None
+        record = object_record(object_id, "floor", "black", "static", 2 * half_extent, 0.0,
+                               static=True)
+        geometry = {"shapeType": p.GEOM_BOX,
+                    "halfExtents": [half_extent, half_extent, thickness / 2]}
+        return self._add_body(record, geometry, (0, 0, -thickness / 2), (0, 0, 0), (0, 0, 0),
+                              (0, 0, 0), FLOOR_MATERIAL)
+
+    # ---- stepping and contacts -----------------------------------------------------------
+    def _contacts(self) -> dict[tuple[int, int], list]:
+        """Pairs (object index a < b) with contact points: [normal force, pressing points, gap]."""
+        pairs: dict[tuple[int, int], list] = {}
+        for point in p.getContactPoints(physicsClientId=self._client):
+            a, b = sorted((self._index_of[point[1]], self._index_of[point[2]]))
+            entry = pairs.setdefault((a, b), [0.0, [], np.inf])
+            entry[2] = min(entry[2], point[8])  # index 8: contact distance (< 0: penetrating)
+            if point[9] > 0.0:  # index 9: normal force
+                entry[0] += point[9]
+                entry[1].append(np.add(point[5], point[6]) / 2)
+        return pairs
+
+    def _still_touching(self, contacts: dict) -> set[tuple[int, int]]:
+        """Pairs pressing now, or touching before and not yet apart by `release_distance`."""
+        return {pair for pair, (force, _, gap) in contacts.items()
+                if force > 0.0 or (pair in self._touching and gap < self.release_distance)}
+
+    def _backend_advance(self) -> list[dict]:
+        events: list[dict] = []
+        ongoing: dict[tuple[int, int], dict] = {}  # pair -> its event begun in this frame
+        for _ in range(self.frame_skip):
+            p.stepSimulation(physicsClientId=self._client)
+            contacts = self._contacts()
+            touching = self._still_touching(contacts)
+            for pair in touching:
+                force, points, _ = contacts[pair]
+                if pair not in self._touching:
+                    position = np.mean(points, axis=0)
+                    ongoing[pair] = {
+                        "object_ids": [self._records[i]["id"] for i in pair], "impulse": 0.0,
+                        "position": [float(v) for v in position],
+                        "pixel": [float(v) for v in self.world_to_pixel(position[None])[0]]}
+                    events.append(ongoing[pair])
+                if pair in ongoing:
+                    ongoing[pair]["impulse"] += force * self.physics_dt
+            ongoing = {pair: e for pair, e in ongoing.items() if pair in touching}
+            self._touching = touching
+        return events
+
+    # ---- ground truth --------------------------------------------------------------------
+    def _clip(self, points) -> np.ndarray:
+        """World points (M, 3) -> homogeneous clip coordinates (M, 4); w > 0 in front."""
+        points = np.asarray(points, np.float64)
+        return np.concatenate([points, np.ones((len(points), 1))], 1) @ self._world_to_clip.T
+
+    def _clip_to_pixel(self, clip: np.ndarray) -> np.ndarray:
+        ndc = clip[:, :2] / clip[:, 3:4]
+        return np.stack([(ndc[:, 0] + 1) / 2 * self.size, (1 - ndc[:, 1]) / 2 * self.size], 1)
+
+    def world_to_pixel(self, points) -> np.ndarray:
+        """World points (M, 3) in metres -> pixels (M, 2) as (column, row) in the frame."""
+        return self._clip_to_pixel(self._clip(points))
+
+    def _bbox(self, body: int) -> tuple[float, float, float, float]:
+        """Projected world AABB (left, top, right, bottom) in pixels; the whole frame when the
+        box reaches behind the camera (the floor)."""
+        low, high = p.getAABB(body, physicsClientId=self._client)
+        corners = np.stack(np.meshgrid(*zip(low, high), indexing="ij"), -1).reshape(8, 3)
+        clip = self._clip(corners)
+        if np.any(clip[:, 3] <= 0):
+            return 0.0, 0.0, float(self.size), float(self.size)
+        pixels = self._clip_to_pixel(clip)
+        return (*pixels.min(0), *pixels.max(0))
+
+    def _backend_states(self) -> dict[str, np.ndarray]:
+        count = len(self._records)
+        states = {k: np.zeros((count, d)) for k, d in
+                  (("position", 3), ("velocity", 3), ("orientation", 3),
+                   ("angular_velocity", 3), ("pixel", 2), ("bbox", 4))}
+        client = self._client
+        for i, body in enumerate(self._body_ids):
+            position, quaternion = p.getBasePositionAndOrientation(body, physicsClientId=client)
+            velocity, angular_velocity = p.getBaseVelocity(body, physicsClientId=client)
+            states["position"][i] = position
+            states["velocity"][i] = velocity
+            states["orientation"][i] = p.getEulerFromQuaternion(quaternion)
+            states["angular_velocity"][i] = angular_velocity
+            states["pixel"][i] = self.world_to_pixel(np.array([position]))[0]
+            states["bbox"][i] = self._bbox(body)
+        return states
+
+    def _backend_energy(self) -> dict[str, float]:
+        translational = rotational = potential = 0.0
+        client = self._client
+        for body, record in zip(self._body_ids, self._records):
+            if record["static"]:
+                continue
+            mass, _, inertia = p.getDynamicsInfo(body, -1, physicsClientId=client)[:3]
+            # a base's reported pose is its inertial frame: the centre of mass, axes along the
+            # principal axes of `inertia` (bullet3 issue 3312), so w_l = R^T w
+            position, quaternion = p.getBasePositionAndOrientation(body, physicsClientId=client)
+            velocity, angular_velocity = p.getBaseVelocity(body, physicsClientId=client)
+            local = quaternion_matrix(quaternion).T @ np.array(angular_velocity)
+            translational += 0.5 * mass * float(np.dot(velocity, velocity))
+            rotational += 0.5 * float(np.dot(inertia, local**2))
+            potential += mass * self.gravity * position[2]
+        return {"translational": translational, "rotational": rotational, "potential": potential}
+
+    def _backend_meta(self) -> dict[str, Any]:
+        return {"physics_dt": self.physics_dt, "frame_skip": self.frame_skip,
+                "fps": 1.0 / (self.physics_dt * self.frame_skip), "gravity": self.gravity,
+                "camera": {"kind": "perspective (z up)", **self.camera}}
+
+    def _backend_close(self) -> None:
+        if self._client is not None:
+            p.disconnect(physicsClientId=self._client)
+            self._client = None
+
+    # ---- rendering -------------------------------------------------------------------------
+    def _backend_render(self) -> np.ndarray:
+        _, _, rgba, _, _ = p.getCameraImage(
+            self.size, self.size, self._view, self._projection, shadow=int(self.shadow),
+            lightDirection=[2.0, -1.0, 5.0], renderer=p.ER_TINY_RENDERER,
+            flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=self._client)
+        rgba = np.asarray(rgba, np.uint8).reshape(self.size, self.size, 4)
+        return np.ascontiguousarray(rgba[:, :, :3])

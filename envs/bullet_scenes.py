@@ -1,0 +1,117 @@
+"""3D scenes on PyBullet: each one only says what is in the world (the backend does the rest)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.bullet_backend import MATERIALS, BulletScene
+from envs.pymunk_scenes import sample_separated
+from envs.raster import COLOR_NAMES
+
+SHAPES = ("sphere", "cube", "cylinder")
+
+
+def add_object(scene: BulletScene, shape: str, position, velocity, size: float, mass: float,
+               color: str, material: str, orientation=(0, 0, 0),
+               angular_velocity=(0, 0, 0)) -> int | None:
+    """Add a sphere (diameter `size`), cube (edge `size`) or cylinder (diameter = height)."""
+    common = {"mass": mass, "color": color, "material": material, "orientation": orientation,
+              "angular_velocity": angular_velocity}
+    if shape == "sphere":
+        return scene.add_sphere(position, velocity, size / 2, **common)
+    if shape == "cube":
+        return scene.add_cube(position, velocity, size, **common)
+    return scene.add_cylinder(position, velocity, size / 2, size, **common)
+
+
+class Tabletop3D(BulletScene):
+    """CLEVRER-like: spheres, cubes and upright cylinders sliding and colliding on a floor.
+
+    Some objects rest or move inside the arena, others enter from outside the view; every moving
+    object is aimed (with jitter) at a resting one, so most episodes hold collisions. Spheres
+    start rolling without slipping; cubes and cylinders slide and spin about the vertical.
+    """
+
+    def __init__(self, num_objects: tuple[int, int] = (3, 6),
+                 num_entering: tuple[int, int] = (1, 2),
+                 speed: tuple[float, float] = (2.5, 4.5), arena: float = 1.5,
+                 entry_radius: float = 2.8, **kwargs):
+        kwargs.setdefault("camera_eye", (0.0, -4.2, 3.8))
+        kwargs.setdefault("camera_target", (0.0, -0.1, 0.0))
+        super().__init__(**kwargs)
+        self.num_objects = tuple(num_objects)
+        self.num_entering = tuple(num_entering)
+        self.speed = tuple(speed)
+        self.arena = float(arena)
+        self.entry_radius = float(entry_radius)
+
+    def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        count = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
+        entering = min(int(rng.integers(self.num_entering[0], self.num_entering[1] + 1)),
+                       count - 1)
+        inside = count - entering
+        shapes = rng.choice(SHAPES, size=count)
+        colors = rng.choice(COLOR_NAMES, size=count)
+        materials = rng.choice(list(MATERIALS), size=count)
+        sizes = rng.uniform(0.45, 0.75, size=count)
+        densities = rng.uniform(2.0, 6.0, size=count)
+        inner = sample_separated(rng, sizes[:inside] / 2, -self.arena, self.arena, gap=0.2)
+        entry_angles = rng.uniform(0, 2 * np.pi, size=entering)
+        outer = self.entry_radius * np.stack([np.cos(entry_angles), np.sin(entry_angles)], 1)
+        positions = np.concatenate([inner, outer])
+        moving = np.concatenate([rng.random(inside) < 0.5, np.ones(entering, bool)])
+        moving[0] = moving[0] or inside == count  # at least one mover
+        targets = rng.integers(0, inside, size=count)
+        speeds = rng.uniform(*self.speed, size=count)
+        jitter = rng.normal(0.0, 0.12, size=count)
+        yaws = rng.uniform(0, 2 * np.pi, size=count)
+        spins = rng.uniform(-3.0, 3.0, size=count)
+        self.add_floor()
+        for i in range(count):
+            aim = positions[targets[i]] - positions[i]
+            if targets[i] == i or not np.any(aim):
+                aim = -positions[i] + 1e-3
+            angle = np.arctan2(aim[1], aim[0]) + jitter[i]
+            planar = moving[i] * speeds[i] * np.array([np.cos(angle), np.sin(angle), 0.0])
+            radius = sizes[i] / 2
+            if shapes[i] == "sphere":  # rolling without slipping: w = z x v / r
+                angular_velocity = np.cross([0.0, 0.0, 1.0], planar) / radius
+            else:
+                angular_velocity = np.array([0.0, 0.0, moving[i] * spins[i]])
+            volume = sizes[i] ** 3 * {"sphere": np.pi / 6, "cube": 1.0, "cylinder": np.pi / 4}[
+                shapes[i]]
+            add_object(self, str(shapes[i]), (*positions[i], radius + 1e-3), planar, sizes[i],
+                       float(densities[i] * volume), str(colors[i]), str(materials[i]),
+                       orientation=(0.0, 0.0, yaws[i]), angular_velocity=angular_velocity)
+
+
+class Drop3D(BulletScene):
+    """Objects of random shape and pose dropped from staggered heights onto each other and the
+    floor: potential energy turns into kinetic energy, then into bounces, tumbling and rest."""
+
+    def __init__(self, num_objects: tuple[int, int] = (3, 5), spread: float = 0.3, **kwargs):
+        kwargs.setdefault("camera_eye", (0.0, -6.0, 4.6))
+        kwargs.setdefault("camera_target", (0.0, 0.0, 1.6))
+        super().__init__(**kwargs)
+        self.num_objects = tuple(num_objects)
+        self.spread = float(spread)
+
+    def _populate(self, rng: np.random.Generator, options: dict) -> None:
+        count = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
+        shapes = rng.choice(SHAPES, size=count)
+        colors = rng.choice(COLOR_NAMES, size=count)
+        materials = rng.choice(list(MATERIALS), size=count)
+        sizes = rng.uniform(0.4, 0.6, size=count)
+        masses = rng.uniform(0.5, 2.0, size=count)
+        planar = rng.uniform(-self.spread, self.spread, size=(count, 2))
+        # stacked bounding spheres (radius size * sqrt(3) / 2) with random gaps never overlap
+        reach = sizes * np.sqrt(3) / 2
+        gaps = rng.uniform(0.05, 0.4, size=count)
+        heights = np.cumsum(gaps + reach + np.concatenate([[0.0], reach[:-1]]))
+        orientations = rng.uniform(-np.pi, np.pi, size=(count, 3))
+        spins = rng.normal(0.0, 1.0, size=(count, 3))
+        self.add_floor()
+        for i in range(count):
+            add_object(self, str(shapes[i]), (*planar[i], heights[i]), (0.0, 0.0, 0.0),
+                       sizes[i], float(masses[i]), str(colors[i]), str(materials[i]),
+                       orientation=orientations[i], angular_velocity=spins[i])

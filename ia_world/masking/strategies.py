@@ -1,0 +1,95 @@
+"""The masking interface (DESIGN.md section 4): MaskConfig -> fn(clip, grid, generator) -> mask."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ia_world.config import check_range
+from ia_world.errors import ConfigError
+from ia_world.masking.saliency import SALIENCY
+from ia_world.masking.sampling import (
+    gumbel_keys,
+    multiblock_keys,
+    random_tube_keys,
+    top_k_mask,
+    uniform_keys,
+)
+from ia_world.tokens import TokenGrid
+
+STRATEGIES = ("random_tube", "multiblock", *SALIENCY)
+
+MaskFn = Callable[[torch.Tensor, TokenGrid, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class MaskConfig:
+    """Which tokens to hide: strategy, share, stochastic component and strategy parameters."""
+
+    strategy: str = "interaction"
+    ratio: float = 0.4  # share of the N tokens hidden, exactly round(ratio * N) per clip
+    temperature: float = 0.25  # saliency strategies: p ~ saliency^(1/temperature); 0 = top-k
+    random_share: float = 0.1  # saliency strategies: share of the hidden tokens drawn uniformly
+    num_blocks: int = 8  # multiblock: spatial blocks per clip, each spanning all time steps
+    block_scale: float = 0.15  # multiblock: share of the frame one block covers
+    aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # multiblock: h/w range
+
+    def validate(self) -> None:
+        """Raise ConfigError on an unknown strategy or an out-of-range value."""
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"masking.strategy='{self.strategy}' is unknown; "
+                              f"choose one of {', '.join(STRATEGIES)}")
+        check_range("masking.ratio", self.ratio, 0.0, 1.0)
+        check_range("masking.temperature", self.temperature, 0.0)
+        check_range("masking.random_share", self.random_share, 0.0, 1.0)
+        check_range("masking.num_blocks", self.num_blocks, 1)
+        check_range("masking.block_scale", self.block_scale, 0.0, 1.0)
+        if len(self.aspect_ratio) != 2 or not 0 < self.aspect_ratio[0] <= self.aspect_ratio[1]:
+            raise ConfigError(f"masking.aspect_ratio={self.aspect_ratio} must be [low, high] "
+                              "with 0 < low <= high")
+
+
+def num_hidden(ratio: float, grid: TokenGrid) -> int:
+    """Tokens hidden per clip: round(ratio * N)."""
+    return round(ratio * grid.num_tokens)
+
+
+def saliency(strategy: str, clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    """Per-token saliency float (B, N) of a saliency strategy (motion, accel, interaction)."""
+    if strategy not in SALIENCY:
+        raise ConfigError(f"strategy '{strategy}' has no saliency; one of {', '.join(SALIENCY)}")
+    return SALIENCY[strategy](clip, grid)
+
+
+def _saliency_mask(cfg: MaskConfig, clip: torch.Tensor, grid: TokenGrid,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Gumbel top-k on the saliency, a random share on top, random tubes for clips whose frames never change."""
+    k = num_hidden(cfg.ratio, grid)
+    scores = saliency(cfg.strategy, clip, grid)  # (B, N)
+    by_saliency = top_k_mask(gumbel_keys(scores, cfg.temperature, generator),
+                             k - round(cfg.random_share * k))
+    fill = uniform_keys(scores.shape, generator, scores.device)
+    mixed = top_k_mask(torch.where(by_saliency, 2.0, fill), k)  # chosen first, then uniform
+    tubes = top_k_mask(random_tube_keys(clip.shape[0], grid, generator, scores.device), k)
+    static = (clip[:, 1:] == clip[:, :-1]).flatten(1).all(dim=1, keepdim=True)  # (B, 1)
+    return torch.where(static, tubes, mixed)
+
+
+def make_mask_fn(cfg: MaskConfig) -> MaskFn:
+    """The strategy of `cfg` as fn(clip uint8 (B, T, H, W, 3), grid, generator) -> bool (B, N)."""
+    cfg.validate()
+
+    def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator) -> torch.Tensor:
+        k = num_hidden(cfg.ratio, grid)
+        batch = clip.shape[0]
+        if cfg.strategy == "random_tube":
+            return top_k_mask(random_tube_keys(batch, grid, generator, clip.device), k)
+        if cfg.strategy == "multiblock":
+            keys = multiblock_keys(batch, grid, generator, clip.device, cfg.num_blocks,
+                                   cfg.block_scale, tuple(cfg.aspect_ratio))
+            return top_k_mask(keys, k)
+        return _saliency_mask(cfg, clip, grid, generator)
+
+    return mask_fn

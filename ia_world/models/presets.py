@@ -1,0 +1,57 @@
+"""Model configs: the dataclass every model is built from, and the presets in configs/model/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from ia_world.config import CONFIG_DIR, check_range, to_dataclass
+from ia_world.errors import ConfigError
+from ia_world.tokens import TokenGrid
+
+
+@dataclass
+class ModelConfig:
+    """Grid (frames, size, tubelet_t, patch), encoder and predictor widths/depths."""
+
+    name: str = "tiny"
+    frames: int = 16
+    size: int = 64
+    tubelet_t: int = 2
+    patch: int = 8
+    embed_dim: int = 96
+    depth: int = 2
+    num_heads: int = 3
+    pred_dim: int = 48
+    pred_depth: int = 2
+    pred_heads: int = 3
+    mlp_ratio: float = 4.0
+    learnable_pos: bool = False
+
+    def validate(self) -> None:
+        """Raise ConfigError on sizes that cannot build a model."""
+        for key in ("frames", "size", "tubelet_t", "patch", "embed_dim", "depth", "num_heads",
+                    "pred_dim", "pred_depth", "pred_heads"):
+            check_range(f"model.{key}", getattr(self, key), 1)
+        if self.embed_dim % self.num_heads or self.pred_dim % self.pred_heads:
+            raise ConfigError(f"model: embed_dim {self.embed_dim} / pred_dim {self.pred_dim} must "
+                              f"divide by num_heads {self.num_heads} / pred_heads {self.pred_heads}")
+        try:
+            self.grid
+        except ValueError as error:
+            raise ConfigError(f"model: {error}") from None
+
+    @property
+    def grid(self) -> TokenGrid:
+        """The tubelet token grid this model reads."""
+        return TokenGrid(self.frames, self.size, self.tubelet_t, self.patch)
+
+
+def preset(name: str) -> ModelConfig:
+    """The ModelConfig of `configs/model/<name>.yaml` (tiny, small, base)."""
+    path = CONFIG_DIR / "model" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"model preset {name!r} not found in {path.parent} (known: {known})")
+    return to_dataclass(OmegaConf.load(path), ModelConfig)

@@ -1,0 +1,351 @@
+"""`ia-world pretrain`: IA-JEPA pretraining with exact resume, a divergence guard and DDP.
+
+The data order and the masks are functions of (seed, step, rank), so a run killed and resumed
+from its last checkpoint reproduces the uninterrupted loss curve on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from ia_world.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    TRAIN_INFO_FILE,
+    TRAIN_STATE_FILE,
+    load_weights,
+    read_json,
+    read_tensors,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from ia_world.config import CONFIG_DIR, as_dict, check_range, to_dataclass
+from ia_world.data.clips import ClipDataset
+from ia_world.data.live import LiveClips
+from ia_world.data.shards import EpisodeStore, atomic_write_bytes
+from ia_world.errors import CheckpointError, ConfigError, IAWorldError
+from ia_world.eval.spectrum import rankme
+from ia_world.masking import MaskConfig, make_mask_fn
+from ia_world.models import IAJEPA, ModelConfig
+
+LOG_FILE = "log.csv"
+LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "clips_per_s")
+
+
+class DivergenceError(IAWorldError):
+    """Training produced a non-finite or exploding loss; the last good checkpoint is kept."""
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from: `live` simulation of `env`, or a shard directory `path`."""
+
+    source: str = "live"
+    path: str | None = None
+    frame_stride: int = 1
+    clips_per_episode: int = 4  # shards: evenly spaced clips taken from each episode
+    num_workers: int = 2
+
+    def validate(self) -> None:
+        """Raise ConfigError on an unknown source or a missing path."""
+        if self.source not in ("live", "shards"):
+            raise ConfigError(f"data.source='{self.source}' must be 'live' or 'shards'")
+        if self.source == "shards" and not self.path:
+            raise ConfigError("data.path is required for data.source=shards (data=<dir>)")
+        check_range("data.frame_stride", self.frame_stride, 1)
+        check_range("data.clips_per_episode", self.clips_per_episode, 1)
+        check_range("data.num_workers", self.num_workers, 0)
+
+
+@dataclass
+class EnvConfig:
+    """The env the live source simulates (configs/env/<name>.yaml)."""
+
+    name: str = "billiards"
+    id: str = "ia_world/Billiards-v0"
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class PretrainConfig:
+    """Everything one pretraining run depends on (configs/pretrain.yaml)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    masking: MaskConfig = field(default_factory=MaskConfig)
+    out: str = "runs/pretrain"
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 16  # per rank
+    lr: float = 5e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 50
+    weight_decay: float = 0.04
+    grad_clip: float = 1.0
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    loss: str = "l1"
+    max_loss: float = 100.0  # a loss above this (or non-finite) stops the run
+    log_every: int = 10
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile on CUDA
+
+    def validate(self) -> None:
+        """Raise ConfigError on out-of-range values."""
+        for key in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
+            check_range(key, getattr(self, key), 1)
+        check_range("lr", self.lr, 0.0)
+        check_range("warmup_steps", self.warmup_steps, 0)
+        check_range("ema_start", self.ema_start, 0.0, 1.0)
+        check_range("ema_end", self.ema_end, self.ema_start, 1.0)
+        if self.loss not in ("l1", "l2"):
+            raise ConfigError(f"loss='{self.loss}' must be 'l1' or 'l2'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device='{self.device}' must be auto, cpu or cuda")
+
+
+def preprocess_overrides(overrides: list[str]) -> list[str]:
+    """Turn `data=/some/dir` into `data=shards data.path=/some/dir`."""
+    options = {p.stem for p in (CONFIG_DIR / "data").glob("*.yaml")}
+    result = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "data" and value not in options:
+            result += ["data=shards", f"data.path={value}"]
+        else:
+            result.append(item)
+    return result
+
+
+def learning_rate(cfg: PretrainConfig, step: int) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.final_lr at cfg.steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * progress))
+
+
+def ema_momentum(cfg: PretrainConfig, step: int) -> float:
+    """Target-encoder momentum, linear from ema_start to ema_end over the run."""
+    return cfg.ema_start + (cfg.ema_end - cfg.ema_start) * step / cfg.steps
+
+
+class StepSampler(Sampler):
+    """Endless clip indices: clip j of rank r at step s is epoch-permutation position (s R + r) B + j."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, start_step: int, rank: int,
+                 world_size: int):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, permutation = -1, None
+        step = self.start_step
+        while True:
+            for j in range(self.batch_size):
+                position = (step * self.world_size + self.rank) * self.batch_size + j
+                clip_epoch, index = divmod(position, self.size)
+                if clip_epoch != epoch:
+                    generator = torch.Generator().manual_seed(self.seed * 1_000_003 + clip_epoch)
+                    epoch, permutation = clip_epoch, torch.randperm(self.size, generator=generator)
+                yield int(permutation[index])
+            step += 1
+
+
+def make_loader(cfg: PretrainConfig, start_step: int, rank: int, world_size: int) -> DataLoader:
+    """Batches of clip dicts in an order fixed by (seed, step, rank)."""
+    grid = cfg.model.grid
+    common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
+              "pin_memory": torch.cuda.is_available()}
+    if cfg.data.source == "live":
+        live = LiveClips(cfg.env.id, grid.frames, cfg.data.frame_stride, grid.size, cfg.seed,
+                         block=cfg.batch_size, start_block=start_step, rank=rank,
+                         world_size=world_size, env_kwargs=cfg.env.kwargs)
+        return DataLoader(live, **common)
+    clips = ClipDataset(EpisodeStore(cfg.data.path), grid.frames, cfg.data.frame_stride,
+                        cfg.data.clips_per_episode)
+    sampler = StepSampler(len(clips), cfg.batch_size, cfg.seed, start_step, rank, world_size)
+    return DataLoader(clips, sampler=sampler, **common)
+
+
+def setup_distributed(cfg: PretrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device) from torchrun's env vars; joins the process group if > 1."""
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but CUDA is not available")
+    device = torch.device("cpu")
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world_size)
+    return rank, world_size, device
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """AdamW state as (tensors for safetensors, JSON-able param groups)."""
+    state = optimizer.state_dict()
+    tensors = {f"optim.{index}.{key}": torch.as_tensor(value)
+               for index, slots in state["state"].items() for key, value in slots.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dict) -> None:
+    """Inverse of optimizer_state (also restores the torch RNG)."""
+    slots: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            slots.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": info["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+
+
+def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
+           config: dict) -> int:
+    """Load the run's latest checkpoint into model and optimizer; returns its step (0 if none)."""
+    try:
+        checkpoint = resolve_checkpoint(run_dir)
+    except CheckpointError:
+        return 0
+    if read_json(checkpoint / CONFIG_FILE)["model"] != config["model"]:
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: model config differs from this run's; "
+                              "use another out=")
+    load_weights(model, read_tensors(checkpoint / MODEL_FILE), checkpoint / MODEL_FILE)
+    info = read_json(checkpoint / TRAIN_INFO_FILE)
+    restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
+    return int(info["step"])
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Keep the CSV log rows up to `last_step` (rows after the resumed checkpoint are redone)."""
+    rows = []
+    if path.is_file():
+        with path.open() as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+    lines = [",".join(LOG_FIELDS)] + [",".join(row[k] for k in LOG_FIELDS) for row in rows]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def write_log_row(path: Path, row: dict) -> None:
+    """Append one row of metrics to the CSV log."""
+    with path.open("a") as handle:
+        handle.write(",".join(f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k])
+                              for k in LOG_FIELDS) + "\n")
+
+
+def tensorboard_writer(run_dir: Path):
+    """A TensorBoard SummaryWriter when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def target_stats(targets: torch.Tensor) -> tuple[float, float]:
+    """(mean per-dim std, RankMe) of target latents (B, Nt, D): both fall on collapse."""
+    flat = targets.reshape(-1, targets.shape[-1]).float()
+    return float(flat.std(0).mean()), rankme(flat[:2048].cpu().numpy())
+
+
+def build_optimizer(cfg: PretrainConfig, model: IAJEPA) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms or positions)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def check_divergence(loss: float, grad_norm: float, step: int, cfg: PretrainConfig,
+                     run_dir: Path) -> None:
+    """Raise DivergenceError on a non-finite loss or gradient, or a loss above cfg.max_loss."""
+    if not (math.isfinite(loss) and math.isfinite(grad_norm)) or loss > cfg.max_loss:
+        raise DivergenceError(f"loss {loss} (grad norm {grad_norm}) at step {step}, max_loss="
+                              f"{cfg.max_loss}: stopped before the update; the last good "
+                              f"checkpoint is kept under {run_dir}")
+
+
+def train(cfg: PretrainConfig, mask_fn=None) -> dict:
+    """Pretrain (or resume) into cfg.out; returns the final metrics."""
+    rank, world_size, device = setup_distributed(cfg)
+    run_dir = Path(cfg.out)
+    config = as_dict(cfg)
+    mask_fn = mask_fn or make_mask_fn(cfg.masking)
+    torch.manual_seed(cfg.seed)
+    model = IAJEPA(cfg.model, cfg.loss).to(device)
+    optimizer = build_optimizer(cfg, model)
+    start_step = resume(run_dir, model, optimizer, config)
+    log_path = run_dir / LOG_FILE
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        truncate_log(log_path, start_step)
+    writer = tensorboard_writer(run_dir) if rank == 0 else None
+    ddp = DistributedDataParallel(model) if world_size > 1 else model
+    step_fn = torch.compile(ddp) if cfg.compile and device.type == "cuda" else ddp
+    use_amp = cfg.amp and device.type == "cuda"
+    batches = iter(make_loader(cfg, start_step, rank, world_size))
+    metrics: dict = {"step": start_step}
+    clock = time.perf_counter()
+    for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
+                     disable=rank != 0, desc="pretrain"):
+        frames = next(batches)["frames"]  # B T H W 3 uint8
+        generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * world_size + rank)
+        mask = mask_fn(frames, cfg.model.grid, generator).to(device)  # B N
+        lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
+            loss, targets = step_fn(frames.to(device, non_blocking=True), mask)
+        loss_value = loss.detach().clone()
+        if world_size > 1:
+            dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        check_divergence(float(loss_value), float(grad_norm), step + 1, cfg, run_dir)
+        optimizer.step()
+        model.update_target(momentum)
+        done = step + 1
+        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+            std, effective_rank = target_stats(targets)
+            elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+            metrics = {"step": done, "loss": float(loss_value), "lr": lr, "momentum": momentum,
+                       "target_std": std, "rankme": effective_rank,
+                       "clips_per_s": cfg.log_every * cfg.batch_size * world_size / elapsed}
+            write_log_row(log_path, metrics)
+            if writer is not None:
+                for key, value in metrics.items():
+                    writer.add_scalar(key, value, done)
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            train_tensors, info = optimizer_state(optimizer)
+            save_checkpoint(run_dir, done, model.state_dict(), config, metrics, train_tensors,
+                            dict(info, step=done), keep=cfg.keep_checkpoints)
+    if world_size > 1:
+        dist.barrier()
+    return metrics
+
+
+def run(cfg: DictConfig) -> dict:
+    """Entry point of `ia-world pretrain`."""
+    return train(to_dataclass(cfg, PretrainConfig))

@@ -1,0 +1,65 @@
+"""Energy probe and latent-entropy metrics on constructed data."""
+
+import numpy as np
+import pytest
+
+from ia_world.data.episode import make_env, simulate_episode
+from ia_world.errors import DataError
+from ia_world.eval.probe import clip_targets, fit_probe
+from ia_world.eval.spectrum import gain_pct, gaussian_entropy, rankme
+
+
+def linear_data(seed, n=200, d=16, noise=0.01):
+    rng = np.random.default_rng(seed)
+    weights = np.random.default_rng(123).normal(size=d)
+    x = rng.normal(size=(n, d))
+    return x, x @ weights + noise * rng.normal(size=n)
+
+
+def test_probe_recovers_linear_signal():
+    train_x, train_y = linear_data(0)
+    test_x, test_y = linear_data(1)
+    result = fit_probe(train_x, train_y, test_x, test_y)
+    assert result["r2"] > 0.99
+    assert len(result["predicted"]) == len(test_y)
+
+
+def test_probe_on_shuffled_targets_is_near_zero():
+    train_x, train_y = linear_data(0)
+    test_x, test_y = linear_data(1)
+    shuffled = np.random.default_rng(2).permutation(train_y)
+    result = fit_probe(train_x, shuffled, test_x, test_y)
+    assert result["r2"] < 0.1
+    assert result["alpha"] >= 100  # CV picks strong shrinkage for a target with no signal
+
+
+def test_probe_rejects_too_few_clips():
+    x, y = linear_data(0, n=6)
+    with pytest.raises(DataError, match="too few"):
+        fit_probe(x, y, x, y, folds=5)
+
+
+def test_rankme_of_constructed_spectra():
+    assert rankme(np.eye(32)) == pytest.approx(32, rel=1e-6)
+    rank_one = np.outer(np.arange(1, 21), np.ones(8))
+    assert rankme(rank_one) == pytest.approx(1, rel=1e-6)
+    two_equal = np.diag([3.0, 3.0, 0, 0])
+    assert rankme(two_equal) == pytest.approx(2, rel=1e-6)
+
+
+def test_gaussian_entropy_and_gain():
+    rng = np.random.default_rng(0)
+    unit = rng.normal(size=(20000, 4))
+    assert gaussian_entropy(unit) == pytest.approx(0.5 * np.log(2 * np.pi * np.e), abs=0.02)
+    # doubling the scale adds log 2 nats per dimension
+    assert gaussian_entropy(2 * unit) - gaussian_entropy(unit) == pytest.approx(np.log(2))
+    assert gain_pct(11.0, 10.0) == pytest.approx(10.0)
+
+
+def test_clip_targets_match_ground_truth():
+    env = make_env("ia_world/Billiards-v0", size=32)
+    episode = simulate_episode(env, 5, 12)
+    targets = clip_targets(episode, 8)
+    assert targets["total_energy"] == pytest.approx(episode.energy["total"][:8].mean())
+    assert targets["num_collisions"] == sum(c["frame"] < 8 for c in episode.collisions)
+    assert targets["mean_speed"] > 0

@@ -1,0 +1,139 @@
+"""Masking strategies: exact counts, determinism, interaction vs motion, fallback, metrics."""
+
+import numpy as np
+import pytest
+import torch
+from einops import rearrange
+from sklearn.metrics import roc_auc_score
+
+from ia_world.config import load_config, to_dataclass
+from ia_world.data.episode import make_env, simulate_episode
+from ia_world.errors import ConfigError
+from ia_world.eval.mask_metrics import episode_batch, hit_rate, selectivity
+from ia_world.masking import STRATEGIES, MaskConfig, make_mask_fn, num_hidden, saliency
+from ia_world.tokens import TokenGrid
+
+GRID = TokenGrid(frames=16, size=64, tubelet_t=2, patch=8)
+BACKGROUND = (235, 235, 225)
+
+
+def draw_square(frame: np.ndarray, x: int, y: int, color, side: int = 8) -> None:
+    """Paint a side x side square with its top-left corner at column x, row y."""
+    frame[y: y + side, x: x + side] = color
+
+
+def glide_and_bounce_clip() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """A red square gliding at 2 px/frame and a blue one bouncing off a wall at frame 6.
+
+    Returns the clip (1, T, H, W, 3) and bool (N,) masks of the bounce and the glider tokens.
+    """
+    frames = np.empty((GRID.frames, GRID.size, GRID.size, 3), np.uint8)
+    frames[:] = BACKGROUND
+    frames[:, :, 60:] = (20, 20, 20)  # the wall
+    glider = np.zeros(GRID.num_tokens, bool)
+    for t in range(GRID.frames):
+        glide_x = 4 + 2 * t
+        draw_square(frames[t], glide_x, 8, (220, 50, 50))
+        bounce_x = 40 + 2 * t if t <= 6 else 52 - 2 * (t - 6)
+        draw_square(frames[t], bounce_x, 40, (50, 90, 230))
+        for x in (glide_x, glide_x + 7):
+            glider[GRID.token_of(t, x, 8)] = glider[GRID.token_of(t, x, 15)] = True
+    bounce = np.zeros(GRID.num_tokens, bool)
+    for t in (5, 6, 7):
+        for x in (52, 59):
+            bounce[GRID.token_of(t, x, 40)] = bounce[GRID.token_of(t, x, 47)] = True
+    return torch.from_numpy(frames)[None], bounce, glider
+
+
+def random_clip(batch: int = 3, seed: int = 0) -> torch.Tensor:
+    """Noise clips uint8 (B, T, H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    shape = (batch, GRID.frames, GRID.size, GRID.size, 3)
+    return torch.from_numpy(rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def billiards():
+    """Eight generated Billiards clips (5 balls) with their collision and moving tokens."""
+    env = make_env("ia_world/Billiards-v0", num_balls=(5, 5))
+    episodes = [simulate_episode(env, seed, GRID.frames) for seed in range(8)]
+    return episode_batch(episodes, GRID)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("ratio", [0.05, 0.4, 0.9])
+def test_every_strategy_hides_exactly_round_ratio_n(strategy, ratio):
+    mask = make_mask_fn(MaskConfig(strategy=strategy, ratio=ratio))(
+        random_clip(), GRID, torch.Generator().manual_seed(0))
+    assert mask.dtype == torch.bool and mask.shape == (3, GRID.num_tokens)
+    assert (mask.sum(1) == round(ratio * GRID.num_tokens)).all()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_deterministic_for_a_seed_and_varies_across_seeds(strategy):
+    mask_fn = make_mask_fn(MaskConfig(strategy=strategy))
+    clip, _, _ = glide_and_bounce_clip()
+    clip = clip.repeat(2, 1, 1, 1, 1)
+    first = mask_fn(clip, GRID, torch.Generator().manual_seed(1))
+    again = mask_fn(clip, GRID, torch.Generator().manual_seed(1))
+    other = mask_fn(clip, GRID, torch.Generator().manual_seed(2))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    assert not torch.equal(first[0], first[1])  # each clip of a batch draws its own mask
+
+
+def test_interaction_ranks_bounce_above_glide_while_motion_does_not():
+    clip, bounce, glider = glide_and_bounce_clip()
+
+    def auroc(strategy):
+        scores = saliency(strategy, clip, GRID)[0].numpy()
+        labels = np.concatenate([np.ones(bounce.sum()), np.zeros(glider.sum())])
+        return roc_auc_score(labels, np.concatenate([scores[bounce], scores[glider]]))
+
+    assert auroc("interaction") > 0.95
+    assert auroc("motion") < 0.75
+    scores = saliency("interaction", clip, GRID)[0]
+    assert scores[torch.from_numpy(bounce)].min() > scores[torch.from_numpy(glider)].max()
+
+
+@pytest.mark.parametrize("strategy", ["accel", "interaction", "motion"])
+def test_static_clip_falls_back_to_random_tubes(strategy):
+    clip, _, _ = glide_and_bounce_clip()
+    static = clip[:, :1].repeat(4, GRID.frames, 1, 1, 1)  # the first frame, frozen
+    mask = make_mask_fn(MaskConfig(strategy=strategy, ratio=0.4))(
+        static, GRID, torch.Generator().manual_seed(0))
+    per_place = rearrange(mask, "b (t s) -> b s t", t=GRID.shape[0]).sum(-1)  # (B, S)
+    partial = ((per_place > 0) & (per_place < GRID.shape[0])).sum(1)
+    assert (partial <= 1).all()  # whole tubes, except one to reach the exact count
+    assert len({tuple(m.tolist()) for m in mask}) == 4  # random, not a fixed pattern
+
+
+def test_billiards_hit_rate_beats_random_and_interaction_beats_motion(billiards):
+    clips, collisions, moving = billiards
+    generator = torch.Generator().manual_seed(0)
+    hits = {s: hit_rate(make_mask_fn(MaskConfig(strategy=s, ratio=0.1))(clips, GRID, generator),
+                        collisions) for s in ("random_tube", "accel", "interaction")}
+    assert hits["random_tube"] < 0.25  # near the ratio
+    assert hits["accel"] > hits["random_tube"] + 0.2
+    assert hits["interaction"] > hits["random_tube"] + 0.2
+    select = {s: selectivity(saliency(s, clips, GRID), collisions, moving)
+              for s in ("motion", "interaction")}
+    assert select["interaction"] > select["motion"]
+
+
+def test_config_group_composes_and_bad_values_raise_config_error():
+    for name in STRATEGIES:
+        with_group = load_config_group(name)
+        assert with_group.strategy == name
+    with pytest.raises(ConfigError, match="ratio"):
+        make_mask_fn(to_dataclass({"strategy": "accel", "ratio": 1.5}, MaskConfig))
+    with pytest.raises(ConfigError, match="strategy"):
+        to_dataclass({"strategy": "blobs"}, MaskConfig)
+    with pytest.raises(ConfigError, match="ratio"):
+        MaskConfig(ratio=-0.1).validate()
+    assert num_hidden(0.4, GRID) == 205
+
+
+def load_config_group(name: str) -> MaskConfig:
+    """configs/masking/<name>.yaml validated on MaskConfig."""
+    return to_dataclass(load_config("masking/" + name).masking, MaskConfig)

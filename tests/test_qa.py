@@ -1,0 +1,89 @@
+"""Causal QA: ground-truth answers, balance, CLEVRER round trip, and the QA head."""
+
+import numpy as np
+import pytest
+
+from ia_world.data.episode import make_env, simulate_episode
+from ia_world.eval.qa import (Choice, Question, correct_share, from_clevrer, majority_baseline,
+                              to_clevrer)
+from ia_world.eval.qa_generator import (collision_pairs, counterfactual_questions,
+                                        generate_questions, object_refs)
+from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
+
+ENV_ID, FRAMES = "ia_world/Billiards-v0", 16
+
+
+@pytest.fixture(scope="module")
+def env():
+    return make_env(ENV_ID, size=32)
+
+
+def test_counterfactual_answers_follow_resimulation(env):
+    changed_cases = 0
+    for seed in range(40):
+        episode = simulate_episode(env, seed, FRAMES)
+        refs = object_refs(episode)
+        for removed in refs:
+            direct = simulate_episode(env, seed, FRAMES, options={"exclude_ids": [removed]})
+            without = collision_pairs(direct, 0, FRAMES)
+            factual = collision_pairs(episode, 0, FRAMES)
+            if without == factual - {p for p in factual if removed in p}:
+                continue  # removing the object changes nothing else
+            questions = counterfactual_questions(env, episode, 0, FRAMES, removed, refs,
+                                                 np.random.default_rng(seed))
+            for choice in (c for q in questions for c in q.choices):
+                pair = frozenset(k for k in refs if f"the {refs[k][0]} " in choice.text + " ")
+                assert len(pair) == 2
+                assert choice.correct == (pair in without)
+                changed_cases += choice.correct != (pair in factual)
+    assert changed_cases > 0, "no option whose answer differs from the factual video"
+
+
+def test_generated_questions_are_balanced_and_typed(env):
+    episodes = [simulate_episode(env, 100 + i, FRAMES) for i in range(30)]
+    questions = generate_questions(env, episodes, FRAMES, horizon=16, seed=0)
+    types = {q.question_type for q in questions}
+    assert types == {"descriptive", "explanatory", "predictive", "counterfactual"}
+    assert all(sum(c.correct for c in q.choices) == 1 for q in questions)
+    for share in correct_share(questions).values():
+        assert share == pytest.approx(0.5)
+    yes = [c.correct for q in questions for c in q.choices if c.text == "yes"]
+    assert np.mean(yes) == pytest.approx(0.5)
+    majority = majority_baseline(questions, questions)
+    assert all(m["per_option"] == pytest.approx(0.5) for m in majority.values())
+    assert generate_questions(env, episodes[:5], FRAMES, 16, 0) == \
+        generate_questions(env, episodes[:5], FRAMES, 16, 0)
+
+
+def test_clevrer_round_trip():
+    question = Question(3, "counterfactual", "What if?", ["objects", "filter_counterfact"],
+                        [Choice("a", ["x"], True), Choice("b", ["y"], False)])
+    assert from_clevrer(to_clevrer(question, 7), clip=3) == question
+
+
+def toy_questions(clips, objects):
+    """'Is object j lit?' for every clip and object; the answer is bit (c, j)."""
+    bits = np.random.default_rng(0).integers(0, 2, size=(clips, objects)).astype(bool)
+    questions = [Question(c, "descriptive", f"lit {j}?", ["objects", f"o{j}", "lit"],
+                          [Choice("yes", ["yes"], bool(bits[c, j])),
+                           Choice("no", ["no"], not bits[c, j])])
+                 for c in range(clips) for j in range(objects)]
+    return questions, bits
+
+
+def test_qa_head_beats_majority_only_when_features_hold_the_answer():
+    clips, objects, dim = 160, 4, 8
+    questions, bits = toy_questions(clips, objects)
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=(clips, objects, dim)).astype(np.float32)
+    informative = noise.copy()
+    informative[:, :, 0] = np.where(bits, 2.0, -2.0)       # token j carries object j's bit
+    informative[:, :, 1 + np.arange(objects) % (dim - 1)] += 3 * np.eye(objects)  # token id
+    train = [q for q in questions if q.clip < 120]
+    test = [q for q in questions if q.clip >= 120]
+    cfg = QAHeadConfig(width=32, epochs=25, seed=0)
+    seeing = evaluate_qa(train, test, informative, informative, cfg)
+    blind = evaluate_qa(train, test, noise, noise, cfg)
+    majority = seeing["majority"]["descriptive"]["per_option"]
+    assert seeing["head"]["descriptive"]["per_option"] > majority + 0.25
+    assert blind["head"]["descriptive"]["per_option"] < majority + 0.12
