@@ -1,11 +1,13 @@
 """Generator throughput per env and size: full generator path vs bare physics+render, and workers.
 
-    python benchmarks/bench_envs.py [--episodes 8] [--frames 32] [--sizes 64 128] [--envs ...]
+    python benchmarks/bench_envs.py [--episodes 8] [--frames 32] [--generate-episodes 24]
+                                    [--sizes 64 128] [--envs ...]
 
 Columns: `bare` = frames/s of reset + the backend's advance and render hooks only (no ground
 truth); `generator` = frames/s of simulate_episode + annotation JSON + shard write (what each
 generate worker does); `ratio` = generator / bare (the cost of ground truth and I/O; aim >= 0.75);
-`gen 1w` / `gen 2w` = episodes/s of `generate` end to end with 1 and 2 worker processes.
+`gen 1w` / `gen 2w` = episodes/s of `generate` end to end with 1 and 2 worker processes
+(`--generate-episodes` each, worker start-up included).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--generate-episodes", type=int, default=24)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--envs", nargs="+", default=list(envs.ENV_IDS))
     args = parser.parse_args()
@@ -73,11 +76,12 @@ def main() -> None:
                 bare = bare_fps(env, args.episodes, args.frames)
                 full = generator_fps(env, args.episodes, args.frames, run_dir / "path")
                 env.close()
-                one, two = (generate_eps(env_id, size, args.episodes, args.frames, w,
+                one, two = (generate_eps(env_id, size, args.generate_episodes, args.frames, w,
                                          run_dir / f"workers{w}") for w in (1, 2))
                 rows.append(f"| {env_id} | {size} | {bare:.0f} | {full:.0f} | {full / bare:.2f}"
                             f" | {one:.1f} | {two:.1f} |")
-    print(f"\n{args.episodes} episodes x {args.frames} frames per cell\n")
+    print(f"\n{args.frames} frames per episode; {args.episodes} episodes for bare/generator, "
+          f"{args.generate_episodes} for generate\n")
     print("| env | size | bare frames/s | generator frames/s | ratio | gen 1w eps/s "
           "| gen 2w eps/s |")
     print("|---|---|---|---|---|---|---|")

@@ -72,6 +72,16 @@ class SceneEnv(gym.Env):
     def _backend_close(self) -> None:
         """Release the backend's resources; must be safe to call twice."""
 
+    def _new_id(self) -> int | None:
+        """Next object id for a scene's `add_*` call; None when `exclude_ids` leaves it out.
+
+        Ids are handed out in the order objects are added, so an excluded object keeps its id
+        reserved and every other object keeps its id in the counterfactual scene.
+        """
+        object_id = self._next_object_id
+        self._next_object_id += 1
+        return None if object_id in self._excluded_ids else object_id
+
     def _apply_action(self, action) -> None:
         """Passive scenes ignore the no-op action; active variants apply forces here."""
 
@@ -88,7 +98,10 @@ class SceneEnv(gym.Env):
         """Rebuild the scene from the seed; return the first frame and its ground truth."""
         super().reset(seed=seed)
         self._backend_close()
-        self.objects = self._backend_reset(self.np_random, dict(options or {}))
+        options = dict(options or {})
+        self._excluded_ids = {int(i) for i in options.get("exclude_ids", ())}
+        self._next_object_id = 0
+        self.objects = self._backend_reset(self.np_random, options)
         self._frame_index = 0
         info = self._info([])
         info["objects"] = copy.deepcopy(self.objects)
@@ -96,7 +109,7 @@ class SceneEnv(gym.Env):
         return self._observe(), info
 
     def step(self, action):
-        """Apply the action, advance one frame, return (frame, reward, terminated, truncated, info)."""
+        """Apply the action and advance one frame: (frame, reward, terminated, truncated, info)."""
         if not self.objects:
             raise RuntimeError("call reset() before step()")
         self._apply_action(action)

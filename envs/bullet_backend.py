@@ -2,8 +2,9 @@
 
 World units are metres with z up; the floor's top face is the plane z = 0. A fixed perspective
 camera looks obliquely at the origin; pixels and bounding boxes are projections through the same
-view and projection matrices that render the frame. Every reset connects a fresh client (so a
-seed replays bit-identically) and closes the previous one.
+view and projection matrices that render the frame. The env connects its client on the first
+reset (in the process that uses it), empties the world with resetSimulation on every reset (a seed
+replays bit-identically) and disconnects in `close` (safe twice).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MATERIALS: dict[str, dict[str, float]] = {
     "metal": {"restitution": 0.85, "lateral_friction": 0.3, "specular": 1.0},
 }
 FLOOR_MATERIAL = {"restitution": 0.7, "lateral_friction": 0.3}
+AABB_CORNERS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
 
 
 def quaternion_matrix(quaternion) -> np.ndarray:
@@ -37,7 +39,7 @@ class BulletScene(SceneEnv):
     def __init__(self, size: int = 64, max_steps: int = 64, render_mode: str | None = "rgb_array",
                  gravity: float = 9.81, physics_dt: float = 1 / 240, frame_skip: int = 8,
                  camera_eye=(0.0, -5.5, 4.5), camera_target=(0.0, -0.2, 0.0),
-                 fov: float = 45.0, shadow: bool = True, release_distance: float = 0.005):
+                 fov: float = 45.0, shadow: bool = False, release_distance: float = 0.005):
         super().__init__(size=size, max_steps=max_steps, render_mode=render_mode)
         self.gravity = float(gravity)
         self.physics_dt = float(physics_dt)
@@ -63,28 +65,22 @@ class BulletScene(SceneEnv):
         raise NotImplementedError
 
     def _backend_reset(self, rng: np.random.Generator, options: dict) -> list[dict]:
-        self._client = p.connect(p.DIRECT)
+        if self._client is None:  # one client per env, made in the process that uses it
+            self._client = p.connect(p.DIRECT)
+        p.resetSimulation(physicsClientId=self._client)
         p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=self._client)
         p.setTimeStep(self.physics_dt, physicsClientId=self._client)
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, numSolverIterations=50,
                                     physicsClientId=self._client)
         self._body_ids, self._records = [], []
+        self._mass, self._inertia = np.zeros(0), np.zeros((0, 3))  # (K,), (K, 3); static: 0
         self._index_of: dict[int, int] = {}
-        self._touching: set[tuple[int, int]] = set()
-        self._excluded = {int(i) for i in options.get("exclude_ids", ())}
-        self._next_id = 0
         self._populate(rng, options)
         # bodies placed resting on one another are in contact from the start, not colliding
         p.performCollisionDetection(physicsClientId=self._client)
-        self._touching = {pair for pair, (_, _, gap) in self._contacts().items()
-                          if gap < self.release_distance}
+        self._touching: set[tuple[int, int]] = {
+            pair for pair, (_, _, gap) in self._contacts().items() if gap < self.release_distance}
         return self._records
-
-    def _new_id(self) -> int | None:
-        """Next object id, or None when the caller asked to leave that object out."""
-        object_id = self._next_id
-        self._next_id += 1
-        return None if object_id in self._excluded else object_id
 
     def _add_body(self, record: dict, geometry: dict, position, velocity, orientation,
                   angular_velocity, material: dict, specular: float = 0.0) -> int:
@@ -107,6 +103,9 @@ class BulletScene(SceneEnv):
                          lateralFriction=material["lateral_friction"], linearDamping=0.0,
                          angularDamping=0.0, physicsClientId=client)
         p.resetBaseVelocity(body, list(velocity), list(angular_velocity), physicsClientId=client)
+        mass, _, inertia = p.getDynamicsInfo(body, -1, physicsClientId=client)[:3]
+        self._mass = np.append(self._mass, mass)
+        self._inertia = np.concatenate([self._inertia, [inertia]])
         self._index_of[body] = len(self._records)
         self._body_ids.append(body)
         self._records.append(record)
@@ -215,57 +214,52 @@ class BulletScene(SceneEnv):
         """World points (M, 3) in metres -> pixels (M, 2) as (column, row) in the frame."""
         return self._clip_to_pixel(self._clip(points))
 
-    def _bbox(self, body: int) -> tuple[float, float, float, float]:
-        """Projected world AABB (left, top, right, bottom) in pixels; the whole frame when the
-        box reaches behind the camera (the floor)."""
-        low, high = p.getAABB(body, physicsClientId=self._client)
-        corners = np.stack(np.meshgrid(*zip(low, high), indexing="ij"), -1).reshape(8, 3)
-        clip = self._clip(corners)
-        if np.any(clip[:, 3] <= 0):
-            return 0.0, 0.0, float(self.size), float(self.size)
-        pixels = self._clip_to_pixel(clip)
-        return (*pixels.min(0), *pixels.max(0))
+    def _bboxes(self) -> np.ndarray:
+        """Projected world AABBs (K, 4) as (left, top, right, bottom) pixels; the whole frame for
+        a box that reaches behind the camera (the floor)."""
+        bounds = np.array([p.getAABB(b, physicsClientId=self._client) for b in self._body_ids])
+        low, high = bounds[:, :1], bounds[:, 1:]  # (K, 1, 3) each
+        corners = low + AABB_CORNERS * (high - low)  # (K, 8, 3)
+        clip = self._clip(corners.reshape(-1, 3)).reshape(len(bounds), 8, 4)
+        pixels = self._clip_to_pixel(clip.reshape(-1, 4)).reshape(len(bounds), 8, 2)
+        boxes = np.concatenate([pixels.min(1), pixels.max(1)], axis=1)
+        boxes[np.any(clip[..., 3] <= 0, axis=1)] = (0.0, 0.0, self.size, self.size)
+        return boxes
+
+    def _kinematics(self) -> tuple[np.ndarray, ...]:
+        """Positions (K, 3), quaternions (K, 4), velocities (K, 3), angular velocities (K, 3)."""
+        client = self._client
+        poses = [p.getBasePositionAndOrientation(b, physicsClientId=client)
+                 for b in self._body_ids]
+        speeds = [p.getBaseVelocity(b, physicsClientId=client) for b in self._body_ids]
+        return (np.array([x for x, _ in poses]), np.array([q for _, q in poses]),
+                np.array([v for v, _ in speeds]), np.array([w for _, w in speeds]))
 
     def _backend_states(self) -> dict[str, np.ndarray]:
-        count = len(self._records)
-        states = {k: np.zeros((count, d)) for k, d in
-                  (("position", 3), ("velocity", 3), ("orientation", 3),
-                   ("angular_velocity", 3), ("pixel", 2), ("bbox", 4))}
-        client = self._client
-        for i, body in enumerate(self._body_ids):
-            position, quaternion = p.getBasePositionAndOrientation(body, physicsClientId=client)
-            velocity, angular_velocity = p.getBaseVelocity(body, physicsClientId=client)
-            states["position"][i] = position
-            states["velocity"][i] = velocity
-            states["orientation"][i] = p.getEulerFromQuaternion(quaternion)
-            states["angular_velocity"][i] = angular_velocity
-            states["pixel"][i] = self.world_to_pixel(np.array([position]))[0]
-            states["bbox"][i] = self._bbox(body)
-        return states
+        position, quaternion, velocity, angular_velocity = self._kinematics()
+        return {"position": position, "velocity": velocity,
+                "orientation": np.array([p.getEulerFromQuaternion(q) for q in quaternion]),
+                "angular_velocity": angular_velocity, "pixel": self.world_to_pixel(position),
+                "bbox": self._bboxes()}
 
     def _backend_energy(self) -> dict[str, float]:
-        translational = rotational = potential = 0.0
-        client = self._client
-        for body, record in zip(self._body_ids, self._records):
-            if record["static"]:
-                continue
-            mass, _, inertia = p.getDynamicsInfo(body, -1, physicsClientId=client)[:3]
-            # a base's reported pose is its inertial frame: the centre of mass, axes along the
-            # principal axes of `inertia` (bullet3 issue 3312), so w_l = R^T w
-            position, quaternion = p.getBasePositionAndOrientation(body, physicsClientId=client)
-            velocity, angular_velocity = p.getBaseVelocity(body, physicsClientId=client)
-            local = quaternion_matrix(quaternion).T @ np.array(angular_velocity)
-            translational += 0.5 * mass * float(np.dot(velocity, velocity))
-            rotational += 0.5 * float(np.dot(inertia, local**2))
-            potential += mass * self.gravity * position[2]
-        return {"translational": translational, "rotational": rotational, "potential": potential}
+        position, quaternion, velocity, angular_velocity = self._kinematics()
+        # a base's reported pose is its inertial frame: the centre of mass, axes along the
+        # principal axes of `inertia` (bullet3 issue 3312), so w_l = R^T w
+        rotations = np.array([quaternion_matrix(q) for q in quaternion])  # (K, 3, 3)
+        local = np.einsum("kji,kj->ki", rotations, angular_velocity)  # (K, 3)
+        return {"translational": float(0.5 * self._mass @ np.sum(velocity**2, axis=1)),
+                "rotational": float(0.5 * np.sum(self._inertia * local**2)),
+                "potential": float(self.gravity * self._mass @ position[:, 2])}
 
     def _backend_meta(self) -> dict[str, Any]:
         return {"physics_dt": self.physics_dt, "frame_skip": self.frame_skip,
                 "fps": 1.0 / (self.physics_dt * self.frame_skip), "gravity": self.gravity,
                 "camera": {"kind": "perspective (z up)", **self.camera}}
 
-    def _backend_close(self) -> None:
+    def close(self):
+        """Disconnect the physics client (safe to call more than once)."""
+        super().close()
         if self._client is not None:
             p.disconnect(physicsClientId=self._client)
             self._client = None

@@ -58,16 +58,8 @@ class PymunkScene(SceneEnv):
         self.space.on_collision(post_solve=self._on_post_solve)
         self._bodies, self._shapes, self._records = [], [], []
         self._forces, self._tethers, self._static_canvas = [], [], None
-        self._excluded = {int(i) for i in options.get("exclude_ids", ())}
-        self._next_id = 0
         self._populate(rng, options)
         return self._records
-
-    def _new_id(self) -> int | None:
-        """Next object id, or None when the caller asked to leave that object out."""
-        object_id = self._next_id
-        self._next_id += 1
-        return None if object_id in self._excluded else object_id
 
     def _register(self, body: pymunk.Body, shape: pymunk.Shape, record: dict) -> None:
         shape.object_index = len(self._records)
@@ -207,7 +199,7 @@ class PymunkScene(SceneEnv):
     def _backend_meta(self) -> dict[str, Any]:
         return {"physics_dt": self.physics_dt, "frame_skip": self.frame_skip,
                 "fps": 1.0 / (self.physics_dt * self.frame_skip), "world_size": self.world_size,
-                "gravity": self.gravity, "camera": "orthographic top-down (x right, y up)"}
+                "gravity": self.gravity, "camera": {"projection": "orthographic", "view": "top-down", "x": "right", "y": "up"}}
 
     def _backend_close(self) -> None:
         self.space = None

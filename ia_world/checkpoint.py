@@ -28,7 +28,8 @@ LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
 
 
 def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Tensor],
-                    config: dict, metrics: dict, train_tensors: dict[str, torch.Tensor] | None = None,
+                    config: dict, metrics: dict,
+                    train_tensors: dict[str, torch.Tensor] | None = None,
                     train_info: dict | None = None, keep: int = 2) -> Path:
     """Write run_dir/checkpoints/step-<step>/ via a temp dir + rename; point `latest` at it."""
     root = Path(run_dir) / CHECKPOINT_DIR

@@ -14,7 +14,7 @@ from einops import rearrange
 
 @dataclass(frozen=True)
 class TokenGrid:
-    """A clip of `frames` x `size` x `size` pixels cut into tubelets of tubelet_t x patch x patch."""
+    """A clip of frames x size x size pixels cut into tubelets of tubelet_t x patch x patch."""
 
     frames: int = 16
     size: int = 64

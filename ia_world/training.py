@@ -148,7 +148,7 @@ def ema_momentum(cfg: PretrainConfig, step: int) -> float:
 
 
 class StepSampler(Sampler):
-    """Endless clip indices: clip j of rank r at step s is epoch-permutation position (s R + r) B + j."""
+    """Endless clip indices: clip j of rank r at step s = permuted position (s R + r) B + j."""
 
     def __init__(self, size: int, batch_size: int, seed: int, start_step: int, rank: int,
                  world_size: int):

@@ -52,6 +52,7 @@ def test_same_seed_is_bit_identical_and_seeds_differ(env_id):
     assert_episodes_equal(run_a, run_b)
     run_c = simulate_episode(first, seed=4, num_frames=12)
     assert not np.array_equal(run_a.frames, run_c.frames)
+    assert_episodes_equal(run_a, simulate_episode(first, seed=3, num_frames=12))  # same client
     assert run_a.frames.dtype == np.uint8 and run_a.frames.shape == (12, 32, 32, 3)
     first.close()
     second.close()

@@ -7,9 +7,10 @@ import pytest
 import torch
 from einops import reduce
 
+from ia_world.data.mix import MixedClips, mixed_clips
 from ia_world.data.ssv2 import NO_LABEL, ssv2_clips
 from ia_world.data.video import write_video
-from ia_world.errors import DataError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.attentive_probe import AttentiveProbe, ProbeConfig, train_attentive_probe
 
 TEMPLATES = ["Putting [something] on a surface", "Pushing [something] from left to right"] + [
@@ -127,3 +128,24 @@ def test_attentive_probe_learns_labelled_clips(ssv2_root):
     assert (first["num_train"], first["num_test"]) == (4, 2)
     probe = AttentiveProbe(embed_dim=8, num_classes=5, num_heads=2)
     assert probe(torch.randn(3, 10, 8)).shape == (3, 5)
+
+
+def test_mixture_samples_sources_by_weight(ssv2_root):
+    sources = {"train": ssv2_clips(ssv2_root, "train", frames=4, size=16),
+               "validation": ssv2_clips(ssv2_root, "validation", frames=4, size=16)}
+    mix = MixedClips(sources, {"train": 3.0, "validation": 1.0}, length=400, seed=1)
+    counts = mix.counts()
+    assert sum(counts.values()) == 400 and 240 < counts["train"] < 360
+    assert MixedClips(sources, {"train": 3.0, "validation": 1.0}, 400, seed=1).counts() == counts
+    assert MixedClips(sources, {"train": 0.0, "validation": 1.0}, 10).counts() == {
+        "validation": 10}
+    batch = next(iter(torch.utils.data.DataLoader(mix, batch_size=4)))
+    assert batch["frames"].shape == (4, 4, 16, 16, 3) and len(batch["source"]) == 4
+    for source, episode in zip(batch["source"], batch["episode"].tolist()):
+        assert episode in sources[source].indices
+    with pytest.raises(ConfigError, match="data.weights"):
+        MixedClips(sources, {"train": 1.0, "shards": 1.0})
+    with pytest.raises(ConfigError, match="data.paths.clevrer is required"):
+        mixed_clips({"ssv2": str(ssv2_root)}, {"ssv2": 1.0, "clevrer": 1.0}, 4, 16)
+    only_ssv2 = mixed_clips({"ssv2": str(ssv2_root)}, {"ssv2": 1.0}, 4, 16)
+    assert only_ssv2.counts() == {"ssv2": 4} and only_ssv2[0]["source"] == "ssv2"

@@ -62,8 +62,8 @@ def jar(role: str, x: float, width: float, height: float, dynamic: bool = True) 
 def ledge_push(rng: np.random.Generator) -> list[BodySpec]:
     """Push the green ball off a high ledge into a bin on the floor."""
     top, edge, r = rng.uniform(90, 160), rng.uniform(70, 110), rng.uniform(8, 14)
-    x0 = rng.uniform(edge + 25, 175)
-    width = rng.uniform(45, min(70, 244 - x0))
+    x0 = rng.uniform(edge + 15, edge + 70)
+    width = rng.uniform(55, min(80, 244 - x0))
     return [shelf(0, edge, top), ball("green", edge - r - rng.uniform(5, 25), top + r, r),
             *floor_bin(x0, width, 22, 22)]
 
@@ -97,17 +97,6 @@ def ball_in_cup(rng: np.random.Generator) -> list[BodySpec]:
     blue_r = rng.uniform(10, 13)
     return [shelf(0, edge, top), ball("green", edge - r - rng.uniform(5, 20), top + r, r),
             *cup, ball("goal", cx, blue_r, blue_r)]
-
-
-def gap_bridge(rng: np.random.Generator) -> list[BodySpec]:
-    """The green ball rolls down a ramp and falls into a pit; bridge or jump it to the goal."""
-    level, rise, r = rng.uniform(40, 60), rng.uniform(25, 40), rng.uniform(8, 11)
-    pit, gap, step = rng.uniform(110, 140), rng.uniform(30, 40), rng.uniform(6, 10)
-    left = static_poly(((0, 0), (pit, 0), (pit, level), (0, level + rise)))
-    high = level + step
-    right = static_poly(((pit + gap, 0), (256, 0), (256, high), (pit + gap, high)))
-    goal = static_poly(((190, high), (250, high), (250, high + STRIP), (190, high + STRIP)), "goal")
-    return [left, right, goal, ball("green", 20, level + rise * (1 - 20 / pit) + r * np.hypot(1, rise / pit) + 1, r)]
 
 
 def topple_tower(rng: np.random.Generator) -> list[BodySpec]:
@@ -164,17 +153,17 @@ def roll_to_blue(rng: np.random.Generator) -> list[BodySpec]:
 
 def valley_escape(rng: np.random.Generator) -> list[BodySpec]:
     """The green ball rests in a valley; knock it over the far rim onto the goal beyond."""
-    bottom, rim, depth, r = rng.uniform(70, 100), rng.uniform(10, 16), rng.uniform(60, 100), \
+    bottom, rim, depth, r = rng.uniform(70, 100), rng.uniform(5, 9), rng.uniform(70, 110), \
         rng.uniform(8, 11)
     left = static_poly(((0, 0), (bottom - 10, 0), (0, depth)))
     right = static_poly(((bottom + 10, 0), (bottom + 50, rim), (bottom + 60, rim), (bottom + 60, 0)))
-    x0 = rng.uniform(bottom + 75, 185)
-    width = rng.uniform(45, min(60, 244 - x0))
+    x0 = rng.uniform(bottom + 70, min(bottom + 100, 185))
+    width = rng.uniform(55, min(75, 244 - x0))
     return [left, right, ball("green", bottom, r + 1, r), *floor_bin(x0, width, 4, 40)]
 
 
 TEMPLATES: dict[str, Callable[[np.random.Generator], list[BodySpec]]] = {
-    fn.__name__: fn for fn in (ledge_push, ramp_roll, tip_bar, ball_in_cup, gap_bridge,
+    fn.__name__: fn for fn in (ledge_push, ramp_roll, tip_bar, ball_in_cup,
                                topple_tower, goal_drop, chain_shelves, jar_fill, roll_to_blue,
                                valley_escape)
 }

@@ -16,7 +16,8 @@ def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mask bool (B, N), True = hidden, same count per clip -> (context_idx, target_idx), sorted."""
     num_hidden = mask.sum(1)
     if not bool((num_hidden == num_hidden[0]).all()):
-        raise ValueError(f"every clip must hide the same number of tokens, got {num_hidden.tolist()}")
+        raise ValueError("every clip must hide the same number of tokens, "
+                         f"got {num_hidden.tolist()}")
     order = torch.argsort(mask.int(), dim=1, stable=True)  # context tokens first
     num_context = mask.shape[1] - int(num_hidden[0])
     return order[:, :num_context], order[:, num_context:]

@@ -35,10 +35,11 @@ class ModelConfig:
                     "pred_dim", "pred_depth", "pred_heads"):
             check_range(f"model.{key}", getattr(self, key), 1)
         if self.embed_dim % self.num_heads or self.pred_dim % self.pred_heads:
-            raise ConfigError(f"model: embed_dim {self.embed_dim} / pred_dim {self.pred_dim} must "
-                              f"divide by num_heads {self.num_heads} / pred_heads {self.pred_heads}")
+            raise ConfigError(f"model: embed_dim {self.embed_dim} / pred_dim {self.pred_dim} "
+                              f"must divide by num_heads {self.num_heads} / pred_heads "
+                              f"{self.pred_heads}")
         try:
-            self.grid
+            TokenGrid(self.frames, self.size, self.tubelet_t, self.patch)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
 

@@ -1,0 +1,200 @@
+"""`ia-world report runs=[dirs]`: table (mean +- std over seeds per masking strategy) and plots.
+
+With `experiment=compare` it first pretrains and evaluates every strategy (ia_world.eval.compare).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from ia_world.checkpoint import METRICS_FILE, resolve_checkpoint  # noqa: E402
+from ia_world.config import to_dataclass  # noqa: E402
+from ia_world.data.shards import atomic_write, atomic_write_bytes  # noqa: E402
+from ia_world.errors import CheckpointError, DataError  # noqa: E402
+from ia_world.eval.compare import CompareConfig, run_compare  # noqa: E402
+from ia_world.eval.spectrum import gain_pct  # noqa: E402
+
+log = logging.getLogger(__name__)
+CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
+STRATEGY_ORDER = ("random_tube", "multiblock", "motion", "accel", "interaction", "untrained")
+
+
+@dataclass
+class ReportConfig:
+    """configs/report.yaml."""
+
+    runs: list[str] = field(default_factory=list)
+    out: str = "report"
+    baseline: str = "random_tube"
+    compare: CompareConfig | None = None
+
+
+def read_eval(run: str | Path) -> dict:
+    """The "eval" section of a run's metrics.json (run dir, checkpoint dir or evaluate out=)."""
+    candidates = [Path(run) / METRICS_FILE]
+    try:
+        candidates.append(resolve_checkpoint(run) / METRICS_FILE)
+    except CheckpointError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            metrics = json.loads(path.read_text())
+            if "eval" in metrics:
+                return metrics["eval"]
+    raise DataError(f"{run}: no evaluated metrics.json (run `ia-world evaluate ckpt={run}`)")
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+    """The scalar numbers of one evaluation, keyed by table column."""
+    qa = result["qa"]["head"]
+    row = {f"R2 {name}": probe["r2"] for name, probe in result["probe"].items()}
+    row["RankMe"] = result["spectrum"]["rankme"]
+    row["RankMe (centred)"] = result["spectrum"]["rankme_centered"]
+    row["Gaussian entropy"] = result["spectrum"]["gaussian_entropy"]
+    row.update({f"QA {t}": qa[t]["per_option"] for t in qa})
+    causal = [qa[t]["per_question"] for t in CAUSAL_TYPES if t in qa]
+    row["QA causal per-question"] = float(np.mean(causal)) if causal else float("nan")
+    row.update({k: v for k, v in (result.get("masking") or {}).items()})
+    return row
+
+
+def group_by_strategy(results: list[dict]) -> dict[str, list[dict]]:
+    """Evaluations grouped by masking strategy, in the canonical order."""
+    groups = defaultdict(list)
+    for result in results:
+        groups[result["run"]["strategy"]].append(result)
+    order = [s for s in STRATEGY_ORDER if s in groups] + sorted(set(groups) - set(STRATEGY_ORDER))
+    return {s: groups[s] for s in order}
+
+
+def add_gains(table: dict[str, dict[str, list[float]]], baseline: str) -> None:
+    """Entropy gains in % over the baseline strategy's mean, per run."""
+    if baseline not in table:
+        return
+    for key in ("RankMe", "Gaussian entropy"):
+        base = float(np.mean(table[baseline][key]))
+        for columns in table.values():
+            columns[f"{key} gain %"] = [gain_pct(v, base) for v in columns[key]]
+
+
+def markdown_table(table: dict[str, dict[str, list[float]]]) -> str:
+    """One row per strategy, one column per metric, cells 'mean +- std (n)'."""
+    columns = list(dict.fromkeys(c for cols in table.values() for c in cols))
+    lines = ["| strategy | runs | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for strategy, cols in table.items():
+        cells = [f"{np.mean(cols[c]):.3f} ± {np.std(cols[c]):.3f}" if c in cols else "-"
+                 for c in columns]
+        runs = len(next(iter(cols.values())))
+        lines.append(f"| {strategy} | {runs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically."""
+    atomic_write(path, lambda temp: fig.savefig(temp, format="png", dpi=110,
+                                                bbox_inches="tight"))
+    plt.close(fig)
+
+
+def bar_plot(table: dict, keys: list[str], title: str, path: Path) -> None:
+    """Grouped bars (mean +- std over runs) of `keys` per strategy."""
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(table), 3.2))
+    width = 0.8 / len(keys)
+    for i, key in enumerate(keys):
+        means = [np.mean(cols.get(key, [np.nan])) for cols in table.values()]
+        stds = [np.std(cols.get(key, [np.nan])) for cols in table.values()]
+        ax.bar(np.arange(len(table)) + i * width, means, width, yerr=stds, label=key, capsize=2)
+    ax.set_xticks(np.arange(len(table)) + 0.4 - width / 2, list(table), rotation=20)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def scatter_plot(groups: dict[str, list[dict]], path: Path) -> None:
+    """Predicted vs true total energy on the held-out split (first run of each strategy)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for strategy, results in groups.items():
+        probe = results[0]["probe"]["total_energy"]
+        ax.scatter(probe["true"], probe["predicted"], s=8, alpha=0.6,
+                   label=f"{strategy} (R²={probe['r2']:.2f})")
+    low, high = ax.get_xlim()
+    ax.plot([low, high], [low, high], "k--", lw=0.8)
+    ax.set_xlabel("true total energy")
+    ax.set_ylabel("predicted")
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def spectrum_plot(groups: dict[str, list[dict]], path: Path) -> None:
+    """Normalised singular-value spectra of the held-out embeddings (log scale)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for strategy, results in groups.items():
+        sigma = np.array(results[0]["spectrum"]["singular_values"])
+        ax.semilogy(sigma / sigma.sum(), label=strategy)
+    ax.set_xlabel("index")
+    ax.set_ylabel("σ_k / Σσ")
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def write_report(results: list[dict], out: Path, baseline: str) -> Path:
+    """report.md plus PNG plots under `out`; returns the report's path."""
+    groups = group_by_strategy(results)
+    table = {s: defaultdict(list) for s in groups}
+    for strategy, members in groups.items():
+        for result in members:
+            for key, value in scalar_metrics(result).items():
+                table[strategy][key].append(value)
+    add_gains(table, baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    r2_keys = [k for k in table[next(iter(table))] if k.startswith("R2")]
+    bar_plot(table, r2_keys, "energy probe R² (held-out)", out / "r2.png")
+    qa_keys = [k for k in table[next(iter(table))] if k.startswith("QA ")]
+    bar_plot(table, qa_keys, "QA accuracy per option (held-out)", out / "qa.png")
+    hit_keys = [k for cols in table.values() for k in cols if k.startswith("hit@")]
+    plots = ["r2.png", "qa.png", "energy_scatter.png", "spectra.png"]
+    if hit_keys:
+        bar_plot(table, list(dict.fromkeys(hit_keys)) + ["selectivity"], "mask hit-rate",
+                 out / "mask_hitrate.png")
+        plots.append("mask_hitrate.png")
+    scatter_plot(groups, out / "energy_scatter.png")
+    spectrum_plot(groups, out / "spectra.png")
+    first = results[0]
+    text = "\n\n".join([
+        "# ia-world comparison report",
+        f"{len(results)} evaluated runs; mean ± std over runs (seeds) per masking strategy. "
+        f"Held-out split: {first['splits']['heldout_episodes']} episodes from base seed "
+        f"{first['splits']['heldout_seed']}; probe/QA training split: "
+        f"{first['splits']['train_episodes']} episodes from base seed "
+        f"{first['splits']['train_seed']}. Gains are relative to `{baseline}`. QA baselines "
+        "(majority answer, coin flip): 0.5 per option.",
+        markdown_table(table),
+        *(f"![{p}]({p})" for p in plots)])
+    path = out / "report.md"
+    atomic_write_bytes(path, (text + "\n").encode())
+    return path
+
+
+def run(cfg: DictConfig) -> Path:
+    """Entry point of `ia-world report`: (with experiment=compare, run it first) write report.md."""
+    report_cfg = to_dataclass(cfg, ReportConfig)
+    runs = list(report_cfg.runs)
+    if report_cfg.compare is not None:
+        runs += run_compare(report_cfg.compare)
+    if not runs:
+        raise DataError("report: no runs given (runs=[dir1,dir2,...] or experiment=compare)")
+    path = write_report([read_eval(r) for r in runs], Path(report_cfg.out), report_cfg.baseline)
+    log.info("wrote %s", path)
+    return path

@@ -1,0 +1,155 @@
+"""Clip datasets, the live source and the pretraining loop (resume, divergence guard, DDP)."""
+
+import csv
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import DataLoader
+
+import ia_world
+from ia_world import training
+from ia_world.checkpoint import resolve_checkpoint
+from ia_world.cli import run_command
+from ia_world.config import load_config, to_dataclass
+from ia_world.data.clips import ClipDataset
+from ia_world.data.episode import make_env, simulate_episode
+from ia_world.data.live import LiveClips
+from ia_world.models import IAJEPA
+
+BILLIARDS = "ia_world/Billiards-v0"
+SMALL_MODEL = ["model.frames=4", "model.size=32", "model.embed_dim=48", "model.depth=1",
+               "model.num_heads=3", "model.pred_dim=24", "model.pred_depth=1",
+               "model.pred_heads=3"]
+
+
+def pretrain_config(out, *overrides):
+    """A tiny CPU pretraining config composed through Hydra like the CLI does."""
+    items = training.preprocess_overrides([
+        *SMALL_MODEL, "masking=random_tube", "data.num_workers=0", "batch_size=4",
+        "warmup_steps=2", "lr=1e-3", "log_every=1", "device=cpu", f"out={out}", *overrides])
+    return to_dataclass(load_config("pretrain", items), training.PretrainConfig)
+
+
+def logged(out, key="loss"):
+    """A column of the run's CSV log."""
+    with (out / training.LOG_FILE).open() as handle:
+        return [float(row[key]) for row in csv.DictReader(handle)]
+
+
+def test_clip_dataset_aligns_frames_and_energy():
+    env = make_env(BILLIARDS, size=32)
+    store = [simulate_episode(env, seed, 12) for seed in (1, 2)]
+    store[1].energy = None
+    clips = ClipDataset(store, num_frames=4, frame_stride=2, clips_per_episode=3)
+    assert len(clips) == 6
+    starts = [clips[i]["start"] for i in range(3)]
+    assert starts == [0, 2, 5]
+    item = clips[2]
+    assert item["frames"].shape == (4, 32, 32, 3) and item["frames"].dtype == torch.uint8
+    np.testing.assert_array_equal(item["frames"].numpy(), store[0].frames[5:12:2])
+    np.testing.assert_allclose(item["energy_total"].numpy(), store[0].energy["total"][5:12:2],
+                               rtol=1e-6)
+    assert clips[4]["episode"] == 1 and torch.isnan(clips[4]["energy_kinetic"]).all()
+
+
+def test_live_source_never_repeats_across_workers_ranks_and_epochs():
+    def episodes(num_workers, rank=0, epoch=0, batches=3):
+        live = LiveClips(BILLIARDS, num_frames=2, size=32, seed=5, block=2, rank=rank,
+                         world_size=2)
+        live.set_epoch(epoch)
+        loader = iter(DataLoader(live, batch_size=2, num_workers=num_workers))
+        items = [next(loader) for _ in range(batches)]
+        frames = torch.cat([b["frames"] for b in items])
+        return [int(i) for b in items for i in b["episode"]], frames
+
+    ids, frames = episodes(num_workers=2)
+    assert ids == episodes(num_workers=0)[0]  # same order whatever the worker count
+    assert len(set(ids)) == 6
+    flat = frames.flatten(1).float()
+    assert torch.cdist(flat, flat).add(torch.eye(6) * 1e9).min() > 0  # distinct episodes
+    others = episodes(1, rank=1)[0] + episodes(1, epoch=1)[0]
+    assert not set(ids) & set(others) and len(set(others)) == 12
+
+
+def test_loss_falls_and_rank0_writes_a_loadable_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    metrics = training.train(pretrain_config(out, "steps=30", "checkpoint_every=30"))
+    losses = logged(out)
+    assert len(losses) == 30 and metrics["step"] == 30
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    assert all(math.isfinite(x) and x > 0 for x in logged(out, "rankme"))
+    encoder = ia_world.load_encoder(out)
+    assert encoder.encode(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)).shape == (1, 32, 48)
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_curve(tmp_path, monkeypatch):
+    args = ("steps=8", "checkpoint_every=4")
+    training.train(pretrain_config(tmp_path / "whole", *args))
+    write_row = training.write_log_row
+
+    def killed_at_step_6(path, row):
+        if row["step"] == 6:
+            raise KeyboardInterrupt
+        write_row(path, row)
+
+    monkeypatch.setattr(training, "write_log_row", killed_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(pretrain_config(tmp_path / "killed", *args))
+    assert resolve_checkpoint(tmp_path / "killed").name == "step-00000004"
+    monkeypatch.setattr(training, "write_log_row", write_row)
+    training.train(pretrain_config(tmp_path / "killed", *args))
+    assert logged(tmp_path / "killed") == logged(tmp_path / "whole")
+    assert len(logged(tmp_path / "whole")) == 8
+
+
+def test_divergence_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    forward, calls = IAJEPA.forward, []
+
+    def nan_from_step_4(self, frames, mask):
+        calls.append(1)
+        loss, targets = forward(self, frames, mask)
+        return (loss * math.nan if len(calls) >= 4 else loss), targets
+
+    monkeypatch.setattr(IAJEPA, "forward", nan_from_step_4)
+    out = tmp_path / "run"
+    with pytest.raises(training.DivergenceError, match="step 4"):
+        training.train(pretrain_config(out, "steps=6", "checkpoint_every=2"))
+    assert resolve_checkpoint(out).name == "step-00000002"
+    latents = ia_world.load_encoder(out).encode(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8))
+    assert torch.isfinite(latents).all()
+
+
+def test_pretrain_cli_reads_a_shard_directory(tmp_path):
+    data = tmp_path / "data"
+    run_command("generate", [f"out={data}", "episodes=3", "frames=8", "size=32"])
+    out = tmp_path / "run"
+    cfg = pretrain_config(out, f"data={data}", "steps=2", "data.clips_per_episode=2")
+    assert cfg.data.source == "shards" and cfg.data.path == str(data)
+    assert training.train(cfg)["step"] == 2 and len(logged(out)) == 2
+
+
+def ddp_worker(rank, world_size, port, out):
+    """One torchrun-like rank: env vars as torchrun sets them, then train."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    training.train(pretrain_config(out, "steps=3", "checkpoint_every=3", "batch_size=2"))
+    model_sum = sum(float(p.sum()) for p in ia_world.load_encoder(out).parameters())
+    (out / f"rank{rank}.txt").write_text(repr(model_sum))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_ddp_trains_and_rank0_checkpoints_once(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "run"
+    mp.spawn(ddp_worker, args=(2, port, out), nprocs=2, join=True)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000003"]
+    assert len(logged(out)) == 3
+    assert (out / "rank0.txt").read_text() == (out / "rank1.txt").read_text()
