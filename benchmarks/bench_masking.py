@@ -77,8 +77,8 @@ def quality_table(episodes: int, seed: int) -> None:
                for i in tqdm(range(episodes), desc=env_id, leave=False)]
         env.close()
         clips, collisions, moving = episode_batch(eps, grid)
-        print(f"\n{env_id} {kwargs or ''}: {episodes} episodes (seeds {seed}..{seed + episodes - 1}),"
-              f" {int(collisions.sum())} collision tokens, "
+        print(f"\n{env_id} {kwargs or ''}: {episodes} episodes "
+              f"(seeds {seed}..{seed + episodes - 1}), {int(collisions.sum())} collision tokens, "
               f"{int((moving & ~collisions).sum())} other moving tokens")
         print(f"| strategy | {header} | selectivity (AUROC) |")
         print("|---" * (len(HIT_RATIOS) + 2) + "|")

@@ -199,7 +199,9 @@ class PymunkScene(SceneEnv):
     def _backend_meta(self) -> dict[str, Any]:
         return {"physics_dt": self.physics_dt, "frame_skip": self.frame_skip,
                 "fps": 1.0 / (self.physics_dt * self.frame_skip), "world_size": self.world_size,
-                "gravity": self.gravity, "camera": {"projection": "orthographic", "view": "top-down", "x": "right", "y": "up"}}
+                "gravity": self.gravity,
+                "camera": {"projection": "orthographic", "view": "top-down", "x": "right",
+                           "y": "up"}}
 
     def _backend_close(self) -> None:
         self.space = None

@@ -63,3 +63,60 @@ def test_clip_targets_match_ground_truth():
     assert targets["total_energy"] == pytest.approx(episode.energy["total"][:8].mean())
     assert targets["num_collisions"] == sum(c["frame"] < 8 for c in episode.collisions)
     assert targets["mean_speed"] > 0
+
+
+def test_heldout_seeds_never_overlap_pretraining():
+    from ia_world.data.shards import episode_seed
+    from ia_world.eval.evaluate import check_disjoint, pretraining_seeds
+
+    live = {"data": {"source": "live"}, "seed": 1001, "steps": 3, "batch_size": 2}
+    seen = pretraining_seeds(live)
+    assert episode_seed(1001, 0) in seen
+    heldout = {episode_seed(2002, k) for k in range(20)}
+    check_disjoint({"held-out": heldout, "pretraining": seen})
+    with pytest.raises(DataError, match="held-out split are also in the pretraining"):
+        check_disjoint({"held-out": {episode_seed(1001, k) for k in range(5)},
+                        "pretraining": seen})
+
+
+def test_evaluate_and_report_end_to_end(tmp_path):
+    import json
+
+    from ia_world.checkpoint import write_initial_checkpoint
+    from ia_world.cli import run_command
+    from ia_world.models import ModelConfig
+
+    model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
+                        pred_depth=1, pred_heads=2)
+    write_initial_checkpoint(tmp_path / "run", model, seed=0)
+    result = run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
+                                      "train_episodes=10", "heldout_episodes=8", "folds=2",
+                                      "qa.epochs=1", "qa.width=16", "horizon=4"])
+    assert set(result["probe"]) == {"total_energy", "kinetic_energy", "mean_speed",
+                                    "num_collisions"}
+    assert len(result["probe"]["total_energy"]["predicted"]) == 8
+    assert 1 <= result["spectrum"]["rankme"] <= 32
+    assert set(result["qa"]["head"]) <= {"descriptive", "explanatory", "predictive",
+                                         "counterfactual"}
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
+    assert saved["probe"]["total_energy"]["r2"] == result["probe"]["total_energy"]["r2"]
+    # a second "strategy" so the report has a baseline row and a gain column
+    other = dict(saved, run=dict(saved["run"], strategy="random_tube"))
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "metrics.json").write_text(json.dumps({"eval": other}))
+    path = run_command("report", [f"runs=[{tmp_path / 'ev'},{tmp_path / 'base'}]",
+                                  f"out={tmp_path / 'report'}"])
+    text = path.read_text()
+    assert "| random_tube | 1 |" in text and "| untrained | 1 |" in text
+    assert "RankMe gain %" in text
+    for plot in ("r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
+        assert (tmp_path / "report" / plot).stat().st_size > 1000
+
+
+def test_report_without_runs_is_a_clear_error(tmp_path):
+    from ia_world.cli import run_command
+
+    with pytest.raises(DataError, match="no runs given"):
+        run_command("report", [f"out={tmp_path}"])
+    with pytest.raises(DataError, match="no evaluated metrics.json"):
+        run_command("report", [f"runs=[{tmp_path}]", f"out={tmp_path}"])

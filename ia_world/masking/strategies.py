@@ -65,7 +65,7 @@ def saliency(strategy: str, clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor
 
 def _saliency_mask(cfg: MaskConfig, clip: torch.Tensor, grid: TokenGrid,
                    generator: torch.Generator) -> torch.Tensor:
-    """Gumbel top-k on the saliency, a random share on top, random tubes for clips whose frames never change."""
+    """Gumbel top-k on saliency plus a random share; random tubes where frames never change."""
     k = num_hidden(cfg.ratio, grid)
     scores = saliency(cfg.strategy, clip, grid)  # (B, N)
     by_saliency = top_k_mask(gumbel_keys(scores, cfg.temperature, generator),
