@@ -168,25 +168,30 @@ class PymunkScene(SceneEnv):
         return np.array([point[0] * scale, self.size - point[1] * scale], np.float64)
 
     def _backend_states(self) -> dict[str, np.ndarray]:
-        count = len(self._records)
-        states = {k: np.zeros((count, d)) for k, d in
-                  (("position", 3), ("velocity", 3), ("orientation", 3),
-                   ("angular_velocity", 3), ("pixel", 2), ("bbox", 4))}
-        scale = self.size / self.world_size
-        for i, (body, shape) in enumerate(zip(self._bodies, self._shapes)):
+        # one pass over the bodies into a (K, 10) table, then vectorised unit conversion
+        rows = []
+        for body, shape in zip(self._bodies, self._shapes):
             bb = shape.cache_bb()
             if isinstance(shape, pymunk.Segment):
-                center = (np.array(shape.a) + np.array(shape.b)) / 2
+                cx, cy = (shape.a.x + shape.b.x) / 2, (shape.a.y + shape.b.y) / 2
             else:
-                center = np.array(body.position)
-            states["position"][i, :2] = center
-            states["velocity"][i, :2] = body.velocity
-            states["orientation"][i, 2] = body.angle
-            states["angular_velocity"][i, 2] = body.angular_velocity
-            states["pixel"][i] = self.world_to_pixel(center)
-            states["bbox"][i] = (bb.left * scale, self.size - bb.top * scale,
-                                 bb.right * scale, self.size - bb.bottom * scale)
-        return states
+                cx, cy = body.position
+            vx, vy = body.velocity
+            rows.append((cx, cy, vx, vy, body.angle, body.angular_velocity,
+                         bb.left, bb.top, bb.right, bb.bottom))
+        table = np.array(rows, np.float64).reshape(-1, 10)
+        count, zeros = len(table), np.zeros(len(table))
+        scale = self.size / self.world_size
+        return {
+            "position": np.stack([table[:, 0], table[:, 1], zeros], 1),
+            "velocity": np.stack([table[:, 2], table[:, 3], zeros], 1),
+            "orientation": np.stack([zeros, zeros, table[:, 4]], 1),
+            "angular_velocity": np.stack([zeros, zeros, table[:, 5]], 1),
+            "pixel": np.stack([table[:, 0] * scale, self.size - table[:, 1] * scale], 1),
+            "bbox": np.stack([table[:, 6] * scale, self.size - table[:, 7] * scale,
+                              table[:, 8] * scale, self.size - table[:, 9] * scale], 1)
+            if count else np.zeros((0, 4)),
+        }
 
     def _backend_energy(self) -> dict[str, float]:
         translational = rotational = potential = 0.0

@@ -5,25 +5,23 @@ With `experiment=compare` it first pretrains and evaluates every strategy (ia_wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from ia_world.checkpoint import METRICS_FILE, resolve_checkpoint  # noqa: E402
-from ia_world.config import to_dataclass  # noqa: E402
-from ia_world.data.shards import atomic_write, atomic_write_bytes  # noqa: E402
-from ia_world.errors import CheckpointError, DataError  # noqa: E402
-from ia_world.eval.compare import CompareConfig, run_compare  # noqa: E402
-from ia_world.eval.spectrum import gain_pct  # noqa: E402
+from ia_world.checkpoint import METRICS_FILE, resolve_checkpoint
+from ia_world.config import to_dataclass
+from ia_world.data.shards import atomic_write, atomic_write_bytes
+from ia_world.errors import CheckpointError, DataError
+from ia_world.eval.compare import CompareConfig, run_compare
+from ia_world.eval.spectrum import gain_pct
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -43,10 +41,8 @@ class ReportConfig:
 def read_eval(run: str | Path) -> dict:
     """The "eval" section of a run's metrics.json (run dir, checkpoint dir or evaluate out=)."""
     candidates = [Path(run) / METRICS_FILE]
-    try:
+    with contextlib.suppress(CheckpointError):
         candidates.append(resolve_checkpoint(run) / METRICS_FILE)
-    except CheckpointError:
-        pass
     for path in candidates:
         if path.is_file():
             metrics = json.loads(path.read_text())
@@ -101,16 +97,16 @@ def markdown_table(table: dict[str, dict[str, list[float]]]) -> str:
     return "\n".join(lines)
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """Write a matplotlib figure as PNG atomically."""
     atomic_write(path, lambda temp: fig.savefig(temp, format="png", dpi=110,
                                                 bbox_inches="tight"))
-    plt.close(fig)
 
 
 def bar_plot(table: dict, keys: list[str], title: str, path: Path) -> None:
     """Grouped bars (mean +- std over runs) of `keys` per strategy."""
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(table), 3.2))
+    fig = Figure(figsize=(1.6 + 1.2 * len(table), 3.2))
+    ax = fig.subplots()
     width = 0.8 / len(keys)
     for i, key in enumerate(keys):
         means = [np.mean(cols.get(key, [np.nan])) for cols in table.values()]
@@ -124,7 +120,8 @@ def bar_plot(table: dict, keys: list[str], title: str, path: Path) -> None:
 
 def scatter_plot(groups: dict[str, list[dict]], path: Path) -> None:
     """Predicted vs true total energy on the held-out split (first run of each strategy)."""
-    fig, ax = plt.subplots(figsize=(4.2, 4))
+    fig = Figure(figsize=(4.2, 4))
+    ax = fig.subplots()
     for strategy, results in groups.items():
         probe = results[0]["probe"]["total_energy"]
         ax.scatter(probe["true"], probe["predicted"], s=8, alpha=0.6,
@@ -139,7 +136,8 @@ def scatter_plot(groups: dict[str, list[dict]], path: Path) -> None:
 
 def spectrum_plot(groups: dict[str, list[dict]], path: Path) -> None:
     """Normalised singular-value spectra of the held-out embeddings (log scale)."""
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
     for strategy, results in groups.items():
         sigma = np.array(results[0]["spectrum"]["singular_values"])
         ax.semilogy(sigma / sigma.sum(), label=strategy)

@@ -4,10 +4,20 @@ import numpy as np
 import pytest
 
 from ia_world.data.episode import make_env, simulate_episode
-from ia_world.eval.qa import (Choice, Question, correct_share, from_clevrer, majority_baseline,
-                              to_clevrer)
-from ia_world.eval.qa_generator import (collision_pairs, counterfactual_questions,
-                                        generate_questions, object_refs)
+from ia_world.eval.qa import (
+    Choice,
+    Question,
+    correct_share,
+    from_clevrer,
+    majority_baseline,
+    to_clevrer,
+)
+from ia_world.eval.qa_generator import (
+    collision_pairs,
+    counterfactual_questions,
+    generate_questions,
+    object_refs,
+)
 from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
 
 ENV_ID, FRAMES = "ia_world/Billiards-v0", 16

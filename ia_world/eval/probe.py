@@ -32,7 +32,8 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
               seed: int = 0) -> dict:
     """Ridge probe (B, D) -> (B,): alpha by k-fold CV on the train split, R^2 on the test split."""
     if len(train_x) < 2 * folds:
-        raise DataError(f"energy probe: {len(train_x)} training clips are too few for {folds} folds")
+        raise DataError(f"energy probe: {len(train_x)} training clips are too few for "
+                        f"{folds} folds")
     cv = KFold(folds, shuffle=True, random_state=seed)
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas, cv=cv))
     model.fit(train_x, train_y)

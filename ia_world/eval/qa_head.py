@@ -11,8 +11,15 @@ from tqdm import tqdm
 
 from ia_world.config import check_range
 from ia_world.errors import ConfigError
-from ia_world.eval.qa import (Question, accuracy_by_type, build_vocab, correct_share,
-                              encode_options, majority_baseline, random_baseline)
+from ia_world.eval.qa import (
+    Question,
+    accuracy_by_type,
+    build_vocab,
+    correct_share,
+    encode_options,
+    majority_baseline,
+    random_baseline,
+)
 
 
 @dataclass
