@@ -1,0 +1,239 @@
+"""`ia-world generate`: simulate episodes in worker processes; write shards, annotations, previews.
+
+Episode k is simulated with seed `episode_seed(seed, k)`; process `shard_index` of `num_shards`
+writes the shards s with s % num_shards == shard_index, so split runs add up to a single run.
+Complete shards (present and matching their checksum) are skipped: re-running resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import imageio.v3 as iio
+from omegaconf import MISSING, DictConfig
+from tqdm import tqdm
+
+from ia_world.config import as_dict, check_range, to_dataclass
+from ia_world.data.annotation import annotation_path, video_filename, write_annotation
+from ia_world.data.episode import Episode, make_env, simulate_episode
+from ia_world.data.shards import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    atomic_write,
+    atomic_write_json,
+    checksum_path,
+    episode_seed,
+    num_shard_files,
+    remove_stale_temps,
+    shard_episodes,
+    shard_metadata,
+    shard_path,
+    verify_shard,
+    write_shard,
+)
+from ia_world.errors import ConfigError, DataError
+
+
+@dataclass
+class EnvConfig:
+    """Which registered env to simulate, with its constructor kwargs (configs/env/<name>.yaml)."""
+
+    name: str = "billiards"
+    id: str = "ia_world/Billiards-v0"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerateConfig:
+    """configs/generate.yaml."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    out: str = MISSING
+    episodes: int = 8
+    frames: int = 32
+    size: int = 64
+    shard_size: int = 128
+    seed: int = 0
+    workers: int = 1
+    shard_index: int = 0
+    num_shards: int = 1
+    preview: int = 0
+
+    def validate(self) -> None:
+        """Raise ConfigError on values out of range or an unregistered env id."""
+        check_range("episodes", self.episodes, 1)
+        check_range("frames", self.frames, 2)
+        check_range("size", self.size, 16, 512)
+        check_range("shard_size", self.shard_size, 1)
+        check_range("seed", self.seed, 0)
+        check_range("workers", self.workers, 1, 256)
+        check_range("num_shards", self.num_shards, 1)
+        check_range("shard_index", self.shard_index, 0, self.num_shards - 1)
+        check_range("preview", self.preview, 0)
+        if self.env.id not in gym.registry:
+            raise ConfigError(f"env.id={self.env.id!r} is not a registered env")
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """What a worker needs to produce one episode's files (picklable for 'spawn' workers)."""
+
+    root: str
+    env_id: str
+    env_kwargs_json: str
+    size: int
+    frames: int
+    preview: int
+
+
+def dataset_identity(cfg: GenerateConfig) -> dict[str, Any]:
+    """The manifest: every setting that changes the dataset's bytes."""
+    return {"format_version": FORMAT_VERSION, "env": as_dict(cfg.env), "frames": cfg.frames,
+            "size": cfg.size, "seed": cfg.seed, "episodes": cfg.episodes,
+            "shard_size": cfg.shard_size,
+            "num_shard_files": num_shard_files(cfg.episodes, cfg.shard_size)}
+
+
+def ensure_manifest(root: Path, cfg: GenerateConfig) -> None:
+    """Write dataset.json, or refuse when the directory holds a dataset of another config."""
+    wanted = dataset_identity(cfg)
+    path = root / MANIFEST_NAME
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text())
+        except ValueError as error:
+            raise DataError(f"{path}: unreadable manifest ({error})") from None
+        changed = [f"{key}: {found.get(key)!r} there, {value!r} now"
+                   for key, value in wanted.items() if found.get(key) != value]
+        if changed:
+            raise ConfigError(f"{path} was generated with another config ({'; '.join(changed)});"
+                              " use a new out= or the same settings to resume")
+        return
+    atomic_write_json(path, wanted)
+
+
+@functools.cache
+def cached_env(env_id: str, env_kwargs_json: str, size: int, frames: int) -> gym.Env:
+    """One env per process, built inside the worker (PyBullet clients cannot cross a fork)."""
+    return make_env(env_id, size=size, max_steps=frames, **json.loads(env_kwargs_json))
+
+
+def preview_paths(root: str | Path, k: int) -> tuple[Path, Path]:
+    """The mp4 and gif preview of episode k."""
+    mp4 = Path(root) / "previews" / video_filename(k)
+    return mp4, mp4.with_suffix(".gif")
+
+
+def write_previews(root: str | Path, episode: Episode, k: int) -> None:
+    """Write episode k as mp4 (imageio-ffmpeg) and looping gif, each atomically."""
+    fps = float(episode.meta.get("fps", 30.0))
+    mp4, gif = preview_paths(root, k)
+    atomic_write(mp4, lambda temp: iio.imwrite(temp, episode.frames, fps=fps,
+                                               macro_block_size=1))
+    atomic_write(gif, lambda temp: iio.imwrite(temp, episode.frames,
+                                               duration=1000.0 / fps, loop=0))
+
+
+def produce_episode(task: EpisodeTask, job: tuple[int, int]) -> tuple[int, Episode]:
+    """Simulate episode k with its seed, write its annotation (and previews); return it."""
+    k, seed = job
+    env = cached_env(task.env_id, task.env_kwargs_json, task.size, task.frames)
+    episode = simulate_episode(env, seed, task.frames)
+    write_annotation(task.root, episode, k)
+    if k < task.preview:
+        write_previews(task.root, episode, k)
+    return k, episode
+
+
+@contextmanager
+def episode_map(workers: int) -> Iterator[Callable]:
+    """An ordered, lazy map: in-process for one worker, a 'spawn' process pool otherwise."""
+    if workers == 1:
+        yield map
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield functools.partial(pool.imap, chunksize=1)
+
+
+def pending_shards(root: Path, shards: list[int]) -> list[int]:
+    """The shards among `shards` that are not on disk complete and intact."""
+    pending = []
+    for shard in shards:
+        path = shard_path(root, shard)
+        if not path.is_file():
+            pending.append(shard)
+            continue
+        try:
+            verify_shard(path)
+        except DataError as error:
+            tqdm.write(f"generate: {error}; generating it again")
+            pending.append(shard)
+    return pending
+
+
+def clear_temps(root: Path, shards: list[int], cfg: GenerateConfig) -> None:
+    """Remove what a killed run left half-written for the shards about to be generated."""
+    episodes = [k for s in shards for k in shard_episodes(s, cfg.episodes, cfg.shard_size)]
+    shard_files = {shard_path(root, s) for s in shards}
+    remove_stale_temps(root / "shards", {p.name for p in shard_files}
+                       | {checksum_path(p).name for p in shard_files})
+    remove_stale_temps(root / "annotations", {annotation_path(root, k).name for k in episodes})
+    remove_stale_temps(root / "previews", {p.name for k in episodes
+                                           for p in preview_paths(root, k)})
+
+
+def summarize(root: Path, shards: list[int], new_frames: int, seconds: float) -> dict[str, Any]:
+    """Totals over the given shards (read from their headers) plus this run's throughput."""
+    totals = {"episodes": 0, "with_collision": 0, "collisions": 0, "frames": 0}
+    for shard in shards:
+        for key, value in shard_metadata(shard_path(root, shard))["summary"].items():
+            totals[key] += value
+    episodes = max(totals["episodes"], 1)
+    return {**totals, "collision_share": totals["with_collision"] / episodes,
+            "collisions_per_episode": totals["collisions"] / episodes,
+            "new_frames": new_frames, "seconds": seconds,
+            "frames_per_s": new_frames / seconds if seconds > 0 else 0.0}
+
+
+def generate(cfg: GenerateConfig) -> dict[str, Any]:
+    """Generate this process's share of the dataset under cfg.out; return the summary."""
+    root = Path(cfg.out)
+    ensure_manifest(root, cfg)
+    owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
+             if s % cfg.num_shards == cfg.shard_index]
+    todo = pending_shards(root, owned)
+    clear_temps(root, todo, cfg)
+    task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
+                       cfg.size, cfg.frames, cfg.preview)
+    jobs = [(k, episode_seed(cfg.seed, k)) for s in todo
+            for k in shard_episodes(s, cfg.episodes, cfg.shard_size)]
+    last_of_shard = {shard_episodes(s, cfg.episodes, cfg.shard_size)[-1]: s for s in todo}
+    start = time.perf_counter()
+    done: list[tuple[int, Episode]] = []
+    with episode_map(cfg.workers) as ordered_map:
+        results = ordered_map(functools.partial(produce_episode, task), jobs)
+        for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
+            done.append((k, episode))
+            if k in last_of_shard:
+                write_shard(shard_path(root, last_of_shard[k]), done)
+                done = []
+    summary = summarize(root, owned, len(jobs) * cfg.frames, time.perf_counter() - start)
+    print(f"generate: {summary['episodes']} episodes in {root} ({len(jobs)} new), "
+          f"{summary['collision_share']:.0%} with >= 1 collision, "
+          f"{summary['collisions_per_episode']:.2f} collisions per episode, "
+          f"{summary['frames_per_s']:.0f} frames/s")
+    return summary
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """CLI entry: validate configs/generate.yaml and generate."""
+    return generate(to_dataclass(cfg, GenerateConfig))

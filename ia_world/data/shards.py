@@ -1,0 +1,265 @@
+"""Episode shards on disk: safetensors files of episodes, a manifest, checksums, and the reader.
+
+Layout of a dataset directory:
+    dataset.json                          manifest (written first; the dataset's identity)
+    shards/shard-00000.safetensors        episodes 0 .. shard_size-1
+    shards/shard-00000.sha256             sha256sum-style checksum of the shard file
+A shard holds, per episode k (global index), the tensors `{k}/frames` uint8 (T, H, W, 3),
+`{k}/{state}` float64 (T, K, d) for each state key and `{k}/energy/{term}` float64 (T,); the
+objects, collisions and meta of every episode are JSON in the safetensors metadata. Every file is
+written to a temporary name and renamed when complete, the checksum before its shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save as save_safetensors
+
+from ia_world.data.episode import Episode
+from ia_world.errors import DataError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "dataset.json"
+SHARD_DIR = "shards"
+TEMP_PREFIX = ".tmp-"
+HEADER_KEY = "ia_world"
+
+
+# ---- atomic files ----------------------------------------------------------------------------
+def temp_path(path: Path) -> Path:
+    """The temporary name `path` is written under before the rename (hidden, per process).
+
+    The name keeps the suffix so that writers which pick the format by extension still work.
+    """
+    return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path(path)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    atomic_write(path, lambda temp: temp.write_bytes(data))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent, default=to_json) + "\n").encode())
+
+
+def remove_stale_temps(directory: Path, names: set[str]) -> None:
+    """Delete temporaries left by a killed run for the files named in `names`."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and entry.name.split("-", 2)[-1] in names:
+            entry.unlink(missing_ok=True)
+
+
+def to_json(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays an env may leave in its ground truth."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# ---- seeds, names, manifest ---------------------------------------------------------------------
+def episode_seed(base_seed: int, k: int) -> int:
+    """Seed of episode k: a SeedSequence hash of (base_seed, k), the same on every machine."""
+    state = np.random.SeedSequence([int(base_seed), int(k)]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def shard_path(root: str | Path, shard: int) -> Path:
+    """Path of shard number `shard` under a dataset root."""
+    return Path(root) / SHARD_DIR / f"shard-{shard:05d}.safetensors"
+
+
+def checksum_path(shard_file: Path) -> Path:
+    """The sha256 sidecar of a shard file."""
+    return shard_file.with_suffix(".sha256")
+
+
+def num_shard_files(episodes: int, shard_size: int) -> int:
+    """How many shards hold `episodes` episodes."""
+    return -(-episodes // shard_size)
+
+
+def shard_episodes(shard: int, episodes: int, shard_size: int) -> range:
+    """Global indices of the episodes in shard number `shard`."""
+    return range(shard * shard_size, min((shard + 1) * shard_size, episodes))
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest of a dataset root; DataError naming the directory when there is none."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        raise DataError(f"{root}: no episode dataset here (missing {MANIFEST_NAME})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: unreadable manifest ({error})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{path}: format_version {manifest.get('format_version')!r}, "
+                        f"this reader needs {FORMAT_VERSION}")
+    return manifest
+
+
+# ---- one shard ----------------------------------------------------------------------------------
+def shard_summary(episodes: list[Episode]) -> dict[str, int]:
+    """Counts the generator reports: episodes, episodes with collisions, collisions, frames."""
+    return {"episodes": len(episodes),
+            "with_collision": sum(bool(ep.collisions) for ep in episodes),
+            "collisions": sum(len(ep.collisions) for ep in episodes),
+            "frames": sum(ep.num_frames for ep in episodes)}
+
+
+def encode_shard(episodes: list[tuple[int, Episode]]) -> bytes:
+    """The safetensors bytes of a shard holding (global index, episode) pairs."""
+    tensors: dict[str, np.ndarray] = {}
+    records = []
+    for k, ep in episodes:
+        tensors[f"{k}/frames"] = np.ascontiguousarray(ep.frames, np.uint8)
+        for key, value in ep.states.items():
+            tensors[f"{k}/{key}"] = np.ascontiguousarray(value, np.float64)
+        for term, value in (ep.energy or {}).items():
+            tensors[f"{k}/energy/{term}"] = np.ascontiguousarray(value, np.float64)
+        records.append({"index": k, "state_keys": list(ep.states),
+                        "energy_terms": None if ep.energy is None else list(ep.energy),
+                        "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta})
+    header = {"format_version": FORMAT_VERSION,
+              "summary": shard_summary([ep for _, ep in episodes]), "episodes": records}
+    # one metadata key: safetensors keeps metadata in a hash map whose order varies per process
+    return save_safetensors(tensors, metadata={HEADER_KEY: json.dumps(header, default=to_json)})
+
+
+def write_shard(path: str | Path, episodes: list[tuple[int, Episode]]) -> None:
+    """Write a shard and its sha256 sidecar atomically (sidecar first, shard renamed last)."""
+    path = Path(path)
+    data = encode_shard(episodes)
+    digest = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(checksum_path(path), f"{digest}  {path.name}\n".encode())
+    atomic_write_bytes(path, data)
+
+
+def verify_shard(path: str | Path) -> None:
+    """Raise DataError naming the file unless the shard matches its sha256 sidecar."""
+    path = Path(path)
+    sidecar = checksum_path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: shard missing (re-run generate with the same config to resume)")
+    if not sidecar.is_file():
+        raise DataError(f"{path}: checksum file {sidecar.name} missing")
+    expected = sidecar.read_text().split()[0]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise DataError(f"{path}: checksum mismatch (truncated or corrupt shard)")
+
+
+def shard_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded header of a shard: episode records and summary (reads the header only)."""
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return json.loads((f.metadata() or {})[HEADER_KEY])
+    except (SafetensorError, OSError, KeyError, ValueError) as error:
+        raise DataError(f"{path}: not a readable episode shard ({error})") from None
+
+
+def decode_episode(handle, record: dict[str, Any]) -> Episode:
+    """Rebuild one Episode from an open safetensors shard and its metadata record."""
+    k = record["index"]
+    terms = record["energy_terms"]
+    return Episode(
+        frames=handle.get_tensor(f"{k}/frames"),
+        objects=record["objects"],
+        states={key: handle.get_tensor(f"{k}/{key}") for key in record["state_keys"]},
+        energy=None if terms is None else {t: handle.get_tensor(f"{k}/energy/{t}")
+                                           for t in terms},
+        collisions=record["collisions"],
+        meta=record["meta"])
+
+
+def read_shard(path: str | Path) -> list[Episode]:
+    """All episodes of a shard, in order, after checking its checksum."""
+    verify_shard(path)
+    records = shard_metadata(path)["episodes"]
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            return [decode_episode(handle, record) for record in records]
+    except (SafetensorError, KeyError) as error:
+        raise DataError(f"{path}: corrupt episode shard ({error})") from None
+
+
+# ---- a whole dataset ----------------------------------------------------------------------------
+class EpisodeStore:
+    """Random access to a generated dataset: `len(store)`, `store[i] -> Episode`.
+
+    Shards are opened lazily (memory-mapped by safetensors) and checksummed on first use.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        self.shard_size = int(self.manifest["shard_size"])
+        self.num_episodes = int(self.manifest["episodes"])
+        count = num_shard_files(self.num_episodes, self.shard_size)
+        missing = [shard_path(self.root, s) for s in range(count)
+                   if not shard_path(self.root, s).is_file()]
+        if missing:
+            raise DataError(f"{missing[0]}: shard missing ({len(missing)} of {count} missing; "
+                            "re-run generate with the same config to resume)")
+        self._records: dict[int, list[dict]] = {}
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def seed_of(self, i: int) -> int:
+        """The simulation seed of episode i."""
+        return episode_seed(self.manifest["seed"], i)
+
+    def _shard_records(self, shard: int) -> list[dict]:
+        if shard not in self._records:
+            path = shard_path(self.root, shard)
+            verify_shard(path)
+            self._records[shard] = shard_metadata(path)["episodes"]
+        return self._records[shard]
+
+    def __getitem__(self, i: int) -> Episode:
+        if not -self.num_episodes <= i < self.num_episodes:
+            raise IndexError(f"episode {i} out of range [0, {self.num_episodes})")
+        i %= self.num_episodes
+        shard, offset = divmod(i, self.shard_size)
+        record = self._shard_records(shard)[offset]
+        path = shard_path(self.root, shard)
+        try:
+            with safe_open(str(path), framework="np") as handle:
+                return decode_episode(handle, record)
+        except (SafetensorError, KeyError) as error:
+            raise DataError(f"{path}: corrupt episode shard ({error})") from None
+
+
+def load_episodes(root: str | Path) -> Iterator[Episode]:
+    """Stream every episode of a generated dataset, in order, shard by shard."""
+    store = EpisodeStore(root)  # fails here, not at the first next(), on a bad root
+    shards = range(num_shard_files(len(store), store.shard_size))
+    return (ep for shard in shards for ep in read_shard(shard_path(store.root, shard)))
