@@ -4,6 +4,7 @@ from gymnasium.envs.registration import register, registry
 
 ENV_IDS = {
     "ia_world/Billiards-v0": "envs.pymunk_scenes:Billiards",
+    "ia_world/PhyreLite-v0": "envs.phyre_lite.env:PhyreLiteEnv",
     "ia_world/Tabletop3D-v0": "envs.bullet_scenes:Tabletop3D",
     "ia_world/Drop3D-v0": "envs.bullet_scenes:Drop3D",
     "ia_world/BilliardsInelastic-v0": "envs.pymunk_scenes:Billiards",

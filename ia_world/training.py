@@ -286,6 +286,20 @@ def check_divergence(loss: float, grad_norm: float, step: int, cfg: PretrainConf
                               f"checkpoint is kept under {run_dir}")
 
 
+def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.Tensor,
+                     grad_clip: float, use_amp: bool) -> tuple[float, float, torch.Tensor]:
+    """Loss (averaged over ranks), backward and clipping; returns (loss, grad norm, targets)."""
+    with torch.autocast(frames.device.type, torch.bfloat16, enabled=use_amp):
+        loss, targets = step_fn(frames, mask)
+    loss_value = loss.detach().clone()
+    if dist.is_initialized():
+        dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    return float(loss_value), float(grad_norm), targets
+
+
 def train(cfg: PretrainConfig, mask_fn=None) -> dict:
     """Pretrain (or resume) into cfg.out; returns the final metrics."""
     rank, world_size, device = setup_distributed(cfg)
@@ -315,22 +329,16 @@ def train(cfg: PretrainConfig, mask_fn=None) -> dict:
         lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
-            loss, targets = step_fn(frames.to(device, non_blocking=True), mask)
-        loss_value = loss.detach().clone()
-        if world_size > 1:
-            dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        check_divergence(float(loss_value), float(grad_norm), step + 1, cfg, run_dir)
+        loss, grad_norm, targets = forward_backward(step_fn, model, frames.to(device), mask,
+                                                    cfg.grad_clip, use_amp)
+        check_divergence(loss, grad_norm, step + 1, cfg, run_dir)
         optimizer.step()
         model.update_target(momentum)
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             std, effective_rank = target_stats(targets)
             elapsed, clock = time.perf_counter() - clock, time.perf_counter()
-            metrics = {"step": done, "loss": float(loss_value), "lr": lr, "momentum": momentum,
+            metrics = {"step": done, "loss": loss, "lr": lr, "momentum": momentum,
                        "target_std": std, "rankme": effective_rank,
                        "clips_per_s": cfg.log_every * cfg.batch_size * world_size / elapsed}
             write_log_row(log_path, metrics)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ia_world.data.episode import make_env, simulate_episode
+from ia_world.errors import DataError
 from ia_world.eval.qa import (
     Choice,
     Question,
@@ -97,3 +98,15 @@ def test_qa_head_beats_majority_only_when_features_hold_the_answer():
     majority = seeing["majority"]["descriptive"]["per_option"]
     assert seeing["head"]["descriptive"]["per_option"] > majority + 0.25
     assert blind["head"]["descriptive"]["per_option"] < majority + 0.12
+
+
+def test_clevrer_loader_records_feed_the_same_questions():
+    record = {"question_id": 1, "question_type": "predictive", "question": "What next?",
+              "program": ["events", "get_future"],
+              "choices": [{"choice_id": 0, "choice": "a", "program": ["x"], "answer": True},
+                          {"choice_id": 1, "choice": "b", "program": ["y"], "answer": False}]}
+    assert [c.correct for c in from_clevrer(record, clip=0).choices] == [True, False]
+    open_ended = {"question_id": 2, "question_type": "descriptive", "question": "What color?",
+                  "program": ["query_color"], "answer": "red", "choices": []}
+    with pytest.raises(DataError, match="not a multiple-choice"):
+        from_clevrer(open_ended, clip=0)

@@ -152,7 +152,8 @@ def _touching_goal(green_bodies: list[pymunk.Body]) -> bool:
     hits = []
 
     def check(arbiter: pymunk.Arbiter) -> None:
-        if any(s.collision_type == GOAL for s in arbiter.shapes) and arbiter.contact_point_set.points:
+        touching = arbiter.contact_point_set.points
+        if touching and any(s.collision_type == GOAL for s in arbiter.shapes):
             hits.append(True)
 
     for body in green_bodies:
@@ -168,7 +169,8 @@ def _is_still(bodies: list[pymunk.Body]) -> bool:
 def body_states(space: pymunk.Space) -> list[dict]:
     """Position (px), angle (rad) and colour of every dynamic body, in the space's order."""
     return [{"color": next(iter(b.shapes)).color, "position": tuple(b.position),
-             "angle": float(b.angle), "velocity": tuple(b.velocity)} for b in space.bodies]
+             "angle": float(b.angle), "velocity": tuple(b.velocity)}
+            for b in space.bodies if b.body_type == pymunk.Body.DYNAMIC]
 
 
 def simulate(space: pymunk.Space, record_size: int = 0, frame_stride: int = 6) -> Outcome:

@@ -14,7 +14,7 @@ import numpy as np
 from envs.phyre_lite.scene import BodySpec, Puzzle
 
 VARIANTS_PER_TEMPLATE = 100
-STRIP = 6.0  # height of a goal strip lying on the floor
+STRIP = 3.0  # height of a goal strip lying on the floor
 
 
 def ball(role: str, x: float, y: float, r: float, dynamic: bool = True) -> BodySpec:
@@ -72,10 +72,10 @@ def ramp_roll(rng: np.random.Generator) -> list[BodySpec]:
     """Start the green ball down a ramp from its resting platform to a bin."""
     top, flat, foot, r = rng.uniform(50, 80), rng.uniform(30, 45), rng.uniform(110, 140), \
         rng.uniform(8, 13)
-    x0 = rng.uniform(foot + 5, 160)
+    x0 = foot + rng.uniform(15, 40)
     width = rng.uniform(60, min(85, 244 - x0))
     ramp = static_poly(((0, 0), (foot, 0), (flat, top), (0, top)))
-    return [ramp, ball("green", flat / 2, top + r, r), *floor_bin(x0, width, 6, 50)]
+    return [ramp, ball("green", flat / 2, top + r, r), *floor_bin(x0, width, STRIP, 50)]
 
 
 def tip_bar(rng: np.random.Generator) -> list[BodySpec]:
@@ -127,7 +127,8 @@ def chain_shelves(rng: np.random.Generator) -> list[BodySpec]:
     r_gray, r = rng.uniform(9, 13), rng.uniform(8, 11)
     x0 = rng.uniform(edge_low + 25, 185)
     width = rng.uniform(45, min(60, 244 - x0))
-    return [shelf(0, edge_high, high), ball("dynamic", edge_high - r_gray - 4, high + r_gray, r_gray),
+    return [shelf(0, edge_high, high),
+            ball("dynamic", edge_high - r_gray - 4, high + r_gray, r_gray),
             shelf(edge_high + 10, edge_low, low),
             ball("green", edge_low - r - rng.uniform(8, 30), low + r, r),
             *floor_bin(x0, width, 20, 20)]
@@ -156,10 +157,11 @@ def valley_escape(rng: np.random.Generator) -> list[BodySpec]:
     bottom, rim, depth, r = rng.uniform(70, 100), rng.uniform(5, 9), rng.uniform(70, 110), \
         rng.uniform(8, 11)
     left = static_poly(((0, 0), (bottom - 10, 0), (0, depth)))
-    right = static_poly(((bottom + 10, 0), (bottom + 50, rim), (bottom + 60, rim), (bottom + 60, 0)))
-    x0 = rng.uniform(bottom + 70, min(bottom + 100, 185))
+    right = static_poly(((bottom + 10, 0), (bottom + 50, rim), (bottom + 60, rim),
+                         (bottom + 60, 0)))
+    x0 = bottom + 62 + rng.uniform(0, 20)
     width = rng.uniform(55, min(75, 244 - x0))
-    return [left, right, ball("green", bottom, r + 1, r), *floor_bin(x0, width, 4, 40)]
+    return [left, right, ball("green", bottom, r + 1, r), *floor_bin(x0, width, STRIP, 40)]
 
 
 TEMPLATES: dict[str, Callable[[np.random.Generator], list[BodySpec]]] = {

@@ -48,14 +48,18 @@ def to_clevrer(question: Question, question_id: int) -> dict:
 
 
 def from_clevrer(record: dict, clip: int) -> Question:
-    """A CLEVRER multiple-choice record (explanatory, predictive, counterfactual) as a Question."""
+    """A CLEVRER multiple-choice record (raw file or the CLEVRER loader's) as a Question."""
+    where = f"CLEVRER question {record.get('question_id')}"
     try:
-        choices = [Choice(c["choice"], list(c["program"]), c["answer"] == "correct")
+        answers = [c["answer"] for c in record["choices"]]
+        if not answers or any(a not in ("correct", "wrong", True, False) for a in answers):
+            raise DataError(f"{where}: not a multiple-choice question with answered choices")
+        choices = [Choice(c["choice"], list(c["program"]), c["answer"] in ("correct", True))
                    for c in record["choices"]]
         return Question(clip, record["question_type"], record["question"],
                         list(record["program"]), choices)
     except (KeyError, TypeError) as error:
-        raise DataError(f"CLEVRER question {record.get('question_id')}: missing {error}") from None
+        raise DataError(f"{where}: missing {error}") from None
 
 
 def build_vocab(questions: list[Question]) -> dict[str, int]:

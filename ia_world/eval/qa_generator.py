@@ -163,21 +163,19 @@ def episode_questions(env: gym.Env, episode: Episode, clip: int, num_frames: int
 
 
 def balance(questions: list[Question], rng: np.random.Generator) -> list[Question]:
-    """Subsample so that, per type, every option text is correct as often as wrong."""
-    groups = defaultdict(list)
-    for q in questions:
-        key = (q.question_type, tuple(sorted((c.text, c.correct) for c in q.choices
-                                             if c.text in ("yes", "no"))))
-        groups[key].append(q)
-    by_type = defaultdict(list)
-    for (qtype, _), members in groups.items():
-        by_type[qtype].append(members)
+    """Subsample yes/no questions so that, per type, 'yes' is correct exactly half the time."""
+    yes_no = defaultdict(lambda: {True: [], False: []})
     kept = []
-    for member_lists in by_type.values():
-        size = min(len(m) for m in member_lists) if len(member_lists) > 1 else None
-        for members in member_lists:
-            picks = rng.permutation(len(members))[:size]
-            kept.extend(members[i] for i in sorted(picks))
+    for q in questions:
+        answers = {c.text: c.correct for c in q.choices}
+        if set(answers) == {"yes", "no"}:
+            yes_no[q.question_type][answers["yes"]].append(q)
+        else:
+            kept.append(q)
+    for groups in yes_no.values():
+        size = min(len(groups[True]), len(groups[False]))
+        for members in groups.values():
+            kept.extend(members[i] for i in sorted(rng.permutation(len(members))[:size]))
     return sorted(kept, key=lambda q: q.clip)
 
 

@@ -1,0 +1,48 @@
+"""Fixed, seeded within-template and cross-template folds (5-fold partitions, 80/20 each)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from envs.phyre_lite.templates import TEMPLATES, VARIANTS_PER_TEMPLATE
+
+NUM_FOLDS = 5
+SPLIT_SEED = 1234
+SPLITS = ("within", "cross")
+
+
+def _fold_slice(count: int, fold: int) -> slice:
+    size = count // NUM_FOLDS
+    return slice(fold * size, (fold + 1) * size)
+
+
+def split_tasks(split: str, fold: int) -> tuple[list[str], list[str]]:
+    """(train task ids, test task ids) of fold `fold` of split `within` or `cross`.
+
+    within: each template's variants are permuted with a fixed seed and fold k holds out the k-th
+    fifth; cross: the templates are permuted with a fixed seed and fold k holds out the k-th
+    fifth of them (all their variants).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not 0 <= fold < NUM_FOLDS:
+        raise ValueError(f"fold must be in [0, {NUM_FOLDS}), got {fold}")
+    names = sorted(TEMPLATES)
+    train: list[str] = []
+    test: list[str] = []
+    if split == "within":
+        for name in names:
+            rng = np.random.default_rng((SPLIT_SEED, zlib.crc32(name.encode())))
+            order = rng.permutation(VARIANTS_PER_TEMPLATE)
+            held = set(order[_fold_slice(VARIANTS_PER_TEMPLATE, fold)].tolist())
+            for variant in range(VARIANTS_PER_TEMPLATE):
+                (test if variant in held else train).append(f"{name}:{variant:03d}")
+    else:
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(names))
+        held = {names[i] for i in order[_fold_slice(len(names), fold)]}
+        for name in names:
+            ids = [f"{name}:{v:03d}" for v in range(VARIANTS_PER_TEMPLATE)]
+            (test if name in held else train).extend(ids)
+    return train, test
