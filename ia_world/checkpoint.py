@@ -34,8 +34,9 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
     """Write run_dir/checkpoints/step-<step>/ via a temp dir + rename; point `latest` at it."""
     root = Path(run_dir) / CHECKPOINT_DIR
     final = root / f"step-{step:08d}"
+    for stale in root.glob(".tmp-*"):  # left by a killed writer
+        shutil.rmtree(stale, ignore_errors=True)
     temp = root / f".tmp-{os.getpid()}-{final.name}"
-    shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, temp / MODEL_FILE)
     (temp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")

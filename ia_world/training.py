@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ia_world.checkpoint import (
     CONFIG_FILE,
+    LATEST_FILE,
     MODEL_FILE,
     TRAIN_INFO_FILE,
     TRAIN_STATE_FILE,
@@ -223,10 +224,9 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dic
 def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
            config: dict) -> int:
     """Load the run's latest checkpoint into model and optimizer; returns its step (0 if none)."""
-    try:
-        checkpoint = resolve_checkpoint(run_dir)
-    except CheckpointError:
+    if not (run_dir / LATEST_FILE).is_file():
         return 0
+    checkpoint = resolve_checkpoint(run_dir)
     if read_json(checkpoint / CONFIG_FILE)["model"] != config["model"]:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: model config differs from this run's; "
                               "use another out=")
@@ -301,11 +301,21 @@ def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.T
 
 
 def train(cfg: PretrainConfig, mask_fn=None) -> dict:
-    """Pretrain (or resume) into cfg.out; returns the final metrics."""
+    """Pretrain (or resume) into cfg.out; returns the final metrics. Joins torchrun's group."""
+    joins_group = not dist.is_initialized()
     rank, world_size, device = setup_distributed(cfg)
+    try:
+        return pretrain_loop(cfg, mask_fn or make_mask_fn(cfg.masking), rank, world_size, device)
+    finally:
+        if joins_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
+                  device: torch.device) -> dict:
+    """The training loop of one rank; rank 0 logs and checkpoints."""
     run_dir = Path(cfg.out)
     config = as_dict(cfg)
-    mask_fn = mask_fn or make_mask_fn(cfg.masking)
     torch.manual_seed(cfg.seed)
     model = IAJEPA(cfg.model, cfg.loss).to(device)
     optimizer = build_optimizer(cfg, model)
@@ -349,6 +359,8 @@ def train(cfg: PretrainConfig, mask_fn=None) -> dict:
             train_tensors, info = optimizer_state(optimizer)
             save_checkpoint(run_dir, done, model.state_dict(), config, metrics, train_tensors,
                             dict(info, step=done), keep=cfg.keep_checkpoints)
+    if writer is not None:
+        writer.close()
     if world_size > 1:
         dist.barrier()
     return metrics

@@ -41,6 +41,15 @@ def logged(out, key="loss"):
         return [float(row[key]) for row in csv.DictReader(handle)]
 
 
+def test_schedules_warm_up_decay_and_anneal_the_momentum():
+    cfg = training.PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, final_lr=1e-5)
+    lrs = [training.learning_rate(cfg, step) for step in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and max(lrs) == pytest.approx(1e-3)
+    assert lrs.index(max(lrs)) == 9 and lrs[-1] == pytest.approx(1e-5, abs=1e-6)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert training.ema_momentum(cfg, 0) == 0.996 and training.ema_momentum(cfg, 100) == 1.0
+
+
 def test_clip_dataset_aligns_frames_and_energy():
     env = make_env(BILLIARDS, size=32)
     store = [simulate_episode(env, seed, 12) for seed in (1, 2)]
@@ -141,7 +150,6 @@ def ddp_worker(rank, world_size, port, out):
     training.train(pretrain_config(out, "steps=3", "checkpoint_every=3", "batch_size=2"))
     model_sum = sum(float(p.sum()) for p in ia_world.load_encoder(out).parameters())
     (out / f"rank{rank}.txt").write_text(repr(model_sum))
-    torch.distributed.destroy_process_group()
 
 
 def test_two_process_ddp_trains_and_rank0_checkpoints_once(tmp_path):
