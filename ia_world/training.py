@@ -34,9 +34,9 @@ from ia_world.checkpoint import (
     save_checkpoint,
 )
 from ia_world.config import CONFIG_DIR, as_dict, check_range, to_dataclass
-from ia_world.data.clips import ClipDataset
 from ia_world.data.live import LiveClips
-from ia_world.data.shards import EpisodeStore, atomic_write_bytes
+from ia_world.data.mix import mixed_clips, source_clips
+from ia_world.data.shards import atomic_write_bytes
 from ia_world.errors import CheckpointError, ConfigError, IAWorldError
 from ia_world.eval.spectrum import rankme
 from ia_world.masking import MaskConfig, make_mask_fn
@@ -52,20 +52,26 @@ class DivergenceError(IAWorldError):
 
 @dataclass
 class DataConfig:
-    """Where clips come from: `live` simulation of `env`, or a shard directory `path`."""
+    """Where clips come from: live simulation of `env`, shards, CLEVRER, SSv2 or a mix."""
 
     source: str = "live"
     path: str | None = None
     frame_stride: int = 1
     clips_per_episode: int = 4  # shards: evenly spaced clips taken from each episode
     num_workers: int = 2
+    fps: float | None = None  # video sources: clip frame rate (None: native)
+    skip_bad: bool = False  # video sources: skip unreadable files (with a count)
+    paths: dict[str, str | None] = field(default_factory=dict)  # mix: source -> root
+    weights: dict[str, float] = field(default_factory=dict)  # mix: source -> weight
 
     def validate(self) -> None:
         """Raise ConfigError on an unknown source or a missing path."""
-        if self.source not in ("live", "shards"):
-            raise ConfigError(f"data.source='{self.source}' must be 'live' or 'shards'")
-        if self.source == "shards" and not self.path:
-            raise ConfigError("data.path is required for data.source=shards (data=<dir>)")
+        sources = ("live", "shards", "clevrer", "ssv2", "mix")
+        if self.source not in sources:
+            raise ConfigError(f"data.source='{self.source}' must be one of {sources}")
+        if self.source in ("shards", "clevrer", "ssv2") and not self.path:
+            raise ConfigError(f"data.path is required for data.source={self.source} "
+                              "(data=<dir>)")
         check_range("data.frame_stride", self.frame_stride, 1)
         check_range("data.clips_per_episode", self.clips_per_episode, 1)
         check_range("data.num_workers", self.num_workers, 0)
@@ -180,8 +186,15 @@ def make_loader(cfg: PretrainConfig, start_step: int, rank: int, world_size: int
                          block=cfg.batch_size, start_block=start_step, rank=rank,
                          world_size=world_size, env_kwargs=cfg.env.kwargs)
         return DataLoader(live, **common)
-    clips = ClipDataset(EpisodeStore(cfg.data.path), grid.frames, cfg.data.frame_stride,
-                        cfg.data.clips_per_episode)
+    data = cfg.data
+    if data.source == "mix":
+        clips = mixed_clips(data.paths, data.weights, grid.frames, grid.size, data.frame_stride,
+                            data.clips_per_episode, data.fps, cfg.seed, data.skip_bad)
+        if rank == 0:
+            print(f"data mix: clips per source {clips.counts()}")
+    else:
+        clips = source_clips(data.source, data.path, grid.frames, grid.size, data.frame_stride,
+                             data.clips_per_episode, data.fps, cfg.seed, data.skip_bad)
     sampler = StepSampler(len(clips), cfg.batch_size, cfg.seed, start_step, rank, world_size)
     return DataLoader(clips, sampler=sampler, **common)
 

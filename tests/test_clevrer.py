@@ -229,3 +229,22 @@ def test_generated_tabletop3d_reads_back_through_clevrer(tmp_path):
             np.testing.assert_allclose(read.states[key], written.states[key])
         assert read.frames.shape == written.frames.shape
         assert np.abs(read.frames.astype(int) - written.frames).mean() < 4
+
+
+def test_pretraining_on_a_mix_of_shards_and_clevrer(clevrer_root, tmp_path, capsys):
+    from ia_world import training
+    from ia_world.cli import run_command
+    from ia_world.config import load_config, to_dataclass
+
+    data = tmp_path / "shards"
+    run_command("generate", [f"out={data}", "episodes=2", "frames=8", "size=32"])
+    overrides = ["model.frames=4", "model.size=32", "model.embed_dim=48", "model.depth=1",
+                 "model.num_heads=3", "model.pred_dim=24", "model.pred_depth=1",
+                 "model.pred_heads=3", "masking=random_tube", "data=mix", "data.num_workers=0",
+                 f"data.paths.shards={data}", f"data.paths.clevrer={clevrer_root}",
+                 "data.weights.clevrer=1.0", "batch_size=2", "steps=2", "device=cpu",
+                 f"out={tmp_path / 'run'}"]
+    cfg = to_dataclass(load_config("pretrain", overrides), training.PretrainConfig)
+    assert training.train(cfg)["step"] == 2
+    counts = capsys.readouterr().out.split("clips per source")[1].splitlines()[0]
+    assert "'shards'" in counts and "'clevrer'" in counts

@@ -43,7 +43,7 @@ class MixedClips(Dataset):
 
     def __init__(self, sources: dict[str, Dataset], weights: dict[str, float],
                  length: int | None = None, seed: int = 0):
-        unknown = sorted(set(weights) - set(sources))
+        unknown = sorted(name for name, w in weights.items() if w > 0 and name not in sources)
         if unknown or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise ConfigError(f"data.weights={weights}: need non-negative weights, not all 0, "
                               f"for sources {sorted(sources)} (unknown: {unknown})")
