@@ -33,6 +33,7 @@ from ia_world.errors import ConfigError
 AGENTS = {
     "random": "agents.baselines:make_random_agent",
     "oracle": "agents.baselines:make_oracle_agent",
+    "latent": "agents.latent_agent:make_latent_agent",
 }
 
 

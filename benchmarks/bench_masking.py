@@ -1,6 +1,6 @@
 """Mask cost next to a tiny-model training step, and hit-rate / selectivity of every strategy.
 
-python benchmarks/bench_masking.py [--batch 8] [--episodes 40] [--seed 10000]
+python benchmarks/bench_masking.py [--batch 8] [--threads 1] [--episodes 40] [--seed 10000]
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--seed", type=int, default=10_000, help="first held-out episode seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (profile on 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     timing_table(args.batch, args.repeats)
     quality_table(args.episodes, args.seed)
 

@@ -14,6 +14,8 @@ COMMANDS = {
     "evaluate": "ia_world.eval.evaluate:run",
     "report": "ia_world.report:run",
     "solve": "agents.solve:run",
+    "world_model": "agents.latent_agent:run",
+    "surprise": "agents.surprise:run",
     "rl": "agents.rl:run",
     "demo": "ia_world.demo:run",
 }
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         run_command(command, overrides)
     except IAWorldError as error:
         print(f"ia-world {command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # unwritable output directory, full disk, unreadable input
+        print(f"ia-world {command}: error: {error.filename or ''}: {error.strerror or error}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ia-world {command}: interrupted; re-run the same command to resume",

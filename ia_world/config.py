@@ -33,7 +33,9 @@ def to_dataclass(cfg: DictConfig | dict, schema: type[T]) -> T:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
-        raise ConfigError(f"{schema.__name__}: {error}".splitlines()[0]) from None
+        key = getattr(error, "full_key", None)  # name the offending key
+        where = f"{schema.__name__}: {key}" if key else schema.__name__
+        raise ConfigError(f"{where}: {error}".splitlines()[0]) from None
     validate = getattr(obj, "validate", None)
     if validate is not None:
         validate()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from sklearn.metrics import roc_auc_score
 
@@ -11,6 +12,7 @@ from ia_world.data.episode import make_env, simulate_episode
 from ia_world.errors import ConfigError
 from ia_world.eval.mask_metrics import episode_batch, hit_rate, selectivity
 from ia_world.masking import STRATEGIES, MaskConfig, make_mask_fn, num_hidden, saliency
+from ia_world.masking.flow import block_flow
 from ia_world.tokens import TokenGrid
 
 GRID = TokenGrid(frames=16, size=64, tubelet_t=2, patch=8)
@@ -137,3 +139,20 @@ def test_config_group_composes_and_bad_values_raise_config_error():
 def load_config_group(name: str) -> MaskConfig:
     """configs/masking/<name>.yaml validated on MaskConfig."""
     return to_dataclass(load_config("masking/" + name).masking, MaskConfig)
+
+
+def test_sparse_matching_equals_dense_soft_argmin_and_still_pixels_do_not_move():
+    clip, _, _ = glide_and_bounce_clip()
+    flow, matched = block_flow(clip[:, :3])  # (1, 2, H, W, 2)
+    assert (flow.flatten(0, 3).norm(dim=-1) > 0).sum() <= len(matched) < flow[..., 0].numel()
+    frames = clip[0, :2].float() / 255.0  # (2, H, W, 3)
+    y, x = 10, 11  # the glider's right edge, moving +2 px in x
+    pad = F.pad(rearrange(frames, "t h w c -> t c h w"), (3,) * 4, mode="replicate")
+    source = pad[0, :, y + 2:y + 5, x + 2:x + 5]
+    costs = torch.stack([((pad[1, :, y + 2 + dy:y + 5 + dy, x + 2 + dx:x + 5 + dx] - source) ** 2)
+                         .mean((1, 2)).sum() for dy in range(-2, 3) for dx in range(-2, 3)])
+    weights = torch.softmax(-costs / 0.03, dim=0)  # (25,) soft arg-min
+    expected = weights @ torch.tensor([[dx, dy] for dy in range(-2, 3) for dx in range(-2, 3)],
+                                      dtype=torch.float32)
+    assert torch.allclose(flow[0, 0, y, x], expected, atol=1e-4)
+    assert flow[0, 0, y, x, 0] > 1.5

@@ -91,6 +91,13 @@ def vector(value: Any, dims: int, where: str) -> np.ndarray:
 def annotation_to_episode(annotation: dict, frames: np.ndarray | None = None,
                           source: str = "annotation") -> Episode:
     """Map a CLEVRER annotation dict onto the episode contract (energy None: not in CLEVRER)."""
+    try:
+        return _annotation_to_episode(annotation, frames, source)
+    except (TypeError, ValueError, AttributeError) as error:  # a field of the wrong type
+        raise DataError(f"{source}: malformed annotation ({error})") from None
+
+
+def _annotation_to_episode(annotation: dict, frames: np.ndarray | None, source: str) -> Episode:
     properties = require(annotation, "object_property", source)
     trajectory = require(annotation, "motion_trajectory", source)
     objects = []

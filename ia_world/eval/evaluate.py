@@ -7,7 +7,6 @@ either split may appear in pretraining. Results go to metrics.json under "eval".
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,13 @@ from einops import reduce
 from omegaconf import MISSING, DictConfig
 from tqdm import tqdm
 
-from ia_world.checkpoint import CONFIG_FILE, METRICS_FILE, load_encoder, resolve_checkpoint
+from ia_world.checkpoint import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    load_encoder,
+    read_json,
+    resolve_checkpoint,
+)
 from ia_world.config import check_range, to_dataclass
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
@@ -125,7 +130,7 @@ def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
 def evaluate(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint; returns the dict written under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
-    config = json.loads((checkpoint / CONFIG_FILE).read_text())
+    config = read_json(checkpoint / CONFIG_FILE)
     encoder = load_encoder(checkpoint, cfg.device)
     grid = encoder.grid
     train = split_episodes(cfg.train_data, cfg.train_episodes, cfg.train_seed, cfg.env,
@@ -141,7 +146,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     heldout_pooled = reduce(heldout_latents, "e n d -> e d", "mean")
     probe = probe_all(train_pooled, [clip_targets(ep, grid.frames) for ep in train],
                       heldout_pooled, [clip_targets(ep, grid.frames) for ep in heldout],
-                      folds=cfg.folds, seed=cfg.qa.seed)
+                      folds=cfg.folds, seed=cfg.train_seed)
     env = make_env(cfg.env.id, size=grid.size, **cfg.env.kwargs)
     qa = evaluate_qa(generate_questions(env, train, grid.frames, cfg.horizon, cfg.train_seed),
                      generate_questions(env, heldout, grid.frames, cfg.horizon, cfg.heldout_seed),
@@ -165,7 +170,7 @@ def run(cfg: DictConfig) -> dict:
     result = evaluate(eval_cfg)
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics = read_json(path) if path.is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {**metrics, "eval": result})
     log.info("wrote %s", path)

@@ -6,7 +6,6 @@ Each takes a clip uint8 (B, T, H, W, 3) and returns a float (B, N) score (token 
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 
 from ia_world.masking.flow import block_flow, lagrangian_change
 from ia_world.tokens import TokenGrid
@@ -42,9 +41,8 @@ def interaction_saliency(clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
     v is the dense colour block-matching displacement between consecutive frames, so an object
     gliding at constant velocity scores ~0 and a collision or bounce scores its velocity change.
     """
-    frames = rearrange(clip.float() / 255.0, "b t h w c -> b t c h w")
-    flow = block_flow(frames)  # (B, T-1, 2, H, W)
-    change = lagrangian_change(flow)  # (B, T-2, H, W)
+    flow, matched = block_flow(clip)  # (B, T-1, H, W, 2), (N, 4) pixels whose window changed
+    change = lagrangian_change(flow, matched)  # (B, T-2, H, W)
     return grid.pool(_pad_time(change, 1, 1))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ia_world.config import check_range
-from ia_world.errors import ConfigError
+from ia_world.errors import ConfigError, DataError
 from ia_world.masking.saliency import SALIENCY
 from ia_world.masking.sampling import (
     gumbel_keys,
@@ -60,6 +60,9 @@ def saliency(strategy: str, clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor
     """Per-token saliency float (B, N) of a saliency strategy (motion, accel, interaction)."""
     if strategy not in SALIENCY:
         raise ConfigError(f"strategy '{strategy}' has no saliency; one of {', '.join(SALIENCY)}")
+    if clip.shape[1] < 3:  # every saliency differences consecutive frames at least twice
+        raise DataError(f"masking.strategy={strategy}: a clip of {clip.shape[1]} frames is too "
+                        "short for its saliency (needs >= 3 frames)")
     return SALIENCY[strategy](clip, grid)
 
 

@@ -1,0 +1,284 @@
+"""The zero-shot latent planner for PHYRE-Lite and `ia-world world_model` that trains its parts.
+
+Training (`run`): random placements on the fold's TRAIN tasks only (the other variants for the
+within split, the other templates for the cross split) are simulated; each episode becomes window
+latents: window 0 encodes the still initial scene with the red ball (the frame repeated), windows
+1..K-1 encode consecutive clips of the recorded rollout. A block-causal world model is fit on
+them and a linear goal probe is fit on the world model's rollouts from window 0 (label: solved).
+
+Agent (`agent=latent`): a candidate's placement is drawn into the initial scene by the env's own
+renderer (t=0 only, nothing simulated), encoded, rolled out by the world model and scored by the
+probe; CEM searches the placements and the evaluated ones are returned best first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pymunk
+import torch
+import torch.nn.functional as F
+from einops import repeat
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from agents.baselines import puzzle_rng, sample_valid
+from agents.planner import PlannerConfig, plan
+from agents.world_model import (
+    WorldModel,
+    WorldModelConfig,
+    load_world_model,
+    pool_window,
+    rollout_errors,
+    save_world_model,
+    train_world_model,
+)
+from envs.phyre_lite.scene import (
+    GREEN,
+    SCENE,
+    Puzzle,
+    add_action_ball,
+    attempt,
+    build_space,
+    placement_error,
+    render,
+)
+from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
+from envs.phyre_lite.templates import parse_task_id
+from ia_world.checkpoint import FrozenEncoder, load_encoder
+from ia_world.config import check_range, to_dataclass
+from ia_world.errors import ConfigError
+
+
+@dataclass
+class WorldModelTrainConfig:
+    """The `world_model` command's config (configs/world_model.yaml)."""
+
+    encoder: str = ""  # checkpoint or run directory of the frozen encoder
+    split: str = "cross"
+    fold: int = 0
+    episodes: int = 400  # simulated random placements on the fold's train tasks
+    windows: int = 5  # K: window 0 (still scene) + K-1 rollout clips
+    frame_stride: int = 10  # physics steps per recorded frame
+    focus_share: float = 0.5  # share of placements sampled just above the green body
+    probe_steps: int = 300
+    probe_weight_decay: float = 1e-3
+    holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
+    out: str = "runs/world_model"
+    seed: int = 0
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+
+    def validate(self) -> None:
+        """Range-check the keys."""
+        if not self.encoder:
+            raise ConfigError("encoder= is required (a checkpoint or pretrain run directory)")
+        if self.split not in SPLITS:
+            raise ConfigError(f"split={self.split!r} is not one of {SPLITS}")
+        check_range("fold", self.fold, 0, NUM_FOLDS - 1)
+        check_range("episodes", self.episodes, 4, None)
+        check_range("windows", self.windows, 2, self.world_model.max_windows)
+        check_range("frame_stride", self.frame_stride, 1, None)
+        check_range("focus_share", self.focus_share, 0.0, 1.0)
+        check_range("probe_steps", self.probe_steps, 1, None)
+        check_range("holdout", self.holdout, 0.0, 0.9)
+        self.world_model.validate()
+
+
+@dataclass
+class LatentAgentConfig:
+    """The `agent=latent` config group: trained parts and the CEM budget."""
+
+    name: str = "latent"
+    encoder: str = ""
+    world_model: str = ""  # directory written by `ia-world world_model`
+    seed: int = 0
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+
+    def validate(self) -> None:
+        """Both paths are required; the planner budget is range-checked."""
+        if not self.encoder or not self.world_model:
+            raise ConfigError("agent.encoder= and agent.world_model= are required for agent=latent")
+        self.planner.validate()
+
+
+@dataclass
+class Episode:
+    """One simulated placement: still initial frame (H W 3), rollout frames (T H W 3), label."""
+
+    initial: np.ndarray
+    frames: np.ndarray
+    action: np.ndarray
+    solved: bool
+
+
+def frame_with_ball(space: pymunk.Space, action, size: int) -> np.ndarray:
+    """The initial scene with the red ball placed (the env's renderer at t=0, no simulation)."""
+    placed = space.copy()
+    add_action_ball(placed, action)
+    return render(placed, size)
+
+
+def sample_placement(rng: np.random.Generator, space: pymunk.Space, focus_share: float):
+    """A valid placement: uniform, or (focus_share of the time) just above the green body."""
+    green = next(b for b in space.bodies if any(s.collision_type == GREEN for s in b.shapes))
+    while True:
+        if rng.random() < focus_share:
+            x, y = (np.array(green.position) + [rng.normal(0, 30), abs(rng.normal(20, 40))]) / SCENE
+            action = np.array([x, y, rng.uniform()])
+        else:
+            action = rng.uniform(0.0, 1.0, 3)
+        if placement_error(space, action) is None:
+            return action
+
+
+def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig,
+                      size: int) -> list[Episode]:
+    """`count` recorded random placements on puzzles drawn from `tasks`."""
+    rng = np.random.default_rng(cfg.seed)
+    episodes = []
+    for _ in tqdm(range(count), desc="simulate", leave=False):
+        space = build_space(parse_task_id(tasks[int(rng.integers(len(tasks)))]))
+        action = sample_placement(rng, space, cfg.focus_share)
+        outcome = attempt(space, action, record_size=size, frame_stride=cfg.frame_stride)
+        episodes.append(Episode(frame_with_ball(space, action, size), outcome.frames[1:],
+                                action, outcome.solved))
+    return episodes
+
+
+def episode_clips(episode: Episode, windows: int, clip_frames: int) -> np.ndarray:
+    """(K, T, H, W, 3): the still initial clip, then rollout clips (padded with the last frame)."""
+    needed = (windows - 1) * clip_frames
+    frames = episode.frames[:needed]
+    if len(frames) < needed:
+        pad = repeat(frames[-1], "h w c -> n h w c", n=needed - len(frames))
+        frames = np.concatenate([frames, pad])
+    still = repeat(episode.initial, "h w c -> 1 t h w c", t=clip_frames)
+    return np.concatenate([still, frames.reshape(windows - 1, clip_frames, *frames.shape[1:])])
+
+
+def encode_windows(encoder: FrozenEncoder, clips: np.ndarray, tokens_per_window: int,
+                   batch_size: int = 32) -> torch.Tensor:
+    """Clips (M, T, H, W, 3) uint8 -> pooled window tokens (M, P, D)."""
+    grid = encoder.grid.shape
+    pooled = [pool_window(encoder.encode(torch.from_numpy(clips[i:i + batch_size])), grid,
+                          tokens_per_window)
+              for i in range(0, len(clips), batch_size)]
+    return torch.cat(pooled)
+
+
+def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Goal-probe features of rollouts from context windows (B 1 P D) -> (B, horizon*P*D)."""
+    with torch.no_grad():
+        return model.rollout(context, horizon).flatten(1)
+
+
+def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
+                weight_decay: float) -> dict[str, torch.Tensor]:
+    """Standardised logistic regression (class-balanced) -> {mean, std, weight, bias}."""
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    x = (features - mean) / std
+    weight = torch.zeros(x.shape[1], requires_grad=True)
+    bias = torch.zeros(1, requires_grad=True)
+    positive = labels.float().mean().clamp(1e-3, 1 - 1e-3)
+    pos_weight = (1 - positive) / positive
+    optimizer = torch.optim.Adam([weight, bias], lr=0.01, weight_decay=weight_decay)
+    for _ in range(steps):
+        loss = F.binary_cross_entropy_with_logits(x @ weight + bias, labels.float(),
+                                                  pos_weight=pos_weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {"probe.mean": mean, "probe.std": std, "probe.weight": weight.detach(),
+            "probe.bias": bias.detach()}
+
+
+def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
+    """Goal-probe logits (B,) of features (B, F)."""
+    return ((features - probe["probe.mean"]) / probe["probe.std"]) @ probe["probe.weight"] \
+        + probe["probe.bias"]
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (rank statistic; ties count half); nan with one class only."""
+    pos, neg = scores[labels.astype(bool)], scores[~labels.astype(bool)]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train the world model and goal probe on the fold's train tasks; save them; print checks."""
+    config = to_dataclass(cfg, WorldModelTrainConfig)
+    encoder = load_encoder(config.encoder)
+    config.world_model.latent_dim = encoder.embed_dim
+    train_tasks, _ = split_tasks(config.split, config.fold)
+    episodes = simulate_episodes(train_tasks, config.episodes, config, encoder.grid.size)
+    clips = np.stack([episode_clips(e, config.windows, encoder.grid.frames) for e in episodes])
+    windows = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]),
+                             config.world_model.tokens_per_window)
+    windows = windows.reshape(len(episodes), config.windows, *windows.shape[1:])
+    labels = torch.tensor([e.solved for e in episodes])
+    held = max(1, int(config.holdout * len(episodes)))
+    model = train_world_model(config.world_model, windows[held:])
+    horizon = config.windows - 1
+    features = probe_features(model, windows[:, :1], horizon)
+    probe = train_probe(features[held:], labels[held:], config.probe_steps,
+                        config.probe_weight_decay)
+    scores = probe_logits(probe, features[:held]).numpy()
+    metrics = {**rollout_errors(model, windows[:held]), "episodes": len(episodes),
+               "solved_share": float(labels.float().mean()),
+               "probe_auroc_heldout": auroc(scores, labels[:held].numpy())}
+    out = Path(config.out)
+    save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon)})
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps({"config": asdict(config), "metrics": metrics}, indent=1))
+    os.replace(tmp, out / "metrics.json")
+    print(json.dumps(metrics, indent=1))
+    return metrics
+
+
+class LatentAgent:
+    """CEM over placements scored by the goal probe on world-model rollouts of the first frame."""
+
+    def __init__(self, cfg: LatentAgentConfig):
+        self.cfg = cfg
+        self.encoder = load_encoder(cfg.encoder)
+        self.model, extra = load_world_model(cfg.world_model)
+        self.horizon = int(extra.pop("horizon"))
+        self.probe = extra
+
+    def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
+        """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""
+        scores = np.full(len(actions), -np.inf)
+        valid = [i for i, a in enumerate(actions) if placement_error(space, a) is None]
+        if not valid:
+            return scores
+        grid = self.encoder.grid
+        frames = np.stack([frame_with_ball(space, actions[i], grid.size) for i in valid])
+        clips = repeat(frames, "m h w c -> m t h w c", t=grid.frames)
+        context = encode_windows(self.encoder, clips, self.model.cfg.tokens_per_window)
+        features = probe_features(self.model, context[:, None], self.horizon)
+        scores[valid] = probe_logits(self.probe, features).numpy()
+        return scores
+
+    def propose(self, observation: np.ndarray, n: int, puzzle: Puzzle) -> np.ndarray:
+        """(n, 3) placements, best probe score first; random valid ones fill any shortfall."""
+        rng = puzzle_rng(self.cfg.seed, puzzle)
+        space = build_space(puzzle)
+        result = plan(lambda a: self.score(space, a), np.zeros(3), np.ones(3),
+                      self.cfg.planner, rng)
+        ranked = result.ranked()[:n]
+        if len(ranked) < n:
+            ranked = np.concatenate([ranked, sample_valid(rng, space, n - len(ranked))])
+        return ranked
+
+
+def make_latent_agent(cfg) -> LatentAgent:
+    """LatentAgent from the `agent` config group (validated)."""
+    return LatentAgent(to_dataclass(cfg, LatentAgentConfig))

@@ -1,0 +1,175 @@
+"""Bad input and faults end in one clear project error (CLI: exit 2) and never corrupt outputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ia_world import cli
+from ia_world.checkpoint import load_encoder, write_initial_checkpoint
+from ia_world.config import load_config
+from ia_world.data import generator
+from ia_world.data.clevrer import CLEVREREpisodes, annotation_to_episode
+from ia_world.data.generator import GenerateConfig, generate
+from ia_world.data.shards import EpisodeStore, shard_path
+from ia_world.data.video import probe_video, read_clip, write_video
+from ia_world.errors import CheckpointError, DataError
+from ia_world.eval.evaluate import split_episodes
+
+
+def one_error_line(capsys, command: str) -> str:
+    """The CLI's stderr, checked to be exactly one 'ia-world <command>: error: ...' line."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"ia-world {command}: error: "), err
+    return err
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """A valid mp4, its first half (truncated) and a file of random bytes (corrupt)."""
+    root = tmp_path_factory.mktemp("videos")
+    frames = np.random.default_rng(0).integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)
+    write_video(root / "good.mp4", frames, 10)
+    data = (root / "good.mp4").read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (root / "corrupt.mp4").write_bytes(np.random.default_rng(1).bytes(4096))
+    return root
+
+
+@pytest.mark.parametrize("name", ["truncated.mp4", "corrupt.mp4"])
+def test_bad_video_raises_data_error_naming_file(videos, name):
+    with pytest.raises(DataError, match=name):
+        probe_video(videos / name)
+    with pytest.raises(DataError, match=name):
+        read_clip(videos / name, np.arange(16), 32)
+
+
+@pytest.mark.parametrize("annotation, key", [
+    ({"motion_trajectory": [], "collision": []}, "object_property"),
+    ({"object_property": 5, "motion_trajectory": [], "collision": []}, "malformed"),
+    ({"object_property": [{"object_id": "a", "color": "red", "material": "metal",
+                           "shape": "cube"}], "motion_trajectory": [], "collision": []},
+     "malformed"),
+    ({"object_property": [], "motion_trajectory": [{"frame_id": 0, "objects": 3}],
+      "collision": []}, "malformed"),
+])
+def test_bad_annotation_fields_raise_data_error_naming_source(annotation, key):
+    with pytest.raises(DataError, match=f"annotation_00001.json.*{key}"):
+        annotation_to_episode(annotation, source="annotation_00001.json")
+
+
+@pytest.fixture(scope="module")
+def short_dataset(tmp_path_factory):
+    """A generated dataset of 3 episodes of 8 frames at 32x32."""
+    root = tmp_path_factory.mktemp("short")
+    generate(GenerateConfig(out=str(root), episodes=3, frames=8, size=32))
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A freshly initialised tiny checkpoint (16 frames of 64x64)."""
+    return write_initial_checkpoint(tmp_path_factory.mktemp("ckpt"), "tiny")
+
+
+def test_clips_shorter_than_model_or_wrong_size_raise(short_dataset, checkpoint):
+    with pytest.raises(DataError, match=str(short_dataset)):
+        split_episodes(str(short_dataset), 2, 0, None, frames=16, size=64)
+    encoder = load_encoder(checkpoint)
+    with pytest.raises(DataError, match="expected uint8"):
+        encoder.encode(np.zeros((1, 8, 64, 64, 3), np.uint8))  # too few frames
+    with pytest.raises(DataError, match="expected uint8"):
+        encoder.encode(np.zeros((1, 16, 32, 32, 3), np.uint8))  # wrong size
+
+
+def test_empty_dataset_directories_raise(tmp_path):
+    with pytest.raises(DataError, match="dataset.json"):
+        EpisodeStore(tmp_path)
+    with pytest.raises(DataError, match="annotation"):
+        CLEVREREpisodes(tmp_path)
+
+
+def test_checkpoint_from_another_config_raises(checkpoint):
+    config_path = checkpoint / "config.json"
+    original = config_path.read_text()
+    config = json.loads(original)
+    config["model"]["embed_dim"] = 2 * config["model"]["embed_dim"]
+    config_path.write_text(json.dumps(config))
+    try:
+        with pytest.raises(CheckpointError, match=checkpoint.name):
+            load_encoder(checkpoint)
+    finally:
+        config_path.write_text(original)
+
+
+@pytest.mark.parametrize("override, key", [("episodez=3", "episodez"),
+                                           ("episodes=0", "episodes"),
+                                           ("frames=abc", "frames")])
+def test_config_typo_or_out_of_range_is_one_line_exit_2(tmp_path, capsys, override, key):
+    assert cli.main(["generate", f"out={tmp_path}", override]) == 2
+    assert key in one_error_line(capsys, "generate")
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    assert cli.main(["generate", f"out={blocker}/sub", "episodes=1"]) == 2
+    assert f"{blocker}/sub" in one_error_line(capsys, "generate")
+    assert blocker.read_text() == "keep me"
+
+
+def test_killed_generate_resumes_to_identical_shards(tmp_path, monkeypatch):
+    cfg = GenerateConfig(out=str(tmp_path / "clean"), episodes=3, frames=6, size=32,
+                         shard_size=1)
+    generate(cfg)
+    write_shard, calls = generator.write_shard, []
+
+    def killed_on_second_shard(path, episodes):
+        calls.append(path)
+        if len(calls) == 2:
+            path.with_name(f".tmp-999-{path.name}").write_bytes(b"half a shard")
+            raise KeyboardInterrupt
+        write_shard(path, episodes)
+
+    monkeypatch.setattr(generator, "write_shard", killed_on_second_shard)
+    cfg.out = str(tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg)
+    first = shard_path(cfg.out, 0).read_bytes()
+    assert not shard_path(cfg.out, 1).exists()
+    monkeypatch.setattr(generator, "write_shard", write_shard)
+    generate(cfg)
+    assert shard_path(cfg.out, 0).read_bytes() == first  # untouched by the resume
+    for shard in range(3):
+        assert (shard_path(cfg.out, shard).read_bytes()
+                == shard_path(tmp_path / "clean", shard).read_bytes())
+    assert len(EpisodeStore(cfg.out)) == 3
+
+
+def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
+    from ia_world import training
+
+    def pretrain(out):
+        return training.run(load_config("pretrain", [
+            "data=live", "model=tiny", "masking=random_tube", f"out={out}", "steps=3",
+            "batch_size=2", "checkpoint_every=1", "log_every=1", "warmup_steps=0",
+            "data.num_workers=0", "device=cpu"]))
+
+    clean = pretrain(tmp_path / "clean")
+    save, saved = training.save_checkpoint, []
+
+    def killed_after_step_2(run_dir, step, *args, **kwargs):
+        saved.append(save(run_dir, step, *args, **kwargs))
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", killed_after_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tmp_path / "killed")
+    weights = (saved[-1] / "model.safetensors").read_bytes()
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    resumed = pretrain(tmp_path / "killed")
+    assert (saved[-1] / "model.safetensors").read_bytes() == weights  # step 2 left intact
+    assert resumed["step"] == clean["step"] == 3
+    assert resumed["loss"] == pytest.approx(clean["loss"], rel=1e-5)
