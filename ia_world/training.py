@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm import tqdm
 
 from ia_world.checkpoint import (
@@ -176,11 +177,33 @@ class StepSampler(Sampler):
             step += 1
 
 
-def make_loader(cfg: PretrainConfig, start_step: int, rank: int, world_size: int) -> DataLoader:
-    """Batches of clip dicts in an order fixed by (seed, step, rank)."""
+class MaskingCollate:
+    """Collate clip dicts and add their mask (B N), computed in the DataLoader workers.
+
+    As in I-JEPA's mask collator, masking runs beside the training step rather than in it. The
+    mask generator is seeded by the run seed and the batch's (episode, start) pairs, so a batch
+    gets the same mask after a resume and whichever worker builds it.
+    """
+
+    def __init__(self, mask_fn, grid, seed: int):
+        self.mask_fn, self.grid, self.seed = mask_fn, grid, seed
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = default_collate(items)
+        key = [self.seed, *batch["episode"].tolist(), *batch["start"].tolist()]
+        seed = int(np.random.SeedSequence([abs(int(k)) for k in key]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator)
+        return batch
+
+
+def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
+                world_size: int) -> DataLoader:
+    """Batches of clip dicts with masks, in an order fixed by (seed, step, rank)."""
     grid = cfg.model.grid
     common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
-              "pin_memory": torch.cuda.is_available()}
+              "pin_memory": torch.cuda.is_available(),
+              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed)}
     if cfg.data.source == "live":
         live = LiveClips(cfg.env.id, grid.frames, cfg.data.frame_stride, grid.size, cfg.seed,
                          block=cfg.batch_size, start_block=start_step, rank=rank,
@@ -341,14 +364,13 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     ddp = DistributedDataParallel(model) if world_size > 1 else model
     step_fn = torch.compile(ddp) if cfg.compile and device.type == "cuda" else ddp
     use_amp = cfg.amp and device.type == "cuda"
-    batches = iter(make_loader(cfg, start_step, rank, world_size))
+    batches = iter(make_loader(cfg, mask_fn, start_step, rank, world_size))
     metrics: dict = {"step": start_step}
     clock = time.perf_counter()
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
                      disable=rank != 0, desc="pretrain"):
-        frames = next(batches)["frames"]  # B T H W 3 uint8
-        generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * world_size + rank)
-        mask = mask_fn(frames, cfg.model.grid, generator).to(device)  # B N
+        batch = next(batches)
+        frames, mask = batch["frames"], batch["mask"].to(device)  # B T H W 3 uint8, B N
         lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -161,3 +161,16 @@ def test_two_process_ddp_trains_and_rank0_checkpoints_once(tmp_path):
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000003"]
     assert len(logged(out)) == 3
     assert (out / "rank0.txt").read_text() == (out / "rank1.txt").read_text()
+
+
+def test_masks_are_built_in_the_loader_workers_and_do_not_depend_on_them(tmp_path):
+    masks = []
+    for workers in (0, 2):
+        cfg = pretrain_config(tmp_path / f"w{workers}", "masking=interaction",
+                              f"data.num_workers={workers}")
+        loader = training.make_loader(cfg, training.make_mask_fn(cfg.masking), 0, 0, 1)
+        batches = iter(loader)
+        masks.append(torch.cat([next(batches)["mask"] for _ in range(3)]))
+    hidden = round(cfg.masking.ratio * cfg.model.grid.num_tokens)
+    assert masks[0].dtype == torch.bool and (masks[0].sum(1) == hidden).all()
+    assert torch.equal(masks[0], masks[1])
