@@ -7,8 +7,8 @@ bounds the memory of batched latent rollouts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

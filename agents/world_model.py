@@ -186,11 +186,13 @@ def load_world_model(directory: str | Path) -> tuple[WorldModel, dict[str, torch
     directory = Path(directory)
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         if not (directory / name).is_file():
-            raise CheckpointError(f"{directory / name}: missing (train with `ia-world world_model`)")
+            raise CheckpointError(f"{directory / name}: missing "
+                                  "(train it with `ia-world world_model`)")
     try:
         cfg = WorldModelConfig(**json.loads((directory / CONFIG_FILE).read_text()))
     except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: bad world model config ({error})") from None
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad world model config "
+                              f"({error})") from None
     tensors = load_file(str(directory / WEIGHTS_FILE))
     model = WorldModel(cfg)
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}

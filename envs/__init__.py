@@ -10,10 +10,16 @@ ENV_IDS = {
     "ia_world/BilliardsInelastic-v0": "envs.pymunk_scenes:Billiards",
     "ia_world/Gravity2D-v0": "envs.pymunk_scenes:Gravity2D",
     "ia_world/Cradle-v0": "envs.pymunk_scenes:Cradle",
+    "ia_world/PushBall-v0": "envs.active:PushBall",
+    "ia_world/PushBallSparse-v0": "envs.active:PushBall",
+    "ia_world/PushBall3D-v0": "envs.active:PushBall3D",
+    "ia_world/PushBall3DSparse-v0": "envs.active:PushBall3D",
 }
 # register-time kwargs of the ids that share an entry point with another id
 ENV_KWARGS = {
     "ia_world/BilliardsInelastic-v0": {"elastic": False},
+    "ia_world/PushBallSparse-v0": {"reward": "sparse"},
+    "ia_world/PushBall3DSparse-v0": {"reward": "sparse"},
 }
 
 

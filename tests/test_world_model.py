@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.latent_agent import LatentAgentConfig, LatentAgent, run
+from agents.latent_agent import make_latent_agent, run
+from agents.surprise import SurpriseConfig, make_pairs, score_pairs
 from agents.world_model import (
     WorldModel,
     WorldModelConfig,
@@ -16,7 +17,7 @@ from agents.world_model import (
 from envs.phyre_lite.scene import build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.checkpoint import write_initial_checkpoint
+from ia_world.checkpoint import load_encoder, write_initial_checkpoint
 from ia_world.config import load_config
 from ia_world.errors import CheckpointError, DataError
 
@@ -25,15 +26,18 @@ TINY = dict(latent_dim=8, tokens_per_window=4, max_windows=6, width=32, depth=1,
 
 
 def drifting_latents(count: int, seed: int) -> torch.Tensor:
-    """(E, 6, 4, 8) sequences moving at a constant per-sequence velocity (copy-last is wrong)."""
+    """(E, 6, 4, 8) sequences under a fixed rotation of each token (copy-last is wrong)."""
     generator = torch.Generator().manual_seed(seed)
-    start = torch.randn(count, 1, 4, 8, generator=generator)
-    velocity = 0.3 * torch.randn(count, 1, 4, 8, generator=generator)
-    return start + velocity * torch.arange(6).view(1, 6, 1, 1)
+    rotation = torch.linalg.matrix_exp(0.4 * (lambda a: a - a.T)(
+        torch.randn(8, 8, generator=torch.Generator().manual_seed(99))))
+    windows = [torch.randn(count, 4, 8, generator=generator)]
+    for _ in range(5):
+        windows.append(windows[-1] @ rotation)
+    return torch.stack(windows, 1)
 
 
 def test_rollout_beats_copy_last_on_held_out_latents():
-    model = train_world_model(WorldModelConfig(**TINY, steps=150), drifting_latents(256, 0))
+    model = train_world_model(WorldModelConfig(**TINY, steps=300), drifting_latents(256, 0))
     errors = rollout_errors(model, drifting_latents(64, 1), context=2)
     assert errors["rollout_l1"] < 0.7 * errors["copy_last_l1"], errors
 
@@ -73,9 +77,9 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
         "world_model.rollout_steps=1"])
     metrics = run(cfg)
     assert np.isfinite(metrics["rollout_l1"]) and metrics["episodes"] == 8
-    agent = LatentAgent(LatentAgentConfig(
-        encoder=str(encoder), world_model=str(tmp_path / "wm"),
-        planner={"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}))
+    agent = make_latent_agent({
+        "encoder": str(encoder), "world_model": str(tmp_path / "wm"),
+        "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}})
     _, test = split_tasks("cross", 0)  # the agent never saw these templates
     puzzle = parse_task_id(test[0])
     space = build_space(puzzle)
@@ -85,3 +89,17 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     scores = agent.score(space, actions[:8])  # the planned ones come first, best first
     assert np.isfinite(scores).all()
     np.testing.assert_array_equal(actions, agent.propose(render(space, 64), 12, puzzle))
+
+
+def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path):
+    encoder_path = write_initial_checkpoint(tmp_path / "enc")
+    model = WorldModel(WorldModelConfig(latent_dim=96, max_windows=6, width=32, depth=1,
+                                        heads=2)).eval()
+    cfg = SurpriseConfig(encoder="x", world_model="x", pairs=2, windows=3)
+    _, test = split_tasks("cross", 0)
+    pairs = make_pairs(test, cfg, clip_frames=16, size=64)
+    for possible, impossible in pairs:
+        np.testing.assert_array_equal(possible.frames[:24], impossible.frames[:24])
+        assert (possible.frames[24] != impossible.frames[24]).any()
+    metrics = score_pairs(load_encoder(encoder_path), model, pairs, cfg.windows)
+    assert metrics["pairs"] == 2 and 0.0 <= metrics["auroc"] <= 1.0

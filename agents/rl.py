@@ -1,0 +1,228 @@
+"""`ia-world rl env=<id> encoder=<ckpt|cnn> algo=ppo steps=<n>`: PPO on frame observations with
+the frozen IA-JEPA encoder or SB3's NatureCNN learned from scratch.
+
+A run directory <out>/<name>/ holds SB3 Monitor logs (<i>.monitor.csv: episode return r, length
+l, time t), policy.safetensors (the policy's weights without the frozen encoder), run.json
+(config, wall-clock seconds per environment step) and curves.png. `plot=[dir, ...]` draws the
+learning curves (mean +- std over the seeds of each label) of finished runs instead of training.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from omegaconf import DictConfig
+from safetensors.torch import save_file
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+from tqdm import tqdm
+
+import envs
+from agents.sb3 import IAJEPAExtractor
+from ia_world.config import as_dict, check_range, to_dataclass
+from ia_world.data.shards import atomic_write, atomic_write_json
+from ia_world.errors import ConfigError, DataError
+
+ALGOS = ("ppo",)
+CURVE_POINTS = 50
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters passed to stable_baselines3.PPO."""
+
+    n_steps: int = 128
+    batch_size: int = 64
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    ent_coef: float = 0.0
+
+
+@dataclass
+class RLConfig:
+    """The `rl` command's config (configs/rl.yaml)."""
+
+    env: str = "ia_world/PushBall-v0"
+    encoder: str = "cnn"
+    algo: str = "ppo"
+    steps: int = 20000
+    seed: int = 0
+    n_envs: int = 4
+    frame_stack: int = 4
+    size: int = 64
+    episode_steps: int = 128
+    pool: str = "mean"
+    device: str = "cpu"
+    name: str = ""
+    out: str = "runs/rl"
+    plot: list[str] = field(default_factory=list)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+    def validate(self) -> None:
+        """Raise ConfigError on unknown algorithms or out-of-range sizes."""
+        if self.algo not in ALGOS:
+            raise ConfigError(f"rl: algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.env not in envs.ENV_IDS:
+            raise ConfigError(f"rl: unknown env {self.env!r} (known: {sorted(envs.ENV_IDS)})")
+        if self.encoder != "cnn" and not Path(self.encoder).exists():
+            raise ConfigError(f"rl: encoder must be 'cnn' or a checkpoint directory; "
+                              f"{self.encoder} does not exist")
+        for key in ("steps", "n_envs", "frame_stack", "size", "episode_steps"):
+            check_range(f"rl.{key}", getattr(self, key), 1)
+        check_range("rl.ppo.batch_size", self.ppo.batch_size, 1, self.ppo.n_steps * self.n_envs)
+
+
+def encoder_label(encoder: str) -> str:
+    """Short name of an encoder choice: 'cnn' or the checkpoint's run directory name."""
+    if encoder == "cnn":
+        return "cnn"
+    path = Path(encoder).resolve()
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
+
+
+def make_env(cfg: RLConfig, run_dir: Path):
+    """Vectorised env with SB3 Monitor logs, stacked frames (channel-last, oldest first)."""
+    env_kwargs = {"size": cfg.size, "max_steps": cfg.episode_steps}
+    venv = make_vec_env(cfg.env, n_envs=cfg.n_envs, seed=cfg.seed, monitor_dir=str(run_dir),
+                        env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
+    return VecFrameStack(venv, cfg.frame_stack, channels_order="last")
+
+
+def make_agent(cfg: RLConfig, venv):
+    """SB3 PPO with a CNN policy whose features extractor is NatureCNN or the frozen encoder."""
+    policy_kwargs = {}
+    if cfg.encoder != "cnn":
+        policy_kwargs = dict(features_extractor_class=IAJEPAExtractor,
+                             features_extractor_kwargs=dict(checkpoint=cfg.encoder, pool=cfg.pool,
+                                                            device=cfg.device))
+    return PPO("CnnPolicy", venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
+               verbose=0, **as_dict(cfg.ppo))
+
+
+def trainable_state(policy) -> dict:
+    """The policy's weights without the frozen encoder (it stays in its checkpoint), each
+    tensor once (a shared extractor also appears as pi_/vf_features_extractor)."""
+    state, seen = {}, set()
+    for key, value in policy.state_dict().items():
+        if ".encoder." not in key and value.data_ptr() not in seen:
+            seen.add(value.data_ptr())
+            state[key] = value.detach().cpu().contiguous()
+    return state
+
+
+class Progress(BaseCallback):
+    """tqdm bar over environment steps."""
+
+    def __init__(self, total: int, name: str):
+        super().__init__()
+        self.total, self.name = total, name
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc=f"rl {self.name}", unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train(cfg: RLConfig) -> Path:
+    """Train PPO for cfg.steps env steps; write the run directory and return it."""
+    run_dir = Path(cfg.out) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    venv = make_env(cfg, run_dir)
+    agent = make_agent(cfg, venv)
+    start = time.perf_counter()
+    agent.learn(total_timesteps=cfg.steps, callback=Progress(cfg.steps, cfg.name))
+    seconds = time.perf_counter() - start
+    venv.close()
+    atomic_write(run_dir / "policy.safetensors",
+                 lambda temp: save_file(trainable_state(agent.policy), str(temp)))
+    atomic_write_json(run_dir / "run.json", {
+        "config": as_dict(cfg), "label": encoder_label(cfg.encoder),
+        "env_steps": int(agent.num_timesteps), "seconds": seconds,
+        "seconds_per_env_step": seconds / max(agent.num_timesteps, 1)})
+    plot_curves([run_dir], run_dir / "curves.png")
+    return run_dir
+
+
+def episode_returns(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative env steps, returns) of a run's finished episodes, in order of finishing."""
+    rows = []
+    for path in sorted(run_dir.glob("*.monitor.csv")):
+        table = np.genfromtxt(path, delimiter=",", skip_header=2, ndmin=2)  # r, l, t
+        rows.extend(table[:, :3].tolist() if table.size else [])
+    if not rows:
+        raise DataError(f"{run_dir}: no finished episodes in *.monitor.csv")
+    returns, lengths, times = np.array(rows).T
+    order = np.argsort(times, kind="stable")
+    return np.cumsum(lengths[order]), returns[order]
+
+
+def smoothed_curve(steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Mean return of the episodes in each window of the step grid (carried forward if empty)."""
+    curve, last = np.empty(len(grid)), returns[0]
+    edges = np.concatenate([[0.0], grid])
+    for i in range(len(grid)):
+        inside = returns[(steps > edges[i]) & (steps <= edges[i + 1])]
+        last = inside.mean() if inside.size else last
+        curve[i] = last
+    return curve
+
+
+def run_dirs(paths: list[str]) -> list[Path]:
+    """Run directories named directly or found one level below the given paths."""
+    found = []
+    for path in map(Path, paths):
+        found += [path] if (path / "run.json").is_file() else sorted(
+            p.parent for p in path.glob("*/run.json"))
+    if not found:
+        raise DataError(f"rl plot: no run directories (with run.json) in {paths}")
+    return found
+
+
+def plot_curves(runs: list[Path], out: Path) -> Path:
+    """Learning curves, mean +- std over the runs sharing a label, written to `out` (png)."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # after choosing the headless backend
+
+    labelled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for run in runs:
+        label = json.loads((run / "run.json").read_text())["label"]
+        labelled.setdefault(label, []).append(episode_returns(run))
+    end = min(steps[-1] for curves in labelled.values() for steps, _ in curves)
+    grid = np.linspace(end / CURVE_POINTS, end, CURVE_POINTS)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for label, curves in labelled.items():
+        values = np.stack([smoothed_curve(s, r, grid) for s, r in curves])  # seeds x points
+        mean, std = values.mean(0), values.std(0)
+        axis.plot(grid, mean, label=f"{label} (n={len(curves)})")
+        axis.fill_between(grid, mean - std, mean + std, alpha=0.25)
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("episode return")
+    axis.legend()
+    figure.tight_layout()
+    atomic_write(out, lambda temp: figure.savefig(temp, format="png", dpi=120))
+    plt.close(figure)
+    return out
+
+
+def run(cfg: DictConfig) -> Path:
+    """Entry point of `ia-world rl`: train one run, or plot the runs given in `plot`."""
+    config = to_dataclass(cfg, RLConfig)
+    if config.plot:
+        return plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+    if not config.name:
+        env_name = config.env.split("/")[-1]
+        config.name = f"{env_name}_{encoder_label(config.encoder)}_seed{config.seed}"
+    return train(config)

@@ -1,0 +1,152 @@
+"""The frozen IA-JEPA encoder for RL: an SB3 features extractor and a Gymnasium latent wrapper.
+
+Frame stacks shorter than the encoder's clip length T are stretched in time: stacked frame k of
+K (oldest first) fills clip frames [k T / K, (k + 1) T / K), so K = 4 and T = 16 repeat each
+frame 4 times; stacks longer than T keep their last T frames.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from einops import rearrange
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space_channels_first
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from ia_world.checkpoint import FrozenEncoder, load_encoder
+from ia_world.errors import CheckpointError, ConfigError
+
+POOLS = ("mean", "attentive")
+
+
+def check_frame_size(encoder: FrozenEncoder, checkpoint: str | Path, height: int,
+                     width: int) -> None:
+    """CheckpointError unless the env's frames have the checkpoint's frame size."""
+    size = encoder.grid.size
+    if (height, width) != (size, size):
+        raise CheckpointError(f"{checkpoint}: encodes {size}x{size} frames but the env's "
+                              f"observations are {height}x{width}; render the env at size={size}")
+
+
+def stretch_to_clip(frames: torch.Tensor, clip_frames: int) -> torch.Tensor:
+    """(B, K, H, W, 3) stacked frames -> (B, clip_frames, H, W, 3), stretched or cut in time."""
+    stacked = frames.shape[1]
+    if stacked >= clip_frames:
+        return frames[:, stacked - clip_frames:]
+    index = torch.arange(clip_frames, device=frames.device) * stacked // clip_frames
+    return frames[:, index]
+
+
+class AttentivePool(nn.Module):
+    """One learned query attending over the tokens: (B, N, D) -> (B, D)."""
+
+    def __init__(self, dim: int, num_heads: int = 1):
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, 1, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Attention-weighted summary of the tokens."""
+        tokens = self.norm(tokens)
+        query = self.query.expand(len(tokens), -1, -1)  # B 1 D
+        return self.attention(query, tokens, tokens, need_weights=False)[0][:, 0]
+
+
+class IAJEPAExtractor(BaseFeaturesExtractor):
+    """SB3 features extractor: frame-stacked image observations -> pooled frozen IA-JEPA latents.
+
+    Accepts SB3's image conventions: (3K, H, W) channel-first (after VecTransposeImage) or
+    (H, W, 3K) channel-last, K frames stacked along channels oldest first (VecFrameStack), as
+    floats in [0, 1] (`normalized_images=True`, SB3's default preprocessing) or in [0, 255].
+    The encoder never trains (no grad, eval mode whatever `.train()` says); with
+    `pool="attentive"` the pooling head is trainable. features_dim = the encoder's embed_dim.
+    """
+
+    def __init__(self, observation_space: spaces.Box, checkpoint: str | Path,
+                 pool: str = "mean", normalized_images: bool = True, device: str = "cpu"):
+        if pool not in POOLS:
+            raise ConfigError(f"IAJEPAExtractor: pool must be one of {POOLS}, got {pool!r}")
+        encoder = load_encoder(checkpoint, device=device)
+        super().__init__(observation_space, features_dim=encoder.embed_dim)
+        self.channels_first = is_image_space_channels_first(observation_space)
+        channels, height, width = (observation_space.shape if self.channels_first else
+                                   np.roll(observation_space.shape, 1))
+        if channels % 3:
+            raise ConfigError(f"IAJEPAExtractor: observations need 3K RGB channels, got "
+                              f"{tuple(observation_space.shape)}")
+        check_frame_size(encoder, checkpoint, int(height), int(width))
+        self.encoder = encoder
+        self.pool = AttentivePool(encoder.embed_dim) if pool == "attentive" else None
+        self.pixel_scale = 255.0 if normalized_images else 1.0
+
+    def clips(self, observations: torch.Tensor) -> torch.Tensor:
+        """SB3 observations (B, 3K, H, W) or (B, H, W, 3K) -> uint8 clips (B, T, H, W, 3)."""
+        pattern = "b (k c) h w -> b k h w c" if self.channels_first else "b h w (k c) -> b k h w c"
+        frames = rearrange(observations, pattern, c=3)
+        frames = (frames * self.pixel_scale).round().clamp(0, 255).to(torch.uint8)
+        return stretch_to_clip(frames, self.encoder.grid.frames)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """Pooled latents (B, D)."""
+        tokens = self.encoder.encode(self.clips(observations))  # B N D, no grad
+        return tokens.mean(1) if self.pool is None else self.pool(tokens)
+
+
+class LatentObservation(gym.ObservationWrapper):
+    """Gymnasium wrapper: frame observations (H, W, 3) -> frozen IA-JEPA latents of the last T
+    frames (the first frame repeated at reset), mean-pooled (D,) or all tokens (N, D).
+
+    `latents(clips)` encodes any number of clips in batches of `batch_size`; latents of recently
+    seen clips come from an LRU cache of `cache_size` entries (keyed by the clip's bytes).
+    """
+
+    def __init__(self, env: gym.Env, checkpoint: str | Path, pool: bool = True,
+                 batch_size: int = 64, cache_size: int = 1024, device: str = "cpu"):
+        super().__init__(env)
+        self.encoder = load_encoder(checkpoint, device=device)
+        height, width = env.observation_space.shape[:2]
+        check_frame_size(self.encoder, checkpoint, int(height), int(width))
+        grid = self.encoder.grid
+        shape = (grid.num_tokens, self.encoder.embed_dim)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape[1:] if pool else shape,
+                                            np.float32)
+        self.pool, self.batch_size, self.cache_size = pool, batch_size, cache_size
+        self.history: deque[np.ndarray] = deque(maxlen=grid.frames)
+        self.cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    def reset(self, **kwargs):
+        """Reset the env and the frame history."""
+        self.history.clear()
+        return super().reset(**kwargs)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """Latents of the clip ending with this frame."""
+        if not self.history:
+            self.history.extend([observation] * self.history.maxlen)
+        else:
+            self.history.append(observation)
+        return self.latents(np.stack(self.history)[None])[0]
+
+    def latents(self, clips: np.ndarray) -> np.ndarray:
+        """uint8 clips (B, T, H, W, 3) -> float32 latents (B, D) pooled or (B, N, D), cached."""
+        keys = [clip.tobytes() for clip in clips]
+        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start:start + self.batch_size]
+            tokens = self.encoder.encode(torch.from_numpy(np.ascontiguousarray(clips[batch])))
+            values = (tokens.mean(1) if self.pool else tokens).cpu().numpy()
+            for i, value in zip(batch, values):
+                self.cache[keys[i]] = value
+        out = np.stack([self.cache[key] for key in keys])
+        for key in keys:
+            self.cache.move_to_end(key)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return out.astype(np.float32)

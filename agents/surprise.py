@@ -1,0 +1,147 @@
+"""Violation of expectation: world-model prediction error on possible/impossible episode pairs.
+
+A pair shares puzzle, placement and seed; in the impossible twin the green body teleports by
+`offset` px mid-rollout (everything else untouched). Surprise = the largest per-window L1 error of
+the world model's teacher-forced next-window prediction (IntPhys style). Reported: pairwise
+accuracy (impossible scored above its possible twin) and AUROC over all episodes. Pairs come from
+the fold's TEST tasks, which the world model never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from agents.latent_agent import (
+    Episode,
+    auroc,
+    encode_windows,
+    episode_clips,
+    frame_with_ball,
+    sample_placement,
+)
+from agents.world_model import WorldModel, load_world_model
+from envs.phyre_lite.scene import (
+    GREEN,
+    STEPS_PER_SECOND,
+    SUBSTEPS,
+    add_action_ball,
+    build_space,
+    render,
+)
+from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
+from envs.phyre_lite.templates import parse_task_id
+from ia_world.checkpoint import FrozenEncoder, load_encoder
+from ia_world.config import check_range, to_dataclass
+from ia_world.errors import ConfigError
+
+
+@dataclass
+class SurpriseConfig:
+    """The `surprise` command's config (configs/surprise.yaml)."""
+
+    encoder: str = ""
+    world_model: str = ""
+    split: str = "cross"
+    fold: int = 0
+    pairs: int = 40
+    windows: int = 5  # as the world model was trained
+    frame_stride: int = 10
+    offset: float = 60.0  # teleport distance in scene px
+    out: str = "runs/surprise"
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Range-check the keys."""
+        if not self.encoder or not self.world_model:
+            raise ConfigError("encoder= and world_model= are required")
+        if self.split not in SPLITS:
+            raise ConfigError(f"split={self.split!r} is not one of {SPLITS}")
+        check_range("fold", self.fold, 0, NUM_FOLDS - 1)
+        check_range("pairs", self.pairs, 1, None)
+        check_range("windows", self.windows, 3, None)
+        check_range("frame_stride", self.frame_stride, 1, None)
+        check_range("offset", self.offset, 1.0, None)
+
+
+def record_rollout(space, action, frames: int, frame_stride: int, size: int,
+                   teleport: tuple[int, np.ndarray] | None = None) -> np.ndarray:
+    """(frames, H, W, 3) of the placed ball's rollout; optionally move the green body at a frame."""
+    space = space.copy()
+    add_action_ball(space, action)
+    green = next(b for b in space.bodies if any(s.collision_type == GREEN for s in b.shapes))
+    dt = 1.0 / (STEPS_PER_SECOND * SUBSTEPS)
+    recorded = []
+    for frame in range(frames):
+        for _ in range(frame_stride * SUBSTEPS):
+            space.step(dt)
+        if teleport is not None and frame == teleport[0]:
+            green.position = tuple(np.array(green.position) + teleport[1])
+            space.reindex_shapes_for_body(green)
+        recorded.append(render(space, size))
+    return np.stack(recorded)
+
+
+def make_pairs(tasks: list[str], cfg: SurpriseConfig, clip_frames: int,
+               size: int) -> list[tuple[Episode, Episode]]:
+    """(possible, impossible) episode pairs; the teleport happens inside rollout window 2."""
+    rng = np.random.default_rng(cfg.seed)
+    frames = (cfg.windows - 1) * clip_frames
+    pairs = []
+    for _ in tqdm(range(cfg.pairs), desc="pairs", leave=False):
+        space = build_space(parse_task_id(tasks[int(rng.integers(len(tasks)))]))
+        action = sample_placement(rng, space, 0.5)
+        angle = rng.uniform(0, 2 * np.pi)
+        teleport = (clip_frames + clip_frames // 2, cfg.offset * np.array([np.cos(angle),
+                                                                           np.sin(angle)]))
+        initial = frame_with_ball(space, action, size)
+        pairs.append(tuple(
+            Episode(initial, record_rollout(space, action, frames, cfg.frame_stride, size, t),
+                    action, False)
+            for t in (None, teleport)))
+    return pairs
+
+
+def surprise_scores(model: WorldModel, windows: torch.Tensor) -> np.ndarray:
+    """Max over windows of the teacher-forced next-window L1 error: (E K P D) -> (E,)."""
+    with torch.no_grad():
+        errors = (model(windows[:, :-1]) - windows[:, 1:]).abs().mean((2, 3))
+    return errors.max(1).values.numpy()
+
+
+def score_pairs(encoder: FrozenEncoder, model: WorldModel,
+                pairs: list[tuple[Episode, Episode]], windows: int) -> dict[str, float]:
+    """Pairwise accuracy and AUROC of the surprise scores of (possible, impossible) pairs."""
+    episodes = [e for pair in pairs for e in pair]
+    clips = np.stack([episode_clips(e, windows, encoder.grid.frames) for e in episodes])
+    latents = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]),
+                             model.cfg.tokens_per_window)
+    scores = surprise_scores(model, latents.reshape(len(episodes), windows, *latents.shape[1:]))
+    possible, impossible = scores[0::2], scores[1::2]
+    labels = np.tile([0, 1], len(pairs))
+    return {"pairs": len(pairs), "pairwise_accuracy": float((impossible > possible).mean()),
+            "auroc": auroc(scores, labels)}
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Score teleport pairs made from the fold's test tasks; print and save the metrics."""
+    config = to_dataclass(cfg, SurpriseConfig)
+    encoder = load_encoder(config.encoder)
+    model, _ = load_world_model(config.world_model)
+    _, test_tasks = split_tasks(config.split, config.fold)
+    pairs = make_pairs(test_tasks, config, encoder.grid.frames, encoder.grid.size)
+    metrics = score_pairs(encoder, model, pairs, config.windows)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps({"config": asdict(config), "metrics": metrics}, indent=1))
+    os.replace(tmp, out / "metrics.json")
+    print(json.dumps(metrics, indent=1))
+    return metrics
