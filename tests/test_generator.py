@@ -201,11 +201,3 @@ def test_previews_are_readable(dataset):
     assert video.shape == gif.shape[:3] + (3,) == frames.shape
     assert np.abs(video.astype(int) - frames).mean() < 12  # lossy but the same video
 
-
-def test_demo_runs(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", f"out={out}", "episodes=3", "frames=12", "preview=1"]) == 0
-    assert (out / "energy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "data" / "previews" / "video_00000.mp4").is_file()
-    assert len(EpisodeStore(out / "data")) == 3
-    assert "energy plot" in capsys.readouterr().out
