@@ -173,3 +173,57 @@ def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
     assert (saved[-1] / "model.safetensors").read_bytes() == weights  # step 2 left intact
     assert resumed["step"] == clean["step"] == 3
     assert resumed["loss"] == pytest.approx(clean["loss"], rel=1e-5)
+
+
+def tiny_evaluate_args(run_dir) -> list[str]:
+    """`ia-world evaluate` on a micro model and micro splits (seconds)."""
+    return [f"ckpt={run_dir}", "train_episodes=10", "heldout_episodes=8", "folds=2",
+            "qa.epochs=1", "qa.width=16", "horizon=4"]
+
+
+@pytest.fixture
+def micro_run(tmp_path):
+    """A fresh 8-frame 32x32 checkpoint whose metrics.json must survive faults."""
+    from ia_world.checkpoint import resolve_checkpoint
+    from ia_world.models import ModelConfig
+
+    model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
+                        pred_depth=1, pred_heads=2)
+    write_initial_checkpoint(tmp_path / "run", model, seed=0)
+    metrics = resolve_checkpoint(tmp_path / "run") / "metrics.json"
+    return tmp_path / "run", metrics, metrics.read_bytes()
+
+
+def test_killed_evaluate_keeps_metrics_and_reruns(micro_run, monkeypatch):
+    from ia_world.eval import evaluate
+
+    run_dir, metrics, before = micro_run
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate_qa", killed)  # killed halfway through the metrics
+    assert cli.main(["evaluate", *tiny_evaluate_args(run_dir)]) == 130
+    assert metrics.read_bytes() == before
+    monkeypatch.undo()
+    assert cli.main(["evaluate", *tiny_evaluate_args(run_dir)]) == 0
+    assert "eval" in json.loads(metrics.read_text())
+
+
+def test_full_disk_is_one_line_exit_2_and_keeps_metrics(micro_run, monkeypatch, capsys):
+    import errno
+    from pathlib import Path
+
+    run_dir, metrics, before = micro_run
+    write_bytes = Path.write_bytes
+
+    def disk_full(self, data):
+        write_bytes(self, data[: len(data) // 2])  # a partial write, then ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    assert cli.main(["evaluate", *tiny_evaluate_args(run_dir)]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars
+    assert last_line.startswith("ia-world evaluate: error: ") and "No space left" in last_line
+    assert metrics.read_bytes() == before
+    assert sorted(p.name for p in metrics.parent.iterdir() if ".tmp" in p.name) == []
