@@ -50,7 +50,7 @@ class PPOConfig:
 class RLConfig:
     """The `rl` command's config (configs/rl.yaml)."""
 
-    env: str = "ia_world/PushBall-v0"
+    env_id: str = "ia_world/PushBall-v0"  # `env=<id>` on the command line
     encoder: str = "cnn"
     algo: str = "ppo"
     steps: int = 20000
@@ -70,8 +70,8 @@ class RLConfig:
         """Raise ConfigError on unknown algorithms or out-of-range sizes."""
         if self.algo not in ALGOS:
             raise ConfigError(f"rl: algo must be one of {ALGOS}, got {self.algo!r}")
-        if self.env not in envs.ENV_IDS:
-            raise ConfigError(f"rl: unknown env {self.env!r} (known: {sorted(envs.ENV_IDS)})")
+        if self.env_id not in envs.ENV_IDS:
+            raise ConfigError(f"rl: unknown env {self.env_id!r} (known: {sorted(envs.ENV_IDS)})")
         if self.encoder != "cnn" and not Path(self.encoder).exists():
             raise ConfigError(f"rl: encoder must be 'cnn' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
@@ -88,10 +88,15 @@ def encoder_label(encoder: str) -> str:
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
 
 
+def preprocess_overrides(overrides: list[str]) -> list[str]:
+    """`env=<id>` names a Gymnasium id here, not the `env` config group: map it to `env_id`."""
+    return [f"env_id={o[4:]}" if o.startswith("env=") else o for o in overrides]
+
+
 def make_env(cfg: RLConfig, run_dir: Path):
     """Vectorised env with SB3 Monitor logs, stacked frames (channel-last, oldest first)."""
     env_kwargs = {"size": cfg.size, "max_steps": cfg.episode_steps}
-    venv = make_vec_env(cfg.env, n_envs=cfg.n_envs, seed=cfg.seed, monitor_dir=str(run_dir),
+    venv = make_vec_env(cfg.env_id, n_envs=cfg.n_envs, seed=cfg.seed, monitor_dir=str(run_dir),
                         env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
     return VecFrameStack(venv, cfg.frame_stack, channels_order="last")
 
@@ -223,6 +228,6 @@ def run(cfg: DictConfig) -> Path:
     if config.plot:
         return plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
     if not config.name:
-        env_name = config.env.split("/")[-1]
+        env_name = config.env_id.split("/")[-1]
         config.name = f"{env_name}_{encoder_label(config.encoder)}_seed{config.seed}"
     return train(config)
