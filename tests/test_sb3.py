@@ -108,8 +108,9 @@ def test_checkpoint_with_another_frame_size_is_refused(checkpoint, tmp_path):
 
 
 def test_rl_command_writes_logs_weights_and_curves(checkpoint, tmp_path):
-    common = ["env=ia_world/PushBall-v0", "size=32", "steps=128", "n_envs=2", "frame_stack=2", "episode_steps=16",
-              "ppo.n_steps=64", "ppo.batch_size=32", "ppo.n_epochs=1", f"out={tmp_path}"]
+    common = ["env=ia_world/PushBall-v0", "size=32", "steps=128", "n_envs=2", "frame_stack=2",
+              "episode_steps=16", "ppo.n_steps=64", "ppo.batch_size=32", "ppo.n_epochs=1",
+              f"out={tmp_path}"]
     runs = [run_command("rl", [f"encoder={checkpoint}", f"seed={seed}", *common])
             for seed in (0, 1)]
     for run_dir in runs:
