@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from einops import repeat
 from omegaconf import DictConfig
+from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from agents.baselines import puzzle_rng, sample_valid
@@ -204,12 +205,10 @@ def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor) -> torc
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (rank statistic; ties count half); nan with one class only."""
-    pos, neg = scores[labels.astype(bool)], scores[~labels.astype(bool)]
-    if len(pos) == 0 or len(neg) == 0:
+    labels = labels.astype(bool)
+    if labels.all() or not labels.any():
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * ties)
+    return float(roc_auc_score(labels, scores))
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

@@ -35,6 +35,7 @@ from ia_world.checkpoint import (
     save_checkpoint,
 )
 from ia_world.config import CONFIG_DIR, as_dict, check_range, to_dataclass
+from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
 from ia_world.data.mix import mixed_clips, source_clips
 from ia_world.data.shards import atomic_write_bytes
@@ -76,15 +77,6 @@ class DataConfig:
         check_range("data.frame_stride", self.frame_stride, 1)
         check_range("data.clips_per_episode", self.clips_per_episode, 1)
         check_range("data.num_workers", self.num_workers, 0)
-
-
-@dataclass
-class EnvConfig:
-    """The env the live source simulates (configs/env/<name>.yaml)."""
-
-    name: str = "billiards"
-    id: str = "ia_world/Billiards-v0"
-    kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
