@@ -37,6 +37,7 @@ from agents.world_model import (
     rollout_errors,
     save_world_model,
     train_world_model,
+    window_errors,
 )
 from envs.phyre_lite.scene import (
     GREEN,
@@ -171,6 +172,14 @@ def encode_windows(encoder: FrozenEncoder, clips: np.ndarray, tokens_per_window:
     return torch.cat(pooled)
 
 
+def episode_windows(encoder: FrozenEncoder, episodes: list[Episode], windows: int,
+                    tokens_per_window: int) -> torch.Tensor:
+    """Window latents (E K P D) of episodes: the still clip, then K-1 rollout clips."""
+    clips = np.stack([episode_clips(e, windows, encoder.grid.frames) for e in episodes])
+    latents = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]), tokens_per_window)
+    return latents.reshape(len(episodes), windows, *latents.shape[1:])
+
+
 def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> torch.Tensor:
     """Goal-probe features of rollouts from context windows (B 1 P D) -> (B, horizon*P*D)."""
     with torch.no_grad():
@@ -218,10 +227,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     config.world_model.latent_dim = encoder.embed_dim
     train_tasks, _ = split_tasks(config.split, config.fold)
     episodes = simulate_episodes(train_tasks, config.episodes, config, encoder.grid.size)
-    clips = np.stack([episode_clips(e, config.windows, encoder.grid.frames) for e in episodes])
-    windows = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]),
-                             config.world_model.tokens_per_window)
-    windows = windows.reshape(len(episodes), config.windows, *windows.shape[1:])
+    windows = episode_windows(encoder, episodes, config.windows,
+                              config.world_model.tokens_per_window)
     labels = torch.tensor([e.solved for e in episodes])
     held = max(1, int(config.holdout * len(episodes)))
     model = train_world_model(config.world_model, windows[held:])
@@ -234,7 +241,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
                "solved_share": float(labels.float().mean()),
                "probe_auroc_heldout": auroc(scores, labels[:held].numpy())}
     out = Path(config.out)
-    save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon)})
+    reference = window_errors(model, windows[:held]).median(0).values.clamp_min(1e-8)
+    save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
+                                  "surprise.reference": reference})
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps({"config": asdict(config), "metrics": metrics}, indent=1))
     os.replace(tmp, out / "metrics.json")

@@ -2,7 +2,10 @@
 
 A pair shares puzzle, placement and seed; in the impossible twin the green body teleports by
 `offset` px mid-rollout (everything else untouched). Surprise = the largest per-window L1 error of
-the world model's teacher-forced next-window prediction (IntPhys style). Reported: pairwise
+the world model's teacher-forced next-window prediction (IntPhys style), each window's error
+divided by its median on held-out training episodes (`surprise.reference`, saved with the world
+model): the first rollout window is always the hardest to predict, and unscaled it hides any
+later violation. Reported: pairwise
 accuracy (impossible scored above its possible twin) and AUROC over all episodes. Pairs come from
 the fold's TEST tasks, which the world model never saw.
 """
@@ -22,12 +25,11 @@ from tqdm import tqdm
 from agents.latent_agent import (
     Episode,
     auroc,
-    encode_windows,
-    episode_clips,
+    episode_windows,
     frame_with_ball,
     sample_placement,
 )
-from agents.world_model import WorldModel, load_world_model
+from agents.world_model import WorldModel, load_world_model, window_errors
 from envs.phyre_lite.scene import (
     GREEN,
     STEPS_PER_SECOND,
@@ -40,7 +42,7 @@ from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import FrozenEncoder, load_encoder
 from ia_world.config import check_range, to_dataclass
-from ia_world.errors import ConfigError
+from ia_world.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -109,21 +111,19 @@ def make_pairs(tasks: list[str], cfg: SurpriseConfig, clip_frames: int,
     return pairs
 
 
-def surprise_scores(model: WorldModel, windows: torch.Tensor) -> np.ndarray:
-    """Max over windows of the teacher-forced next-window L1 error: (E K P D) -> (E,)."""
-    with torch.no_grad():
-        errors = (model(windows[:, :-1]) - windows[:, 1:]).abs().mean((2, 3))
-    return errors.max(1).values.numpy()
+def surprise_scores(model: WorldModel, windows: torch.Tensor,
+                    reference: torch.Tensor) -> np.ndarray:
+    """Max over windows of the next-window error relative to its reference: (E K P D) -> (E,)."""
+    return (window_errors(model, windows) / reference).max(1).values.numpy()
 
 
-def score_pairs(encoder: FrozenEncoder, model: WorldModel,
-                pairs: list[tuple[Episode, Episode]], windows: int) -> dict[str, float]:
+def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tensor,
+                pairs: list[tuple[Episode, Episode]]) -> dict[str, float]:
     """Pairwise accuracy and AUROC of the surprise scores of (possible, impossible) pairs."""
+    windows = len(reference) + 1
     episodes = [e for pair in pairs for e in pair]
-    clips = np.stack([episode_clips(e, windows, encoder.grid.frames) for e in episodes])
-    latents = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]),
-                             model.cfg.tokens_per_window)
-    scores = surprise_scores(model, latents.reshape(len(episodes), windows, *latents.shape[1:]))
+    latents = episode_windows(encoder, episodes, windows, model.cfg.tokens_per_window)
+    scores = surprise_scores(model, latents, reference)
     possible, impossible = scores[0::2], scores[1::2]
     labels = np.tile([0, 1], len(pairs))
     return {"pairs": len(pairs), "pairwise_accuracy": float((impossible > possible).mean()),
@@ -134,10 +134,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Score teleport pairs made from the fold's test tasks; print and save the metrics."""
     config = to_dataclass(cfg, SurpriseConfig)
     encoder = load_encoder(config.encoder)
-    model, _ = load_world_model(config.world_model)
+    model, extra = load_world_model(config.world_model)
+    if "surprise.reference" not in extra:
+        raise CheckpointError(f"{config.world_model}: no surprise.reference (written by an older "
+                              "version: retrain it with `ia-world world_model`)")
+    reference = extra["surprise.reference"]
+    if config.windows != len(reference) + 1:
+        raise ConfigError(f"windows={config.windows} but the world model in {config.world_model} "
+                          f"was trained on {len(reference) + 1}")
     _, test_tasks = split_tasks(config.split, config.fold)
     pairs = make_pairs(test_tasks, config, encoder.grid.frames, encoder.grid.size)
-    metrics = score_pairs(encoder, model, pairs, config.windows)
+    metrics = score_pairs(encoder, model, reference, pairs)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".metrics.json.tmp"

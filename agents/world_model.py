@@ -4,12 +4,16 @@ A sequence of windows, each a 16-frame clip encoded by the frozen encoder and po
 (B K P D), is modelled by a block-causal transformer: tokens of window k attend to the tokens of
 windows <= k and predict window k+1 as a residual on window k (so it starts as copy-last).
 Training combines teacher forcing (every next window from the true past) with a multi-step
-rollout loss (the model's own predictions fed back).
+rollout loss (the model's own predictions fed back). A validation share of the sequences picks the
+best weights (rollout L1 checked every `eval_every` steps, step 0 included), so the returned model
+is never worse on validation than copy-last, which is where it starts.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,10 +42,12 @@ class WorldModelConfig:
     width: int = 128
     depth: int = 2
     heads: int = 4
-    steps: int = 300
+    steps: int = 1500
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 1e-3  # peak; cosine decay to 0 over `steps`
     rollout_steps: int = 2  # multi-step rollout loss horizon (0 = teacher forcing only)
+    validation: float = 0.1  # share of training sequences that selects the best weights
+    eval_every: int = 100
     seed: int = 0
 
     def validate(self) -> None:
@@ -60,6 +66,8 @@ class WorldModelConfig:
         check_range("world_model.steps", self.steps, 1, None)
         check_range("world_model.batch_size", self.batch_size, 1, None)
         check_range("world_model.rollout_steps", self.rollout_steps, 0, self.max_windows - 2)
+        check_range("world_model.validation", self.validation, 0.0, 0.5)
+        check_range("world_model.eval_every", self.eval_every, 1, None)
 
 
 def pool_window(latents: torch.Tensor, grid_shape: tuple[int, int, int],
@@ -136,22 +144,46 @@ def world_model_loss(model: WorldModel, windows: torch.Tensor,
 
 def train_world_model(cfg: WorldModelConfig, windows: torch.Tensor,
                       actions: torch.Tensor | None = None) -> WorldModel:
-    """Fit a WorldModel on window sequences (E K P D) (and actions (E A) if conditioned)."""
+    """Fit a WorldModel on window sequences (E K P D) (and actions (E A) if conditioned).
+
+    The last `cfg.validation` share of the sequences is held out to pick the best weights.
+    """
     if windows.ndim != 4 or windows.shape[2:] != (cfg.tokens_per_window, cfg.latent_dim):
         raise DataError(f"train_world_model: expected windows (E, K, {cfg.tokens_per_window}, "
                         f"{cfg.latent_dim}), got {tuple(windows.shape)}")
+    held = math.ceil(cfg.validation * len(windows))
+    if held >= len(windows):
+        raise DataError(f"train_world_model: {len(windows)} sequences are too few for "
+                        f"validation={cfg.validation}")
+    fit, val = windows[:len(windows) - held], windows[len(windows) - held:]
+    fit_actions = actions[:len(fit)] if actions is not None else None
+    val_actions = actions[len(fit):] if actions is not None else None
     torch.manual_seed(cfg.seed)
     model = WorldModel(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
     generator = torch.Generator().manual_seed(cfg.seed)
-    for _ in tqdm(range(cfg.steps), desc="world model", leave=False):
-        index = torch.randint(len(windows), (cfg.batch_size,), generator=generator)
-        batch_actions = actions[index] if actions is not None else None
-        loss = world_model_loss(model, windows[index], batch_actions)
+    best_error, best_state = float("inf"), None
+    progress = tqdm(range(cfg.steps + 1), desc="world model", leave=False)
+    for step in progress:
+        if held and (step % cfg.eval_every == 0 or step == cfg.steps):
+            error = rollout_errors(model.eval(), val, 1, val_actions)["rollout_l1"]
+            model.train()
+            if error < best_error:
+                best_error, best_state = error, copy.deepcopy(model.state_dict())
+            progress.set_postfix(val_rollout_l1=f"{best_error:.4g}")
+        if step == cfg.steps:
+            break
+        index = torch.randint(len(fit), (cfg.batch_size,), generator=generator)
+        batch_actions = fit_actions[index] if fit_actions is not None else None
+        loss = world_model_loss(model, fit[index], batch_actions)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        schedule.step()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return model.eval()
 
 
@@ -164,6 +196,12 @@ def rollout_errors(model: WorldModel, windows: torch.Tensor, context: int = 1,
         copy = repeat(windows[:, context - 1], "e p d -> e k p d", k=future.shape[1])
     return {"rollout_l1": float(F.l1_loss(rolled, future)),
             "copy_last_l1": float(F.l1_loss(copy, future))}
+
+
+def window_errors(model: WorldModel, windows: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced L1 error of each next-window prediction: (E K P D) -> (E, K-1)."""
+    with torch.no_grad():
+        return (model(windows[:, :-1]) - windows[:, 1:]).abs().mean((2, 3))
 
 
 def save_world_model(model: WorldModel, directory: str | Path,
