@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure as configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 from tqdm import tqdm
 
@@ -101,15 +102,20 @@ def make_env(cfg: RLConfig, run_dir: Path):
     return VecFrameStack(venv, cfg.frame_stack, channels_order="last")
 
 
-def make_agent(cfg: RLConfig, venv):
-    """SB3 PPO with a CNN policy whose features extractor is NatureCNN or the frozen encoder."""
+def make_agent(cfg: RLConfig, venv, run_dir: Path):
+    """SB3 PPO with a CNN policy whose features extractor is NatureCNN or the frozen encoder.
+
+    PPO's losses go to run_dir/progress.csv (SB3's default logger would make a dir under /tmp).
+    """
     policy_kwargs = {}
     if cfg.encoder != "cnn":
         policy_kwargs = dict(features_extractor_class=IAJEPAExtractor,
                              features_extractor_kwargs=dict(checkpoint=cfg.encoder, pool=cfg.pool,
                                                             device=cfg.device))
-    return PPO("CnnPolicy", venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
-               verbose=0, **as_dict(cfg.ppo))
+    agent = PPO("CnnPolicy", venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
+                verbose=0, **as_dict(cfg.ppo))
+    agent.set_logger(configure_logger(str(run_dir), ["csv"]))
+    return agent
 
 
 def trainable_state(policy) -> dict:
@@ -146,7 +152,7 @@ def train(cfg: RLConfig) -> Path:
     run_dir = Path(cfg.out) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
     venv = make_env(cfg, run_dir)
-    agent = make_agent(cfg, venv)
+    agent = make_agent(cfg, venv, run_dir)
     start = time.perf_counter()
     agent.learn(total_timesteps=cfg.steps, callback=Progress(cfg.steps, cfg.name))
     seconds = time.perf_counter() - start

@@ -37,7 +37,7 @@ def small_config(checkpoint, tmp_path, **overrides) -> RLConfig:
 @pytest.mark.parametrize("pool", ["mean", "attentive"])
 def test_ppo_trains_the_head_and_leaves_the_encoder_bit_identical(checkpoint, tmp_path, pool):
     cfg = small_config(checkpoint, tmp_path, pool=pool)
-    agent = make_agent(cfg, make_env(cfg, tmp_path))
+    agent = make_agent(cfg, make_env(cfg, tmp_path), tmp_path)
     extractor = agent.policy.features_extractor
     assert isinstance(extractor, IAJEPAExtractor)
     encoder_before = {k: v.clone() for k, v in extractor.encoder.state_dict().items()}
