@@ -63,7 +63,8 @@ class WorldModelTrainConfig:
     encoder: str = ""  # checkpoint or run directory of the frozen encoder
     split: str = "cross"
     fold: int = 0
-    episodes: int = 400  # simulated random placements on the fold's train tasks
+    episodes: int = 2000  # simulated random placements on the fold's train tasks
+    test_episodes: int = 200  # on the fold's test tasks: reported, never fit or selected on
     windows: int = 5  # K: window 0 (still scene) + K-1 rollout clips
     frame_stride: int = 10  # physics steps per recorded frame
     focus_share: float = 0.5  # share of placements sampled just above the green body
@@ -82,6 +83,7 @@ class WorldModelTrainConfig:
             raise ConfigError(f"split={self.split!r} is not one of {SPLITS}")
         check_range("fold", self.fold, 0, NUM_FOLDS - 1)
         check_range("episodes", self.episodes, 4, None)
+        check_range("test_episodes", self.test_episodes, 0, None)
         check_range("windows", self.windows, 2, self.world_model.max_windows)
         check_range("frame_stride", self.frame_stride, 1, None)
         check_range("focus_share", self.focus_share, 0.0, 1.0)
@@ -137,10 +139,10 @@ def sample_placement(rng: np.random.Generator, space: pymunk.Space, focus_share:
             return action
 
 
-def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig,
-                      size: int) -> list[Episode]:
+def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
+                      seed: int) -> list[Episode]:
     """`count` recorded random placements on puzzles drawn from `tasks`."""
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(seed)
     episodes = []
     for _ in tqdm(range(count), desc="simulate", leave=False):
         space = build_space(parse_task_id(tasks[int(rng.integers(len(tasks)))]))
@@ -220,28 +222,57 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
+                      labels: torch.Tensor, fit: slice, check: slice, cfg) -> dict[str, float]:
+    """Goal-probe AUROC on `check` episodes, with two reference probes fit on `fit` episodes.
+
+    `first_window`: a probe on window 0 alone (what the placement looks like, no dynamics);
+    `true_future`: a probe on the encoded real future windows (a perfect world model's bound).
+    """
+    horizon = windows.shape[1] - 1
+    features = {"rollout": probe_features(model, windows[:, :1], horizon),
+                "first_window": windows[:, 0].flatten(1),
+                "true_future": windows[:, 1:].flatten(1)}
+    metrics = {}
+    for name, feature in features.items():
+        fitted = probe if name == "rollout" else train_probe(
+            feature[fit], labels[fit], cfg.probe_steps, cfg.probe_weight_decay)
+        scores = probe_logits(fitted, feature[check]).numpy()
+        metrics[f"probe_auroc_{name}"] = auroc(scores, labels[check].numpy())
+    return metrics
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Train the world model and goal probe on the fold's train tasks; save them; print checks."""
+    """Train the world model and goal probe on the fold's train tasks; save them; print checks.
+
+    Checked on held-out train-task episodes and on `test_episodes` of the fold's test tasks
+    (used for these numbers only; nothing is fit or selected on them).
+    """
     config = to_dataclass(cfg, WorldModelTrainConfig)
     encoder = load_encoder(config.encoder)
     config.world_model.latent_dim = encoder.embed_dim
-    train_tasks, _ = split_tasks(config.split, config.fold)
-    episodes = simulate_episodes(train_tasks, config.episodes, config, encoder.grid.size)
-    windows = episode_windows(encoder, episodes, config.windows,
+    train_tasks, test_tasks = split_tasks(config.split, config.fold)
+    episodes = simulate_episodes(train_tasks, config.episodes, config, encoder.grid.size,
+                                 config.seed)
+    test_episodes = simulate_episodes(test_tasks, config.test_episodes, config,
+                                      encoder.grid.size, config.seed + 1)
+    windows = episode_windows(encoder, episodes + test_episodes, config.windows,
                               config.world_model.tokens_per_window)
-    labels = torch.tensor([e.solved for e in episodes])
+    labels = torch.tensor([e.solved for e in episodes + test_episodes])
     held = max(1, int(config.holdout * len(episodes)))
-    model = train_world_model(config.world_model, windows[held:])
+    fit, heldout, test = slice(held, len(episodes)), slice(0, held), slice(len(episodes), None)
+    model = train_world_model(config.world_model, windows[fit])
     horizon = config.windows - 1
-    features = probe_features(model, windows[:, :1], horizon)
-    probe = train_probe(features[held:], labels[held:], config.probe_steps,
-                        config.probe_weight_decay)
-    scores = probe_logits(probe, features[:held]).numpy()
-    metrics = {**rollout_errors(model, windows[:held]), "episodes": len(episodes),
-               "solved_share": float(labels.float().mean()),
-               "probe_auroc_heldout": auroc(scores, labels[:held].numpy())}
+    probe = train_probe(probe_features(model, windows[fit, :1], horizon), labels[fit],
+                        config.probe_steps, config.probe_weight_decay)
+    metrics = {"episodes": len(episodes), "solved_share": float(labels[fit].float().mean())}
+    for name, check in (("heldout", heldout), ("test_tasks", test)):
+        if check.start < len(windows):
+            metrics[name] = {**rollout_errors(model, windows[check]),
+                             **probe_diagnostics(model, probe, windows, labels, fit, check,
+                                                 config)}
     out = Path(config.out)
-    reference = window_errors(model, windows[:held]).median(0).values.clamp_min(1e-8)
+    reference = window_errors(model, windows[heldout]).median(0).values.clamp_min(1e-8)
     save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
                                   "surprise.reference": reference})
     tmp = out / ".metrics.json.tmp"

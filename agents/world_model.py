@@ -36,13 +36,13 @@ class WorldModelConfig:
     """Sizes and training schedule of the latent dynamics model."""
 
     latent_dim: int = 96  # D of the frozen encoder
-    tokens_per_window: int = 4  # P: pooled tokens kept per window (a square number)
+    tokens_per_window: int = 16  # P: pooled tokens kept per window (a square number)
     max_windows: int = 16  # K at most (positional table size)
     action_dim: int = 0  # 0 = unconditioned; else the action vector is added to every token
     width: int = 128
     depth: int = 2
     heads: int = 4
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 32
     lr: float = 1e-3  # peak; cosine decay to 0 over `steps`
     rollout_steps: int = 2  # multi-step rollout loss horizon (0 = teacher forcing only)

@@ -54,10 +54,12 @@ def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tmp
     encoder = load_encoder(write_initial_checkpoint(tmp_path / "enc"))
     train_tasks, test_tasks = split_tasks("cross", 0)
     cfg = WorldModelTrainConfig(encoder="x", episodes=160, windows=3)
-    windows = {name: episode_windows(encoder, simulate_episodes(tasks, count, cfg, 64), 3, 4)
-               for name, tasks, count in (("train", train_tasks, 160), ("test", test_tasks, 40))}
+    windows = {name: episode_windows(encoder, simulate_episodes(tasks, count, cfg, 64, seed), 3, 4)
+               for name, tasks, count, seed in (("train", train_tasks, 160, 0),
+                                                ("test", test_tasks, 40, 1))}
     model = train_world_model(WorldModelConfig(
-        latent_dim=encoder.embed_dim, max_windows=3, width=64, depth=1, steps=600,
+        latent_dim=encoder.embed_dim, tokens_per_window=4, max_windows=3, width=64, depth=1,
+        steps=600,
         rollout_steps=1), windows["train"])
     errors = rollout_errors(model, windows["test"])
     assert errors["rollout_l1"] < 0.95 * errors["copy_last_l1"], errors
@@ -104,11 +106,13 @@ def test_save_load_round_trip_and_errors(tmp_path):
 def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     encoder = write_initial_checkpoint(tmp_path / "enc")
     cfg = load_config("world_model", [
-        f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "windows=3",
+        f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "test_episodes=4",
+        "windows=3",
         "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
         "world_model.rollout_steps=1"])
     metrics = run(cfg)
-    assert np.isfinite(metrics["rollout_l1"]) and metrics["episodes"] == 8
+    assert metrics["episodes"] == 8
+    assert all(np.isfinite(metrics[part]["rollout_l1"]) for part in ("heldout", "test_tasks"))
     agent = make_latent_agent({
         "encoder": str(encoder), "world_model": str(tmp_path / "wm"),
         "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}})
