@@ -102,7 +102,7 @@ def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: Path
 
 
 class FrozenEncoder(nn.Module):
-    """The EMA target encoder, frozen: encode(frames uint8 (B,T,H,W,3)) -> (B, N, D) float."""
+    """A checkpoint's encoder, frozen: encode(frames uint8 (B,T,H,W,3)) -> (B, N, D) float."""
 
     def __init__(self, encoder: VideoEncoder):
         super().__init__()
@@ -131,14 +131,24 @@ class FrozenEncoder(nn.Module):
         return self.encode(frames)
 
 
-def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> FrozenEncoder:
-    """The frozen target encoder of a checkpoint (or of a run directory's latest checkpoint)."""
+ENCODER_WEIGHTS = ("target", "encoder")  # the EMA target, or the online context encoder
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu",
+                 weights: str = "target") -> FrozenEncoder:
+    """A frozen encoder of a checkpoint (or of a run directory's latest checkpoint).
+
+    weights="target" (default, as I-JEPA evaluates) is the EMA target; "encoder" is the online
+    context encoder, which is further from its initialisation in short runs (the EMA lags).
+    """
+    if weights not in ENCODER_WEIGHTS:
+        raise ConfigError(f"encoder weights {weights!r} are not one of {ENCODER_WEIGHTS}")
     checkpoint = resolve_checkpoint(path)
     encoder = VideoEncoder(checkpoint_model_config(checkpoint))
     tensors = read_tensors(checkpoint / MODEL_FILE)
-    prefix = "target."
-    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    load_weights(encoder, weights, checkpoint / MODEL_FILE)
+    prefix = f"{weights}."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    load_weights(encoder, state, checkpoint / MODEL_FILE)
     return FrozenEncoder(encoder).to(device)
 
 

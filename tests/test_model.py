@@ -7,7 +7,13 @@ import pytest
 import torch
 
 import ia_world
-from ia_world.checkpoint import MODEL_FILE, resolve_checkpoint, write_initial_checkpoint
+from ia_world.checkpoint import (
+    MODEL_FILE,
+    resolve_checkpoint,
+    save_checkpoint,
+    write_initial_checkpoint,
+)
+from ia_world.config import as_dict
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.models import IAJEPA, ModelConfig, VideoEncoder, preset, split_mask
 from ia_world.models.encoder import sincos_3d
@@ -93,6 +99,25 @@ def test_load_encoder_is_frozen_deterministic_and_shaped(tmp_path):
     assert not torch.equal(latents, ia_world.load_encoder(other).encode(frames))
     with pytest.raises(DataError, match="expected uint8"):
         encoder.encode(np.zeros((2, 4, 64, 64, 3), np.uint8))
+
+
+def test_load_encoder_picks_the_target_or_the_online_encoder_weights(tmp_path):
+    cfg = ModelConfig(**SMALL_GRID)
+    torch.manual_seed(0)
+    jepa = IAJEPA(cfg)
+    with torch.no_grad():
+        for weight in jepa.encoder.parameters():
+            weight.add_(0.1)  # the online encoder moved on, the EMA target lags
+    save_checkpoint(tmp_path, 1, jepa.state_dict(), {"model": as_dict(cfg)}, {"step": 1})
+    frames = clips(2, cfg)
+    with torch.no_grad():
+        online, target = jepa.encoder(frames), jepa.target(frames)
+    assert not torch.allclose(online, target)
+    torch.testing.assert_close(ia_world.load_encoder(tmp_path, weights="encoder").encode(frames),
+                               online)
+    torch.testing.assert_close(ia_world.load_encoder(tmp_path).encode(frames), target)
+    with pytest.raises(ConfigError, match="predictor"):
+        ia_world.load_encoder(tmp_path, weights="predictor")
 
 
 def test_corrupt_missing_and_mismatched_checkpoints_are_refused(tmp_path):

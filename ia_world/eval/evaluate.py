@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ia_world.checkpoint import (
     CONFIG_FILE,
+    ENCODER_WEIGHTS,
     METRICS_FILE,
     load_encoder,
     read_json,
@@ -28,7 +29,7 @@ from ia_world.config import check_range, to_dataclass
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, atomic_write_json, episode_seed, read_manifest
-from ia_world.errors import DataError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import clip_targets, probe_all
 from ia_world.eval.qa_generator import generate_questions
@@ -58,9 +59,13 @@ class EvalConfig:
     folds: int = 5
     batch_size: int = 32
     device: str = "cpu"
+    encoder_weights: str = "target"  # target (EMA) | encoder (online context encoder)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
+        if self.encoder_weights not in ENCODER_WEIGHTS:
+            raise ConfigError(f"encoder_weights={self.encoder_weights!r} is not one of "
+                              f"{ENCODER_WEIGHTS}")
         check_range("train_episodes", self.train_episodes, 2 * self.folds)
         check_range("heldout_episodes", self.heldout_episodes, 2)
         check_range("horizon", self.horizon, 1)
@@ -131,7 +136,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint; returns the dict written under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
     config = read_json(checkpoint / CONFIG_FILE)
-    encoder = load_encoder(checkpoint, cfg.device)
+    encoder = load_encoder(checkpoint, cfg.device, cfg.encoder_weights)
     grid = encoder.grid
     train = split_episodes(cfg.train_data, cfg.train_episodes, cfg.train_seed, cfg.env,
                            grid.frames, grid.size)
@@ -153,7 +158,8 @@ def evaluate(cfg: EvalConfig) -> dict:
                      train_latents, heldout_latents, cfg.qa)
     return {"run": {"checkpoint": str(checkpoint),
                     "strategy": config.get("masking", {}).get("strategy", "untrained"),
-                    "seed": config.get("seed"), "steps": config.get("steps", 0)},
+                    "seed": config.get("seed"), "steps": config.get("steps", 0),
+                    "weights": cfg.encoder_weights},
             "splits": {"train_seed": cfg.train_seed, "heldout_seed": cfg.heldout_seed,
                        "train_episodes": len(train), "heldout_episodes": len(heldout)},
             "probe": probe,
@@ -165,13 +171,18 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Entry point of `ia-world evaluate`: writes <out or ckpt>/metrics.json."""
+    """Entry point of `ia-world evaluate`: writes <out or ckpt>/metrics.json.
+
+    Results go under "eval" (EMA target weights) or "eval_encoder" (online encoder weights), so
+    evaluating one never overwrites the other.
+    """
     eval_cfg = to_dataclass(cfg, EvalConfig)
     result = evaluate(eval_cfg)
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
     metrics = read_json(path) if path.is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**metrics, "eval": result})
+    key = "eval" if eval_cfg.encoder_weights == "target" else f"eval_{eval_cfg.encoder_weights}"
+    atomic_write_json(path, {**metrics, key: result})
     log.info("wrote %s", path)
     return result
