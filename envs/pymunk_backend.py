@@ -15,9 +15,18 @@ from typing import Any
 
 import numpy as np
 import pymunk
+import pymunk.batch
 
 from envs import raster
-from envs.base import SceneEnv, object_record
+from envs.base import STATE_KEYS, SceneEnv, object_record
+
+# one batched read of every body: x, y, angle, vx, vy, angular velocity (Pymunk's column order)
+KINEMATICS = (pymunk.batch.BodyFields.POSITION | pymunk.batch.BodyFields.ANGLE
+              | pymunk.batch.BodyFields.VELOCITY | pymunk.batch.BodyFields.ANGULAR_VELOCITY)
+# columns of the per-frame state table, in STATE_KEYS order (3D vectors with z = 0)
+STATE_COLUMNS = dict(zip(STATE_KEYS, (slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12),
+                                      slice(12, 14), slice(14, 18))))
+STATE_WIDTH = 18
 
 
 class PymunkScene(SceneEnv):
@@ -45,6 +54,7 @@ class PymunkScene(SceneEnv):
         self._forces: list[tuple[pymunk.Body, tuple[float, float]]] = []
         self._tethers: list[tuple[tuple[float, float], pymunk.Body]] = []
         self._static_canvas: np.ndarray | None = None
+        self._batch = pymunk.batch.Buffer()
 
     # ---- scene building ----------------------------------------------------------------
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
@@ -59,6 +69,7 @@ class PymunkScene(SceneEnv):
         self._bodies, self._shapes, self._records = [], [], []
         self._forces, self._tethers, self._static_canvas = [], [], None
         self._populate(rng, options)
+        self._index_bodies()
         return self._records
 
     def _register(self, body: pymunk.Body, shape: pymunk.Shape, record: dict) -> None:
@@ -167,38 +178,61 @@ class PymunkScene(SceneEnv):
         scale = self.size / self.world_size
         return np.array([point[0] * scale, self.size - point[1] * scale], np.float64)
 
+    def _index_bodies(self) -> None:
+        """Per-episode constants of the ground truth: dynamic rows, masses, static state rows."""
+        dynamic = [i for i, record in enumerate(self._records) if not record["static"]]
+        bodies = [self._bodies[i] for i in dynamic]
+        self._batch.clear()
+        pymunk.batch.get_space_bodies(self.space, pymunk.batch.BodyFields.BODY_ID, self._batch)
+        batch_ids = np.frombuffer(self._batch.int_buf(), np.uintp).tolist()
+        self._batch_rows = np.array([batch_ids.index(body.id) for body in bodies], np.intp)
+        self._dynamic_rows = np.array(dynamic, np.intp)
+        self._masses = [body.mass for body in bodies]
+        self._moments = [body.moment for body in bodies]
+        # a circle's AABB is its centre -+ the radius (what Chipmunk computes); polygons ask Pymunk
+        radii = [s.radius if isinstance(s, pymunk.Circle) else 0.0 for s in map(self._shapes.__getitem__, dynamic)]
+        self._circle_bounds = np.array([(-r, r, r, -r) for r in radii]).reshape(-1, 4)
+        self._polygons = [(row, self._shapes[i]) for row, i in enumerate(dynamic)
+                          if not isinstance(self._shapes[i], pymunk.Circle)]
+        static = [i for i, record in enumerate(self._records) if record["static"]]
+        self._static_table = np.zeros((len(self._records), STATE_WIDTH))
+        self._static_table[static] = self._state_rows(
+            np.array([segment_kinematics(self._shapes[i]) for i in static]).reshape(-1, 6),
+            np.array([shape_bounds(self._shapes[i]) for i in static]).reshape(-1, 4))
+
+    def _kinematics(self) -> np.ndarray:
+        """(D, 6) x, y, angle, vx, vy, angular velocity of the dynamic objects, in object order."""
+        self._batch.clear()
+        pymunk.batch.get_space_bodies(self.space, KINEMATICS, self._batch)
+        return np.frombuffer(self._batch.float_buf(), np.float64).reshape(-1, 6)[self._batch_rows]
+
+    def _state_rows(self, kinematics: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """(N, 18) state rows from kinematics (N, 6) and world AABBs (N, 4: l, t, r, b)."""
+        rows = np.zeros((len(kinematics), STATE_WIDTH))
+        rows[:, [0, 1, 8, 3, 4, 11]] = kinematics  # position, orientation z, velocity, spin z
+        rows[:, 12:14] = kinematics[:, :2]
+        rows[:, 14:18] = bounds
+        rows[:, 12:18] *= self.size / self.world_size  # world -> pixel: x right, y down
+        rows[:, 13:18:2] = self.size - rows[:, 13:18:2]
+        return rows
+
     def _backend_states(self) -> dict[str, np.ndarray]:
-        # one pass over the bodies into a (K, 10) table, then vectorised unit conversion
-        rows = []
-        for body, shape in zip(self._bodies, self._shapes):
+        kinematics = self._kinematics()
+        bounds = kinematics[:, [0, 1, 0, 1]] + self._circle_bounds
+        for row, shape in self._polygons:
             bb = shape.cache_bb()
-            if isinstance(shape, pymunk.Segment):
-                cx, cy = (shape.a.x + shape.b.x) / 2, (shape.a.y + shape.b.y) / 2
-            else:
-                cx, cy = body.position
-            vx, vy = body.velocity
-            rows.append((cx, cy, vx, vy, body.angle, body.angular_velocity,
-                         bb.left, bb.top, bb.right, bb.bottom))
-        table = np.array(rows, np.float64).reshape(-1, 10)
-        count, zeros = len(table), np.zeros(len(table))
-        scale = self.size / self.world_size
-        return {
-            "position": np.stack([table[:, 0], table[:, 1], zeros], 1),
-            "velocity": np.stack([table[:, 2], table[:, 3], zeros], 1),
-            "orientation": np.stack([zeros, zeros, table[:, 4]], 1),
-            "angular_velocity": np.stack([zeros, zeros, table[:, 5]], 1),
-            "pixel": np.stack([table[:, 0] * scale, self.size - table[:, 1] * scale], 1),
-            "bbox": np.stack([table[:, 6] * scale, self.size - table[:, 7] * scale,
-                              table[:, 8] * scale, self.size - table[:, 9] * scale], 1)
-            if count else np.zeros((0, 4)),
-        }
+            bounds[row] = bb.left, bb.top, bb.right, bb.bottom
+        table = self._static_table.copy()
+        table[self._dynamic_rows] = self._state_rows(kinematics, bounds)
+        return {key: table[:, columns] for key, columns in STATE_COLUMNS.items()}
 
     def _backend_energy(self) -> dict[str, float]:
         translational = rotational = potential = 0.0
-        for body in {id(b): b for b in self._bodies if b.body_type == pymunk.Body.DYNAMIC}.values():
-            translational += 0.5 * body.mass * body.velocity.dot(body.velocity)
-            rotational += 0.5 * body.moment * body.angular_velocity**2
-            potential += body.mass * self.gravity * body.position.y
+        for (_, y, _, vx, vy, spin), mass, moment in zip(self._kinematics().tolist(),
+                                                         self._masses, self._moments):
+            translational += 0.5 * mass * (vx * vx + vy * vy)
+            rotational += 0.5 * moment * spin**2  # Python's pow, not numpy's square: same bits
+            potential += mass * self.gravity * y
         return {"translational": translational, "rotational": rotational, "potential": potential}
 
     def _backend_meta(self) -> dict[str, Any]:
@@ -255,3 +289,16 @@ class PymunkScene(SceneEnv):
             if not record["static"]:
                 self._draw_shape(canvas, body, shape, raster.PALETTE[record["color"]])
         return raster.finish_canvas(canvas, self.supersample)
+
+
+def segment_kinematics(shape: pymunk.Segment) -> tuple[float, ...]:
+    """Kinematics row (x, y, angle, vx, vy, angular velocity) of a static segment: its midpoint."""
+    body = shape.body
+    return ((shape.a.x + shape.b.x) / 2, (shape.a.y + shape.b.y) / 2, body.angle,
+            *body.velocity, body.angular_velocity)
+
+
+def shape_bounds(shape: pymunk.Shape) -> tuple[float, float, float, float]:
+    """World AABB of a shape as (left, top, right, bottom)."""
+    bb = shape.cache_bb()
+    return bb.left, bb.top, bb.right, bb.bottom
