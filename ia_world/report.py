@@ -21,6 +21,7 @@ from ia_world.config import to_dataclass
 from ia_world.data.shards import atomic_write, atomic_write_bytes
 from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.compare import CompareConfig, run_compare
+from ia_world.eval.evaluate import eval_key
 from ia_world.eval.spectrum import gain_pct
 
 log = logging.getLogger(__name__)
@@ -35,20 +36,23 @@ class ReportConfig:
     runs: list[str] = field(default_factory=list)
     out: str = "report"
     baseline: str = "random_tube"
+    encoder_weights: str = "target"  # which evaluation to report: target (EMA) | encoder
     compare: CompareConfig | None = None
 
 
-def read_eval(run: str | Path) -> dict:
-    """The "eval" section of a run's metrics.json (run dir, checkpoint dir or evaluate out=)."""
+def read_eval(run: str | Path, weights: str = "target") -> dict:
+    """The evaluation of a run's target (or online `encoder`) weights in its metrics.json."""
+    key = eval_key(weights)
     candidates = [Path(run) / METRICS_FILE]
     with contextlib.suppress(CheckpointError):
         candidates.append(resolve_checkpoint(run) / METRICS_FILE)
     for path in candidates:
         if path.is_file():
             metrics = json.loads(path.read_text())
-            if "eval" in metrics:
-                return metrics["eval"]
-    raise DataError(f"{run}: no evaluated metrics.json (run `ia-world evaluate ckpt={run}`)")
+            if key in metrics:
+                return metrics[key]
+    raise DataError(f"{run}: no evaluated metrics.json for the {weights} weights (run "
+                    f"`ia-world evaluate ckpt={run} encoder_weights={weights}`)")
 
 
 def scalar_metrics(result: dict) -> dict[str, float]:
@@ -190,9 +194,10 @@ def run(cfg: DictConfig) -> Path:
     report_cfg = to_dataclass(cfg, ReportConfig)
     runs = list(report_cfg.runs)
     if report_cfg.compare is not None:
-        runs += run_compare(report_cfg.compare)
+        runs += run_compare(report_cfg.compare, report_cfg.encoder_weights)
     if not runs:
         raise DataError("report: no runs given (runs=[dir1,dir2,...] or experiment=compare)")
-    path = write_report([read_eval(r) for r in runs], Path(report_cfg.out), report_cfg.baseline)
+    path = write_report([read_eval(r, report_cfg.encoder_weights) for r in runs],
+                        Path(report_cfg.out), report_cfg.baseline)
     log.info("wrote %s", path)
     return path

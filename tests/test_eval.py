@@ -111,6 +111,15 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert "RankMe gain %" in text
     for plot in ("r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
         assert (tmp_path / "report" / plot).stat().st_size > 1000
+    # the online encoder's evaluation goes next to the target's, never over it
+    run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
+                             "train_episodes=10", "heldout_episodes=8", "folds=2", "qa.epochs=1",
+                             "qa.width=16", "horizon=4", "encoder_weights=encoder"])
+    both = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert both["eval"] == saved and both["eval_encoder"]["run"]["weights"] == "encoder"
+    with pytest.raises(DataError, match="for the encoder weights"):
+        run_command("report", [f"runs=[{tmp_path / 'base'}]", "encoder_weights=encoder",
+                               f"out={tmp_path / 'report2'}"])
 
 
 def test_report_without_runs_is_a_clear_error(tmp_path):

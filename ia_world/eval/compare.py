@@ -30,12 +30,13 @@ def as_overrides(settings: dict[str, Any], prefix: str = "") -> list[str]:
                              else [f"{prefix}{key}={value}"])]
 
 
-def run_compare(cfg: CompareConfig) -> list[str]:
+def run_compare(cfg: CompareConfig, encoder_weights: str = "target") -> list[str]:
     """Pretrain (resuming finished or partial runs) and evaluate each run; returns the run dirs."""
     runs = [(s, seed, str(Path(cfg.root) / f"{s}-seed{seed}"))
             for s in cfg.strategies for seed in cfg.seeds]
     for strategy, seed, out in tqdm(runs, desc="compare"):
         run_command("pretrain", [*as_overrides(cfg.pretrain), f"masking={strategy}",
                                  f"seed={seed}", f"out={out}"])
-        run_command("evaluate", [f"ckpt={out}", *as_overrides(cfg.evaluate)])
+        run_command("evaluate", [f"ckpt={out}", f"encoder_weights={encoder_weights}",
+                                 *as_overrides(cfg.evaluate)])
     return [out for _, _, out in runs]

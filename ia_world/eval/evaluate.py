@@ -170,6 +170,11 @@ def evaluate(cfg: EvalConfig) -> dict:
             "qa": qa, "masking": mask_report(config, heldout, grid)}
 
 
+def eval_key(weights: str) -> str:
+    """metrics.json key of an evaluation: "eval" (EMA target) or "eval_<weights>"."""
+    return "eval" if weights == "target" else f"eval_{weights}"
+
+
 def run(cfg: DictConfig) -> dict:
     """Entry point of `ia-world evaluate`: writes <out or ckpt>/metrics.json.
 
@@ -182,7 +187,6 @@ def run(cfg: DictConfig) -> dict:
     path = out / METRICS_FILE
     metrics = read_json(path) if path.is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
-    key = "eval" if eval_cfg.encoder_weights == "target" else f"eval_{eval_cfg.encoder_weights}"
-    atomic_write_json(path, {**metrics, key: result})
+    atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     log.info("wrote %s", path)
     return result
