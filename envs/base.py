@@ -2,7 +2,9 @@
 
 A backend (Pymunk, PyBullet) subclasses `SceneEnv` and implements the `_backend_*` hooks; a scene
 subclasses a backend and implements `_populate`. An active variant overrides `action_space`,
-`_apply_action` and `_reward`.
+`_apply_action` and `_reward`. A frame's ground truth comes from `_backend_states` and
+`_backend_energy`, unless the backend overrides `_backend_snapshot` and `_backend_ground_truth` to
+assemble it for many frames at once (what `rollout` profits from).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 from gymnasium import spaces
 
 STATE_KEYS = ("position", "velocity", "orientation", "angular_velocity", "pixel", "bbox")
+ENERGY_TERMS = ("translational", "rotational", "potential")
+ENERGY_KEYS = ("kinetic", *ENERGY_TERMS, "total")
 
 
 class SceneEnv(gym.Env):
@@ -65,6 +69,17 @@ class SceneEnv(gym.Env):
         """Energy terms {translational, rotational, potential} of the dynamic bodies."""
         raise NotImplementedError
 
+    def _backend_snapshot(self) -> Any:
+        """What the current frame's ground truth needs, read now (default: states and energy)."""
+        return self._backend_states(), self._backend_energy()
+
+    def _backend_ground_truth(self, snapshots: list) -> tuple[dict[str, np.ndarray],
+                                                              dict[str, np.ndarray]]:
+        """States {key: (T, K, d)} and energy terms {term: (T,)} of T frames' snapshots."""
+        states = {k: np.array([s[k] for s, _ in snapshots], np.float64) for k in STATE_KEYS}
+        terms = {t: np.array([e[t] for _, e in snapshots], np.float64) for t in ENERGY_TERMS}
+        return states, terms
+
     def _backend_meta(self) -> dict[str, Any]:
         """Backend facts for `meta`: physics dt, frame skip, camera."""
         return {}
@@ -110,16 +125,26 @@ class SceneEnv(gym.Env):
 
     def step(self, action):
         """Apply the action and advance one frame: (frame, reward, terminated, truncated, info)."""
-        if not self.objects:
-            raise RuntimeError("call reset() before step()")
-        self._apply_action(action)
-        events = self._backend_advance()
-        self._frame_index += 1
-        for event in events:
-            event["frame"] = self._frame_index
-        obs = self._observe()
+        obs, events = self._advance(action)
         truncated = self._frame_index >= self.max_steps
         return obs, float(self._reward()), bool(self._terminated()), truncated, self._info(events)
+
+    def rollout(self, num_frames: int) -> tuple[np.ndarray, dict[str, np.ndarray],
+                                                dict[str, np.ndarray], list[dict]]:
+        """Record the current frame and `num_frames - 1` more under the no-op action 0.
+
+        Returns frames (T, H, W, 3) uint8, states {key: (T, K, d)}, energy {key: (T,)} and the
+        collision events: what `step(0)` reports frame by frame (truncation aside), with the
+        ground truth assembled once for all frames.
+        """
+        frames, snapshots, collisions = [self._last_frame], [self._backend_snapshot()], []
+        for _ in range(num_frames - 1):
+            frame, events = self._advance(0)
+            frames.append(frame)
+            snapshots.append(self._backend_snapshot())
+            collisions.extend(events)
+        states, energy = self._ground_truth(snapshots)
+        return np.stack(frames), states, energy, collisions
 
     def render(self):
         """The current frame (a fresh uint8 array)."""
@@ -140,22 +165,41 @@ class SceneEnv(gym.Env):
 
     def energy(self) -> dict[str, float]:
         """Kinetic (translational + rotational), potential and total energy of the scene."""
-        terms = self._backend_energy()
-        kinetic = terms["translational"] + terms["rotational"]
-        return {"kinetic": kinetic, "translational": terms["translational"],
-                "rotational": terms["rotational"], "potential": terms["potential"],
-                "total": kinetic + terms["potential"]}
+        return self._frame_ground_truth()[1]
+
+    def _advance(self, action) -> tuple[np.ndarray, list[dict]]:
+        """Apply the action, advance one frame and render it: (frame, collision events)."""
+        if not self.objects:
+            raise RuntimeError("call reset() before step()")
+        self._apply_action(action)
+        events = self._backend_advance()
+        self._frame_index += 1
+        for event in events:
+            event["frame"] = self._frame_index
+        return self._observe(), events
 
     def _observe(self) -> np.ndarray:
         frame = self._backend_render()
         assert frame.shape == (self.size, self.size, 3) and frame.dtype == np.uint8
+        self._last_frame = frame
         return frame
 
+    def _ground_truth(self, snapshots: list) -> tuple[dict[str, np.ndarray],
+                                                      dict[str, np.ndarray]]:
+        """States {key: (T, K, d)} and energy {key: (T,)} of T frames' snapshots."""
+        states, terms = self._backend_ground_truth(snapshots)
+        kinetic = terms["translational"] + terms["rotational"]
+        return states, {"kinetic": kinetic, **terms, "total": kinetic + terms["potential"]}
+
+    def _frame_ground_truth(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """States {key: (K, d)} and energy {key: float} of the current frame."""
+        states, energy = self._ground_truth([self._backend_snapshot()])
+        return ({k: states[k][0] for k in STATE_KEYS},
+                {k: float(energy[k][0]) for k in ENERGY_KEYS})
+
     def _info(self, events: list[dict]) -> dict[str, Any]:
-        states = self._backend_states()
-        return {"frame": self._frame_index,
-                "states": {k: np.array(states[k], np.float64) for k in STATE_KEYS},
-                "energy": self.energy(),
+        states, energy = self._frame_ground_truth()
+        return {"frame": self._frame_index, "states": states, "energy": energy,
                 "collisions": [dict(e) for e in events]}
 
 

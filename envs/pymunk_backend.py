@@ -18,15 +18,20 @@ import pymunk
 import pymunk.batch
 
 from envs import raster
-from envs.base import STATE_KEYS, SceneEnv, object_record
+from envs.base import ENERGY_TERMS, STATE_KEYS, SceneEnv, object_record
 
-# one batched read of every body: x, y, angle, vx, vy, angular velocity (Pymunk's column order)
+# one batched read of every body gives, per body, these six values in this order
 KINEMATICS = (pymunk.batch.BodyFields.POSITION | pymunk.batch.BodyFields.ANGLE
               | pymunk.batch.BodyFields.VELOCITY | pymunk.batch.BodyFields.ANGULAR_VELOCITY)
-# columns of the per-frame state table, in STATE_KEYS order (3D vectors with z = 0)
+X, Y, ANGLE, VX, VY, SPIN = range(6)
+# an object's state row: its 18 values in STATE_KEYS order (3D vectors with z = 0)
 STATE_COLUMNS = dict(zip(STATE_KEYS, (slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12),
                                       slice(12, 14), slice(14, 18))))
 STATE_WIDTH = 18
+# state columns that are kinematics values as they are: position, velocity, orientation, spin
+COPIED_TO, COPIED_FROM = np.array([0, 1, 3, 4, 8, 11]), np.array([X, Y, VX, VY, ANGLE, SPIN])
+# the pixel and bbox columns: world x, y, left, top, right, bottom, mapped to pixels
+PIXELS, PIXEL_SOURCES = slice(12, 18), np.array([X, Y, X, Y, X, Y])
 
 
 class PymunkScene(SceneEnv):
@@ -54,7 +59,14 @@ class PymunkScene(SceneEnv):
         self._forces: list[tuple[pymunk.Body, tuple[float, float]]] = []
         self._tethers: list[tuple[tuple[float, float], pymunk.Body]] = []
         self._static_canvas: np.ndarray | None = None
-        self._batch = pymunk.batch.Buffer()
+        self._batch = pymunk.batch.Buffer()  # reused for every batched read of the bodies
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and copy without the batch buffer (C memory); the copy makes its own."""
+        return {key: value for key, value in self.__dict__.items() if key != "_batch"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _batch=pymunk.batch.Buffer())
 
     # ---- scene building ----------------------------------------------------------------
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
@@ -179,61 +191,79 @@ class PymunkScene(SceneEnv):
         return np.array([point[0] * scale, self.size - point[1] * scale], np.float64)
 
     def _index_bodies(self) -> None:
-        """Per-episode constants of the ground truth: dynamic rows, masses, static state rows."""
+        """Per-episode constants that turn batched reads of the bodies into ground truth.
+
+        Static segments never move, so their state rows are computed here once. Adding -0.0 and
+        multiplying by -1 are exact, so every value has the bits of the per-body Pymunk reads it
+        replaces (Pymunk's AABB of a circle is its centre -+ the radius).
+        """
         dynamic = [i for i, record in enumerate(self._records) if not record["static"]]
         bodies = [self._bodies[i] for i in dynamic]
+        shapes = [self._shapes[i] for i in dynamic]
         self._batch.clear()
         pymunk.batch.get_space_bodies(self.space, pymunk.batch.BodyFields.BODY_ID, self._batch)
         batch_ids = np.frombuffer(self._batch.int_buf(), np.uintp).tolist()
-        self._batch_rows = np.array([batch_ids.index(body.id) for body in bodies], np.intp)
+        starts = 6 * np.array([batch_ids.index(body.id) for body in bodies], np.intp)
+        self._kinematics_from = starts[:, None] + np.arange(6)  # (D, 6) into a flat read
         self._dynamic_rows = np.array(dynamic, np.intp)
-        self._masses = [body.mass for body in bodies]
-        self._moments = [body.moment for body in bodies]
-        # a circle's AABB is its centre -+ the radius (what Chipmunk computes); polygons ask Pymunk
-        radii = [s.radius if isinstance(s, pymunk.Circle) else 0.0 for s in map(self._shapes.__getitem__, dynamic)]
-        self._circle_bounds = np.array([(-r, r, r, -r) for r in radii]).reshape(-1, 4)
-        self._polygons = [(row, self._shapes[i]) for row, i in enumerate(dynamic)
-                          if not isinstance(self._shapes[i], pymunk.Circle)]
-        static = [i for i, record in enumerate(self._records) if record["static"]]
+        radii = [shape.radius if isinstance(shape, pymunk.Circle) else 0.0 for shape in shapes]
+        self._pixel_offsets = np.array([(-0.0, -0.0, -r, r, r, -r) for r in radii]).reshape(-1, 6)
+        self._polygon_rows = [row for row, shape in enumerate(shapes)
+                              if not isinstance(shape, pymunk.Circle)]
+        self._polygons = [shapes[row] for row in self._polygon_rows]
+        self._half_masses = np.array([0.5 * body.mass for body in bodies])
+        self._half_moments = np.array([0.5 * body.moment for body in bodies])
+        self._weights = np.array([body.mass * self.gravity for body in bodies])
+        scale = self.size / self.world_size
+        self._pixel_scale = np.array([scale, -scale] * 3)  # y down: size - y * scale
+        self._pixel_shift = np.array([-0.0, self.size] * 3)
         self._static_table = np.zeros((len(self._records), STATE_WIDTH))
-        self._static_table[static] = self._state_rows(
-            np.array([segment_kinematics(self._shapes[i]) for i in static]).reshape(-1, 6),
-            np.array([shape_bounds(self._shapes[i]) for i in static]).reshape(-1, 4))
+        for row, record in enumerate(self._records):
+            if record["static"]:
+                segment = self._shapes[row]
+                centre = ((segment.a.x + segment.b.x) / 2, (segment.a.y + segment.b.y) / 2)
+                self._static_table[row, :2] = centre
+                self._static_table[row, PIXELS] = self._to_pixels(np.array([*centre,
+                                                                             *aabb(segment)]))
 
-    def _kinematics(self) -> np.ndarray:
-        """(D, 6) x, y, angle, vx, vy, angular velocity of the dynamic objects, in object order."""
+    def _to_pixels(self, world: np.ndarray) -> np.ndarray:
+        """World (..., 6: x, y, left, top, right, bottom) -> the pixel and bbox columns."""
+        return world * self._pixel_scale + self._pixel_shift
+
+    def _backend_snapshot(self) -> tuple[np.ndarray, list[tuple[float, ...]]]:
+        """Kinematics (D, 6) of the dynamic objects, in object order, and the polygons' AABBs."""
         self._batch.clear()
         pymunk.batch.get_space_bodies(self.space, KINEMATICS, self._batch)
-        return np.frombuffer(self._batch.float_buf(), np.float64).reshape(-1, 6)[self._batch_rows]
+        every_body = np.frombuffer(self._batch.float_buf(), np.float64)
+        return every_body.take(self._kinematics_from), [aabb(shape) for shape in self._polygons]
 
-    def _state_rows(self, kinematics: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-        """(N, 18) state rows from kinematics (N, 6) and world AABBs (N, 4: l, t, r, b)."""
-        rows = np.zeros((len(kinematics), STATE_WIDTH))
-        rows[:, [0, 1, 8, 3, 4, 11]] = kinematics  # position, orientation z, velocity, spin z
-        rows[:, 12:14] = kinematics[:, :2]
-        rows[:, 14:18] = bounds
-        rows[:, 12:18] *= self.size / self.world_size  # world -> pixel: x right, y down
-        rows[:, 13:18:2] = self.size - rows[:, 13:18:2]
-        return rows
+    def _backend_ground_truth(self, snapshots: list) -> tuple[dict[str, np.ndarray],
+                                                              dict[str, np.ndarray]]:
+        kinematics = np.array([k for k, _ in snapshots])  # (T, D, 6)
+        table = np.repeat(self._static_table[None], len(snapshots), axis=0)  # (T, K, 18)
+        table[:, self._dynamic_rows[:, None], COPIED_TO] = kinematics[..., COPIED_FROM]
+        world = kinematics[..., PIXEL_SOURCES] + self._pixel_offsets
+        if self._polygons:
+            world[:, self._polygon_rows, 2:] = [bounds for _, bounds in snapshots]
+        table[:, self._dynamic_rows, PIXELS] = self._to_pixels(world)
+        states = {key: np.ascontiguousarray(table[..., columns])
+                  for key, columns in STATE_COLUMNS.items()}
+        return states, self._energy_terms(kinematics)
 
-    def _backend_states(self) -> dict[str, np.ndarray]:
-        kinematics = self._kinematics()
-        bounds = kinematics[:, [0, 1, 0, 1]] + self._circle_bounds
-        for row, shape in self._polygons:
-            bb = shape.cache_bb()
-            bounds[row] = bb.left, bb.top, bb.right, bb.bottom
-        table = self._static_table.copy()
-        table[self._dynamic_rows] = self._state_rows(kinematics, bounds)
-        return {key: table[:, columns] for key, columns in STATE_COLUMNS.items()}
+    def _energy_terms(self, kinematics: np.ndarray) -> dict[str, np.ndarray]:
+        """Translational, rotational and potential energy (T,) from kinematics (T, D, 6).
 
-    def _backend_energy(self) -> dict[str, float]:
-        translational = rotational = potential = 0.0
-        for (_, y, _, vx, vy, spin), mass, moment in zip(self._kinematics().tolist(),
-                                                         self._masses, self._moments):
-            translational += 0.5 * mass * (vx * vx + vy * vy)
-            rotational += 0.5 * moment * spin**2  # Python's pow, not numpy's square: same bits
-            potential += mass * self.gravity * y
-        return {"translational": translational, "rotational": rotational, "potential": potential}
+        Each sum runs body by body in object order from 0.0 (a cumulative sum, not numpy's
+        pairwise one), and the spin is squared by libm's pow, as Python's `**` does.
+        """
+        count, bodies = kinematics.shape[:2]
+        vx, vy, spin, y = (kinematics[..., column] for column in (VX, VY, SPIN, Y))
+        per_body = np.zeros((3, count, bodies + 1))
+        per_body[0, :, 1:] = self._half_masses * (vx * vx + vy * vy)
+        per_body[1, :, 1:] = self._half_moments * np.float_power(spin, 2)
+        per_body[2, :, 1:] = self._weights * y
+        sums = np.cumsum(per_body, axis=2)[..., -1]
+        return dict(zip(ENERGY_TERMS, sums))
 
     def _backend_meta(self) -> dict[str, Any]:
         return {"physics_dt": self.physics_dt, "frame_skip": self.frame_skip,
@@ -291,14 +321,7 @@ class PymunkScene(SceneEnv):
         return raster.finish_canvas(canvas, self.supersample)
 
 
-def segment_kinematics(shape: pymunk.Segment) -> tuple[float, ...]:
-    """Kinematics row (x, y, angle, vx, vy, angular velocity) of a static segment: its midpoint."""
-    body = shape.body
-    return ((shape.a.x + shape.b.x) / 2, (shape.a.y + shape.b.y) / 2, body.angle,
-            *body.velocity, body.angular_velocity)
-
-
-def shape_bounds(shape: pymunk.Shape) -> tuple[float, float, float, float]:
-    """World AABB of a shape as (left, top, right, bottom)."""
-    bb = shape.cache_bb()
-    return bb.left, bb.top, bb.right, bb.bottom
+def aabb(shape: pymunk.Shape) -> tuple[float, float, float, float]:
+    """World AABB of a shape, recomputed now, as (left, top, right, bottom)."""
+    left, bottom, right, top = shape.cache_bb()
+    return left, top, right, bottom

@@ -9,17 +9,15 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers the ia_world/ envs)
-from envs.base import STATE_KEYS
-
-ENERGY_KEYS = ("kinetic", "translational", "rotational", "potential", "total")
 
 
 @dataclass
 class Episode:
     """One video plus its ground truth.
 
-    frames (T, H, W, 3) uint8; states[key] (T, K, d) float64 for key in STATE_KEYS;
-    energy[key] (T,) float64 (None where the source has no energy, e.g. CLEVRER);
+    frames (T, H, W, 3) uint8; states[key] (T, K, d) float64 for key in envs.base.STATE_KEYS;
+    energy[key] (T,) float64 for key in envs.base.ENERGY_KEYS (None where the source has no
+    energy, e.g. CLEVRER);
     collisions [{frame, object_ids, impulse, position, pixel}]; objects [{id, shape, ...}].
     """
 
@@ -43,15 +41,9 @@ def make_env(env_id: str, size: int = 64, max_steps: int = 10_000, **kwargs) -> 
 
 def simulate_episode(env: gym.Env, seed: int, num_frames: int,
                      options: dict | None = None) -> Episode:
-    """Reset `env` with `seed` and record `num_frames` frames with their ground truth."""
-    frame, info = env.reset(seed=int(seed), options=options)
-    objects, meta = info["objects"], dict(info["meta"], seed=int(seed))
-    frames, infos, collisions = [frame], [info], []
-    for _ in range(num_frames - 1):
-        frame, _, _, _, info = env.step(0)
-        frames.append(frame)
-        infos.append(info)
-        collisions.extend(info["collisions"])
-    states = {k: np.stack([i["states"][k] for i in infos]) for k in STATE_KEYS}
-    energy = {k: np.array([i["energy"][k] for i in infos], np.float64) for k in ENERGY_KEYS}
-    return Episode(np.stack(frames), objects, states, energy, collisions, meta)
+    """Reset `env` (a scene env, wrapped or not) with `seed` and record `num_frames` frames with
+    their ground truth (the frames `step(0)` would give)."""
+    _, info = env.reset(seed=int(seed), options=options)
+    frames, states, energy, collisions = env.unwrapped.rollout(num_frames)
+    return Episode(frames, info["objects"], states, energy, collisions,
+                   dict(info["meta"], seed=int(seed)))
