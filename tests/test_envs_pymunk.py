@@ -215,3 +215,23 @@ def test_double_close_is_safe(env_id):
 def test_bad_kwargs_raise_a_clear_value_error(scene, kwargs, message):
     with pytest.raises(ValueError, match=message):
         scene(**kwargs)
+
+
+@pytest.mark.parametrize("env_id", [*PYMUNK_IDS, "ia_world/Drop3D-v0"])
+def test_rollout_reports_bit_for_bit_what_step_reports_frame_by_frame(env_id):
+    env = make(env_id)
+    frame, info = env.reset(seed=5)
+    frames, infos = [frame], [info]
+    for _ in range(19):
+        frame, _, _, _, info = env.step(0)
+        frames.append(frame)
+        infos.append(info)
+    env.reset(seed=5)
+    rolled_frames, states, energy, collisions = env.rollout(20)
+    np.testing.assert_array_equal(rolled_frames, np.stack(frames))
+    for key, values in states.items():
+        np.testing.assert_array_equal(values, np.stack([i["states"][key] for i in infos]))
+    for key, values in energy.items():
+        np.testing.assert_array_equal(values, [i["energy"][key] for i in infos])
+    assert collisions == [event for i in infos for event in i["collisions"]]
+    assert len(collisions) > 0 or env_id == "ia_world/Drop3D-v0"
