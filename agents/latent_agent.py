@@ -53,7 +53,7 @@ from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import FrozenEncoder, load_encoder
 from ia_world.config import check_range, to_dataclass
-from ia_world.errors import ConfigError
+from ia_world.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -274,12 +274,33 @@ def run(cfg: DictConfig) -> dict[str, float]:
     out = Path(config.out)
     reference = window_errors(model, windows[heldout]).median(0).values.clamp_min(1e-8)
     save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
-                                  "surprise.reference": reference})
+                                  "surprise.reference": reference,
+                                  "train.split": torch.tensor(SPLITS.index(config.split)),
+                                  "train.fold": torch.tensor(config.fold)})
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps({"config": asdict(config), "metrics": metrics}, indent=1))
     os.replace(tmp, out / "metrics.json")
     print(json.dumps(metrics, indent=1))
     return metrics
+
+
+def trained_tasks(directory: str | Path, extra: dict[str, torch.Tensor]) -> set[str]:
+    """Task ids a saved world model and its probe were trained on (the train tasks of its fold)."""
+    if "train.split" not in extra or "train.fold" not in extra:
+        raise CheckpointError(f"{directory}: no train.split / train.fold (written by an older "
+                              "version: retrain it with `ia-world world_model`)")
+    return set(split_tasks(SPLITS[int(extra["train.split"])], int(extra["train.fold"]))[0])
+
+
+def check_zero_shot(directory: str | Path, extra: dict[str, torch.Tensor],
+                    tasks: list[str]) -> None:
+    """Refuse to test a world model on puzzles it was trained on (a split or fold mismatch)."""
+    seen = sorted(trained_tasks(directory, extra).intersection(tasks))
+    if seen:
+        split, fold = SPLITS[int(extra["train.split"])], int(extra["train.fold"])
+        raise ConfigError(f"{directory}: trained on split={split} fold={fold}, whose train tasks "
+                          f"include {len(seen)} of the {len(set(tasks))} test puzzles (e.g. "
+                          f"{seen[0]}): zero-shot needs a world model of the same split and fold")
 
 
 class LatentAgent:
@@ -288,9 +309,10 @@ class LatentAgent:
     def __init__(self, cfg: LatentAgentConfig):
         self.cfg = cfg
         self.encoder = load_encoder(cfg.encoder)
-        self.model, extra = load_world_model(cfg.world_model)
-        self.horizon = int(extra.pop("horizon"))
-        self.probe = extra
+        self.model, self.extra = load_world_model(cfg.world_model)
+        self.horizon = int(self.extra["horizon"])
+        self.trained_tasks = trained_tasks(cfg.world_model, self.extra)
+        self.probe = {k: v for k, v in self.extra.items() if k.startswith("probe.")}
 
     def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
         """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""
@@ -308,6 +330,8 @@ class LatentAgent:
 
     def propose(self, observation: np.ndarray, n: int, puzzle: Puzzle) -> np.ndarray:
         """(n, 3) placements, best probe score first; random valid ones fill any shortfall."""
+        if puzzle.task_id in self.trained_tasks:
+            check_zero_shot(self.cfg.world_model, self.extra, [puzzle.task_id])
         rng = puzzle_rng(self.cfg.seed, puzzle)
         space = build_space(puzzle)
         result = plan(lambda a: self.score(space, a), np.zeros(3), np.ones(3),

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from agents.latent_agent import (
     Episode,
     auroc,
+    check_zero_shot,
     episode_windows,
     frame_with_ball,
     sample_placement,
@@ -143,6 +144,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(f"windows={config.windows} but the world model in {config.world_model} "
                           f"was trained on {len(reference) + 1}")
     _, test_tasks = split_tasks(config.split, config.fold)
+    check_zero_shot(config.world_model, extra, test_tasks)
     pairs = make_pairs(test_tasks, config, encoder.grid.frames, encoder.grid.size)
     metrics = score_pairs(encoder, model, reference, pairs)
     out = Path(config.out)

@@ -6,6 +6,7 @@ import torch
 
 from agents.latent_agent import (
     WorldModelTrainConfig,
+    check_zero_shot,
     episode_windows,
     make_latent_agent,
     run,
@@ -25,7 +26,7 @@ from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
 from ia_world.config import load_config
-from ia_world.errors import CheckpointError, DataError
+from ia_world.errors import CheckpointError, ConfigError, DataError
 
 TINY = dict(latent_dim=8, tokens_per_window=4, max_windows=6, width=32, depth=1, heads=2,
             batch_size=32, lr=3e-3, rollout_steps=2)
@@ -125,6 +126,14 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     scores = agent.score(space, actions[:8])  # the planned ones come first, best first
     assert np.isfinite(scores).all()
     np.testing.assert_array_equal(actions, agent.propose(render(space, 64), 12, puzzle))
+    train, _ = split_tasks("cross", 0)  # its own training puzzles are refused, as is another fold
+    seen = parse_task_id(train[0])
+    with pytest.raises(ConfigError, match="split=cross fold=0.*zero-shot"):
+        agent.propose(render(build_space(seen), 64), 12, seen)
+    _, extra = load_world_model(tmp_path / "wm")
+    check_zero_shot(tmp_path / "wm", extra, test)
+    with pytest.raises(ConfigError, match="train tasks include 200 of the 200 test puzzles"):
+        check_zero_shot(tmp_path / "wm", extra, split_tasks("cross", 1)[1])
 
 
 def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path):
