@@ -137,6 +137,8 @@ class SceneEnv(gym.Env):
         collision events: what `step(0)` reports frame by frame (truncation aside), with the
         ground truth assembled once for all frames.
         """
+        if self._last_frame is None:
+            raise RuntimeError("call reset() before rollout()")
         frames, snapshots, collisions = [self._last_frame], [self._backend_snapshot()], []
         for _ in range(num_frames - 1):
             frame, events = self._advance(0)

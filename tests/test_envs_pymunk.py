@@ -235,3 +235,5 @@ def test_rollout_reports_bit_for_bit_what_step_reports_frame_by_frame(env_id):
         np.testing.assert_array_equal(values, [i["energy"][key] for i in infos])
     assert collisions == [event for i in infos for event in i["collisions"]]
     assert len(collisions) > 0 or env_id == "ia_world/Drop3D-v0"
+    with pytest.raises(RuntimeError, match="reset"):
+        make(env_id).rollout(3)
