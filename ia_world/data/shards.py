@@ -60,9 +60,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
-    """Write `obj` as JSON to `path` atomically (`obj` must be a tree: no reference cycles)."""
-    text = json.dumps(obj, indent=indent, default=to_json, check_circular=False)
-    atomic_write_bytes(path, (text + "\n").encode())
+    """Write `obj` as JSON to `path` atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent, default=to_json) + "\n").encode())
 
 
 def remove_stale_temps(directory: Path, names: set[str]) -> None:
