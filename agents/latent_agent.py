@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from einops import repeat
 from omegaconf import DictConfig
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from agents.baselines import puzzle_rng, sample_valid
@@ -51,9 +50,10 @@ from envs.phyre_lite.scene import (
 )
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.checkpoint import FrozenEncoder, load_encoder
+from ia_world.checkpoint import FrozenEncoder, clip_batches, encode_batches, load_encoder
 from ia_world.config import check_range, to_dataclass
 from ia_world.errors import CheckpointError, ConfigError
+from ia_world.eval.stats import auroc
 
 
 @dataclass
@@ -168,10 +168,8 @@ def encode_windows(encoder: FrozenEncoder, clips: np.ndarray, tokens_per_window:
                    batch_size: int = 32) -> torch.Tensor:
     """Clips (M, T, H, W, 3) uint8 -> pooled window tokens (M, P, D)."""
     grid = encoder.grid.shape
-    pooled = [pool_window(encoder.encode(torch.from_numpy(clips[i:i + batch_size])), grid,
-                          tokens_per_window)
-              for i in range(0, len(clips), batch_size)]
-    return torch.cat(pooled)
+    return encode_batches(encoder.encode, clip_batches(clips, batch_size),
+                          pool=lambda tokens: pool_window(tokens, grid, tokens_per_window))
 
 
 def episode_windows(encoder: FrozenEncoder, episodes: list[Episode], windows: int,
@@ -212,14 +210,6 @@ def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor) -> torc
     """Goal-probe logits (B,) of features (B, F)."""
     return ((features - probe["probe.mean"]) / probe["probe.std"]) @ probe["probe.weight"] \
         + probe["probe.bias"]
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (rank statistic; ties count half); nan with one class only."""
-    labels = labels.astype(bool)
-    if labels.all() or not labels.any():
-        return float("nan")
-    return float(roc_auc_score(labels, scores))
 
 
 def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,

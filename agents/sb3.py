@@ -17,10 +17,10 @@ from einops import rearrange
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import nn
 
-from ia_world.checkpoint import FrozenEncoder, load_encoder
+from ia_world.checkpoint import FrozenEncoder, clip_batches, encode_batches, load_encoder
 from ia_world.errors import CheckpointError, ConfigError
+from ia_world.models.attentive_pool import AttentivePool
 
 POOLS = ("mean", "attentive")
 
@@ -41,22 +41,6 @@ def stretch_to_clip(frames: torch.Tensor, clip_frames: int) -> torch.Tensor:
         return frames[:, stacked - clip_frames:]
     index = torch.arange(clip_frames, device=frames.device) * stacked // clip_frames
     return frames[:, index]
-
-
-class AttentivePool(nn.Module):
-    """One learned query attending over the tokens: (B, N, D) -> (B, D)."""
-
-    def __init__(self, dim: int, num_heads: int = 1):
-        super().__init__()
-        self.query = nn.Parameter(torch.zeros(1, 1, dim))
-        self.norm = nn.LayerNorm(dim)
-        self.attention = nn.MultiheadAttention(dim, num_heads, batch_first=True)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Attention-weighted summary of the tokens."""
-        tokens = self.norm(tokens)
-        query = self.query.expand(len(tokens), -1, -1)  # B 1 D
-        return self.attention(query, tokens, tokens, need_weights=False)[0][:, 0]
 
 
 class IAJEPAExtractor(BaseFeaturesExtractor):
@@ -96,7 +80,7 @@ class IAJEPAExtractor(BaseFeaturesExtractor):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Pooled latents (B, D)."""
         tokens = self.encoder.encode(self.clips(observations))  # B N D, no grad
-        return tokens.mean(1) if self.pool is None else self.pool(tokens)
+        return tokens.mean(1) if self.pool is None else self.pool(tokens)[:, 0]
 
 
 class LatentObservation(gym.ObservationWrapper):
@@ -138,11 +122,11 @@ class LatentObservation(gym.ObservationWrapper):
         """uint8 clips (B, T, H, W, 3) -> float32 latents (B, D) pooled or (B, N, D), cached."""
         keys = [clip.tobytes() for clip in clips]
         missing = [i for i, key in enumerate(keys) if key not in self.cache]
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start:start + self.batch_size]
-            tokens = self.encoder.encode(torch.from_numpy(np.ascontiguousarray(clips[batch])))
-            values = (tokens.mean(1) if self.pool else tokens).cpu().numpy()
-            for i, value in zip(batch, values):
+        if missing:
+            values = encode_batches(self.encoder.encode,
+                                    clip_batches(clips[missing], self.batch_size),
+                                    pool=(lambda tokens: tokens.mean(1)) if self.pool else None)
+            for i, value in zip(missing, values.cpu().numpy()):
                 self.cache[keys[i]] = value
         out = np.stack([self.cache[key] for key in keys])
         for key in keys:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm import tqdm
 
 from ia_world.config import as_dict, to_dataclass
 from ia_world.data.shards import atomic_write_json
@@ -131,6 +133,25 @@ class FrozenEncoder(nn.Module):
         return self.encode(frames)
 
 
+def clip_batches(clips: Sequence[np.ndarray] | np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive uint8 batches (b, T, H, W, 3) of a sequence of clips (T, H, W, 3)."""
+    for start in range(0, len(clips), batch_size):
+        yield np.ascontiguousarray(np.stack(clips[start:start + batch_size]))
+
+
+@torch.no_grad()
+def encode_batches(encode: Callable[[torch.Tensor], torch.Tensor],
+                   batches: Iterable[np.ndarray | torch.Tensor],
+                   pool: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   desc: str = "encode", total: int | None = None) -> torch.Tensor:
+    """Frozen tokens of uint8 clip batches, concatenated: (M, N, D), or pool(tokens) per batch."""
+    outputs = []
+    for batch in tqdm(batches, desc=desc, total=total, leave=False):
+        tokens = encode(torch.as_tensor(batch)).float()                # b N D
+        outputs.append(tokens if pool is None else pool(tokens))
+    return torch.cat(outputs)
+
+
 ENCODER_WEIGHTS = ("target", "encoder")  # the EMA target, or the online context encoder
 
 
@@ -150,6 +171,26 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu",
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     load_weights(encoder, state, checkpoint / MODEL_FILE)
     return FrozenEncoder(encoder).to(device)
+
+
+def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
+                    weights: str = "target") -> FrozenEncoder:
+    """The checkpoint's architecture at its initialisation, rebuilt from config.json's model and
+    seed (as pretraining and `write_initial_checkpoint` build it): the evaluation's floor."""
+    checkpoint = resolve_checkpoint(path)
+    config = read_json(checkpoint / CONFIG_FILE)
+    if not isinstance(config.get("seed"), int):
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: no integer init seed, so its "
+                              "initialisation (the evaluation's floor) cannot be rebuilt")
+    model_cfg = checkpoint_model_config(checkpoint)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config["seed"])
+        try:
+            jepa = IAJEPA(model_cfg)
+        except (ValueError, RuntimeError, AssertionError) as error:
+            raise CheckpointError(f"{checkpoint / CONFIG_FILE}: the architecture cannot be "
+                                  f"rebuilt ({error})".splitlines()[0]) from None
+    return FrozenEncoder(getattr(jepa, weights)).to(device)
 
 
 def write_initial_checkpoint(path: str | Path, model: str | ModelConfig = "tiny",

@@ -15,7 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ia_world.checkpoint import encode_batches
 from ia_world.config import check_range
+from ia_world.models.attentive_pool import AttentivePool
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 
@@ -42,39 +44,31 @@ class ProbeConfig:
 
 
 class AttentiveProbe(nn.Module):
-    """Query token + cross-attention block (attention and MLP, pre-norm) + linear classifier."""
+    """Learned query + cross-attention block (attention and MLP, pre-norm) + linear classifier."""
 
     def __init__(self, embed_dim: int, num_classes: int, num_heads: int = 4, mlp_ratio: float = 4):
         super().__init__()
-        self.query = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        nn.init.trunc_normal_(self.query, std=0.02)
-        self.norm_tokens = nn.LayerNorm(embed_dim)
-        self.attention = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)
-        self.norm_mlp = nn.LayerNorm(embed_dim)
-        hidden = int(embed_dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(embed_dim, hidden), nn.GELU(),
-                                 nn.Linear(hidden, embed_dim))
+        self.pool = AttentivePool(embed_dim, num_heads, mlp_ratio=mlp_ratio)
         self.head = nn.Linear(embed_dim, num_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, N, D) -> class logits (B, C)."""
-        query = self.query.expand(tokens.shape[0], -1, -1)  # B 1 D
-        keys = self.norm_tokens(tokens)
-        pooled = query + self.attention(query, keys, keys, need_weights=False)[0]
-        pooled = pooled + self.mlp(self.norm_mlp(pooled))
-        return self.head(pooled[:, 0])
+        return self.head(self.pool(tokens)[:, 0])
 
 
-@torch.no_grad()
 def encode_dataset(encode: Encode, dataset: Dataset, batch_size: int,
                    num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen tokens (M, N, D) and labels (M,) of every clip of a labelled dataset."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    tokens, labels = [], []
-    for batch in tqdm(loader, desc="encoding clips", leave=False):
-        tokens.append(encode(batch["frames"]).float())
-        labels.append(torch.as_tensor(batch["label"]))
-    return torch.cat(tokens), torch.cat(labels).long()
+    labels = []
+
+    def frames():
+        for batch in loader:
+            labels.append(torch.as_tensor(batch["label"]))
+            yield batch["frames"]
+
+    tokens = encode_batches(encode, frames(), desc="encoding clips", total=len(loader))
+    return tokens, torch.cat(labels).long()
 
 
 def accuracy(probe: AttentiveProbe, tokens: torch.Tensor, labels: torch.Tensor,

@@ -1,19 +1,23 @@
-"""`ia-world evaluate ckpt=<dir>`: energy probe, latent entropy, causal QA and mask hit-rate.
+"""`ia-world evaluate ckpt=<dir>`: dynamic probes, latent entropy, causal QA, mask hit-rate.
 
-Probe and QA head are fitted on a training split and scored on a held-out split; both splits
-are simulated from their own base seeds (or read from generated datasets), and no seed of
-either split may appear in pretraining. Results go to metrics.json under "eval".
+Every metric is computed for the encoder and four controls in the same run, on the same splits,
+with the same probe / head and search (ia_world/eval/features.py): floor (the architecture at
+its initialisation), static (first frame repeated), pixel (frame differences) and ceiling
+(ground-truth state), plus gap_closed = (encoder - floor) / (ceiling - floor).
+Probes are fitted on a training split and scored on a held-out split (probe splits: simulated
+from their own base seeds or read from generated datasets; fixed-count splits: simulated with
+every scene at `fixed.count` bodies, for probes counting cannot explain and for causal QA); no
+seed of any split may appear in pretraining. Results go to metrics.json under "eval".
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from einops import reduce
 from omegaconf import MISSING, DictConfig
 from tqdm import tqdm
 
@@ -21,6 +25,7 @@ from ia_world.checkpoint import (
     CONFIG_FILE,
     ENCODER_WEIGHTS,
     METRICS_FILE,
+    initial_encoder,
     load_encoder,
     read_json,
     resolve_checkpoint,
@@ -30,15 +35,44 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, atomic_write_json, episode_seed, read_manifest
 from ia_world.errors import ConfigError, DataError
+from ia_world.eval.features import (
+    SUBJECTS,
+    Features,
+    attribute_vocab,
+    dynamic_indices,
+    object_velocities,
+    split_features,
+)
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
-from ia_world.eval.probe import clip_targets, probe_all
+from ia_world.eval.probe import TARGETS, clip_targets, fit_probe
+from ia_world.eval.qa import QUESTION_TYPES
 from ia_world.eval.qa_generator import generate_questions
-from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
+from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import gaussian_entropy, rankme, singular_values
+from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 
 log = logging.getLogger(__name__)
 LIVE_LOOKAHEAD_STEPS = 64  # batches a live loader may simulate beyond the last step
+COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
+FIXED_TARGETS = ("total_energy", "mean_speed", "num_collisions")
+
+
+@dataclass
+class FixedSplitConfig:
+    """Simulated splits with every scene at `count` bodies: probes count cannot explain, and QA."""
+
+    count: int = 5
+    train_episodes: int = 640     # ~4.8 questions per 16-frame clip: >= 3,000 training questions
+    heldout_episodes: int = 224   # >= 1,000 held-out questions
+    train_seed: int = 3003
+    heldout_seed: int = 4004
+
+    def validate(self) -> None:
+        """Raise ConfigError on values out of range."""
+        check_range("fixed.count", self.count, 1)
+        check_range("fixed.train_episodes", self.train_episodes, 2)
+        check_range("fixed.heldout_episodes", self.heldout_episodes, 2)
 
 
 @dataclass
@@ -60,6 +94,7 @@ class EvalConfig:
     batch_size: int = 32
     device: str = "cpu"
     encoder_weights: str = "target"  # target (EMA) | encoder (online context encoder)
+    fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
@@ -113,14 +148,37 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
     return episodes
 
 
-@torch.no_grad()
-def encode_episodes(encoder, episodes: list[Episode], batch_size: int) -> np.ndarray:
-    """Frozen latents (E, N, D) of the episodes' first grid.frames frames."""
-    frames = encoder.grid.frames
-    batches = [episodes[i:i + batch_size] for i in range(0, len(episodes), batch_size)]
-    return np.concatenate([
-        encoder.encode(np.stack([ep.frames[:frames] for ep in batch])).cpu().numpy()
-        for batch in tqdm(batches, desc="encode", leave=False)])
+def count_kwarg(env_cfg: EnvConfig) -> str:
+    """The env's constructor argument that sets its number of bodies, or ConfigError."""
+    env_class = type(make_env(env_cfg.id, **env_cfg.kwargs))
+    names = inspect.signature(env_class.__init__).parameters
+    found = [key for key in COUNT_KWARGS if key in names]
+    if not found:
+        raise ConfigError(f"fixed.count: {env_cfg.id} has no body-count argument "
+                          f"({' / '.join(COUNT_KWARGS)}); it cannot hold the count fixed")
+    return found[0]
+
+
+def fixed_count_env(env_cfg: EnvConfig, count: int, size: int):
+    """The env with every scene at exactly `count` bodies, or ConfigError if it cannot."""
+    key = count_kwarg(env_cfg)
+    try:
+        return make_env(env_cfg.id, size=size, **{**env_cfg.kwargs, key: [count, count]})
+    except ValueError as error:
+        raise ConfigError(f"fixed.count={count}: {env_cfg.id} cannot hold it ({error})") from None
+
+
+def check_count(episodes: list[Episode], count: int) -> None:
+    """DataError unless every episode has exactly `count` dynamic bodies."""
+    counts = sorted({len(dynamic_indices(ep)) for ep in episodes})
+    if counts != [count]:
+        raise DataError(f"fixed-count split: body counts {counts}, expected only {count}")
+
+
+def simulate_split(env, count: int, base_seed: int, frames: int) -> list[Episode]:
+    """`count` episodes simulated from episode_seed(base_seed, k)."""
+    return [simulate_episode(env, episode_seed(base_seed, k), frames)
+            for k in tqdm(range(count), desc=f"simulate (seed {base_seed})", leave=False)]
 
 
 def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
@@ -132,41 +190,114 @@ def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
                            moving, grid)
 
 
+def subject_probes(train: dict[str, Features], heldout: dict[str, Features],
+                   train_targets: dict[str, np.ndarray], heldout_targets: dict[str, np.ndarray],
+                   cfg: EvalConfig, attribute: str = "vector",
+                   groups: np.ndarray | None = None) -> dict[str, dict[str, dict]]:
+    """target -> subject -> ridge probe result, every subject with the same CV search."""
+    return {name: {subject: fit_probe(getattr(train[subject], attribute), train_targets[name],
+                                      getattr(heldout[subject], attribute),
+                                      heldout_targets[name], folds=cfg.folds,
+                                      seed=cfg.train_seed, groups=groups)
+                   for subject in SUBJECTS}
+            for name in train_targets}
+
+
+def target_arrays(episodes: list[Episode], frames: int, names: tuple[str, ...]) -> dict:
+    """name -> (E,) array of clip targets."""
+    targets = [clip_targets(ep, frames) for ep in episodes]
+    return {name: np.array([t[name] for t in targets]) for name in names}
+
+
+def metric_row(values: dict[str, float], cis: dict[str, list[float]]) -> dict:
+    """One metric for every subject, its CIs and the gap the encoder closes."""
+    return {**values, "gap_closed": gap_closed(values["encoder"], values["floor"],
+                                               values["ceiling"]), "ci": cis}
+
+
+def metrics_table(probes: dict[str, dict[str, dict]], qa: dict) -> dict[str, dict]:
+    """metric name -> metric_row, for every probe and QA accuracy."""
+    table = {f"R2 {name}": metric_row({s: r["r2"] for s, r in subjects.items()},
+                                      {s: r["ci"] for s, r in subjects.items()})
+             for name, subjects in probes.items()}
+    for qtype in QUESTION_TYPES:
+        for unit in ("per_option", "per_question"):
+            by_subject = {s: acc[qtype] for s, acc in qa["subjects"].items() if qtype in acc}
+            if len(by_subject) == len(SUBJECTS):
+                table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
+                    {s: a[unit] for s, a in by_subject.items()},
+                    {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
+    return table
+
+
 def evaluate(cfg: EvalConfig) -> dict:
-    """All metrics of one checkpoint; returns the dict written under metrics.json["eval"]."""
+    """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
     config = read_json(checkpoint / CONFIG_FILE)
-    encoder = load_encoder(checkpoint, cfg.device, cfg.encoder_weights)
-    grid = encoder.grid
+    encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
+                "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
+    grid = encoders["encoder"].grid
     train = split_episodes(cfg.train_data, cfg.train_episodes, cfg.train_seed, cfg.env,
                            grid.frames, grid.size)
     heldout = split_episodes(cfg.heldout_data, cfg.heldout_episodes, cfg.heldout_seed, cfg.env,
                              grid.frames, grid.size)
+    fixed_env = fixed_count_env(cfg.env, cfg.fixed.count, grid.size)
+    fixed_train = simulate_split(fixed_env, cfg.fixed.train_episodes, cfg.fixed.train_seed,
+                                 grid.frames)
+    fixed_heldout = simulate_split(fixed_env, cfg.fixed.heldout_episodes,
+                                   cfg.fixed.heldout_seed, grid.frames)
+    check_count(fixed_train + fixed_heldout, cfg.fixed.count)
     check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
                     "held-out": {ep.meta["seed"] for ep in heldout},
+                    "fixed-count training": {ep.meta["seed"] for ep in fixed_train},
+                    "fixed-count held-out": {ep.meta["seed"] for ep in fixed_heldout},
                     "pretraining": pretraining_seeds(config)})
-    train_latents = encode_episodes(encoder, train, cfg.batch_size)       # E N D
-    heldout_latents = encode_episodes(encoder, heldout, cfg.batch_size)
-    train_pooled = reduce(train_latents, "e n d -> e d", "mean")
-    heldout_pooled = reduce(heldout_latents, "e n d -> e d", "mean")
-    probe = probe_all(train_pooled, [clip_targets(ep, grid.frames) for ep in train],
-                      heldout_pooled, [clip_targets(ep, grid.frames) for ep in heldout],
-                      folds=cfg.folds, seed=cfg.train_seed)
-    env = make_env(cfg.env.id, size=grid.size, **cfg.env.kwargs)
-    qa = evaluate_qa(generate_questions(env, train, grid.frames, cfg.horizon, cfg.train_seed),
-                     generate_questions(env, heldout, grid.frames, cfg.horizon, cfg.heldout_seed),
-                     train_latents, heldout_latents, cfg.qa)
+    qa_train = generate_questions(fixed_env, fixed_train, grid.frames, cfg.horizon,
+                                  cfg.fixed.train_seed)
+    qa_heldout = generate_questions(fixed_env, fixed_heldout, grid.frames, cfg.horizon,
+                                    cfg.fixed.heldout_seed)
+    check_question_counts(qa_train, cfg.qa.min_questions, "training")
+    check_question_counts(qa_heldout, cfg.qa.min_questions, "held-out")
+    everything = train + heldout + fixed_train + fixed_heldout
+    vocab = attribute_vocab(everything)
+    max_objects = max(len(dynamic_indices(ep)) for ep in everything)
+    features = {name: split_features(encoders, episodes, vocab, max_objects, cfg.batch_size,
+                                     name)
+                for name, episodes in (("train", train), ("held-out", heldout),
+                                       ("fixed train", fixed_train),
+                                       ("fixed held-out", fixed_heldout))}
+    probes = subject_probes(features["train"], features["held-out"],
+                            target_arrays(train, grid.frames, TARGETS),
+                            target_arrays(heldout, grid.frames, TARGETS), cfg)
+    fixed = subject_probes(features["fixed train"], features["fixed held-out"],
+                           target_arrays(fixed_train, grid.frames, FIXED_TARGETS),
+                           target_arrays(fixed_heldout, grid.frames, FIXED_TARGETS), cfg)
+    probes.update({f"{name} @{cfg.fixed.count} bodies": result for name, result in fixed.items()})
+    probes.update(subject_probes(
+        features["train"], features["held-out"],
+        {"object_velocity": np.concatenate([object_velocities(ep) for ep in train])},
+        {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, cfg,
+        attribute="objects",
+        groups=np.concatenate([[e] * len(dynamic_indices(ep)) for e, ep in enumerate(heldout)])))
+    qa = evaluate_qa(qa_train, qa_heldout,
+                     {s: f.tokens for s, f in features["fixed train"].items()},
+                     {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
+    pooled = features["held-out"]["encoder"].vector[:, :encoders["encoder"].embed_dim]  # E D
     return {"run": {"checkpoint": str(checkpoint),
                     "strategy": config.get("masking", {}).get("strategy", "untrained"),
                     "seed": config.get("seed"), "steps": config.get("steps", 0),
                     "weights": cfg.encoder_weights},
             "splits": {"train_seed": cfg.train_seed, "heldout_seed": cfg.heldout_seed,
-                       "train_episodes": len(train), "heldout_episodes": len(heldout)},
-            "probe": probe,
-            "spectrum": {"rankme": rankme(heldout_pooled),
-                         "rankme_centered": rankme(heldout_pooled - heldout_pooled.mean(0)),
-                         "gaussian_entropy": gaussian_entropy(heldout_pooled),
-                         "singular_values": singular_values(heldout_pooled).tolist()},
+                       "train_episodes": len(train), "heldout_episodes": len(heldout),
+                       "fixed_count": cfg.fixed.count,
+                       "fixed_train_episodes": len(fixed_train),
+                       "fixed_heldout_episodes": len(fixed_heldout)},
+            "metrics": metrics_table(probes, qa),
+            "probe": probes,
+            "spectrum": {"rankme": rankme(pooled),
+                         "rankme_centered": rankme(pooled - pooled.mean(0)),
+                         "gaussian_entropy": gaussian_entropy(pooled),
+                         "singular_values": singular_values(pooled).tolist()},
             "qa": qa, "masking": mask_report(config, heldout, grid)}
 
 

@@ -13,9 +13,9 @@ import dataclasses
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from ia_world.data.episode import Episode
+from ia_world.eval.stats import auroc
 from ia_world.masking import MaskConfig, make_mask_fn, saliency
 from ia_world.masking.saliency import SALIENCY
 from ia_world.tokens import TokenGrid
@@ -69,7 +69,7 @@ def selectivity(scores: torch.Tensor, collisions: np.ndarray, moving: np.ndarray
         if positive.any() and negative.any():
             labels = np.concatenate([np.ones(positive.sum()), np.zeros(negative.sum())])
             values = np.concatenate([clip_scores[positive], clip_scores[negative]])
-            aurocs.append(roc_auc_score(labels, values))
+            aurocs.append(auroc(values, labels))
     return float(np.mean(aurocs)) if aurocs else float("nan")
 
 
@@ -78,7 +78,7 @@ def pooled_selectivity(scores: torch.Tensor, collisions: np.ndarray, moving: np.
     scores = scores.float().cpu().numpy()
     negative = moving & ~collisions
     labels = np.concatenate([np.ones(collisions.sum()), np.zeros(negative.sum())])
-    return float(roc_auc_score(labels, np.concatenate([scores[collisions], scores[negative]])))
+    return auroc(np.concatenate([scores[collisions], scores[negative]]), labels)
 
 
 def episode_batch(episodes: list[Episode], grid: TokenGrid):

@@ -1,4 +1,4 @@
-"""Energy probe: ridge regression from frozen pooled clip latents to physical ground truth."""
+"""Ridge probes from clip features to physical ground truth, R^2 with a bootstrap CI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ia_world.data.episode import Episode
 from ia_world.errors import DataError
+from ia_world.eval.stats import bootstrap_ci
 
 TARGETS = ("total_energy", "kinetic_energy", "mean_speed", "num_collisions")
 
@@ -29,23 +30,35 @@ def clip_targets(episode: Episode, num_frames: int) -> dict[str, float]:
 
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
               alphas: tuple[float, ...] = tuple(np.logspace(-3, 4, 15)), folds: int = 5,
-              seed: int = 0) -> dict:
-    """Ridge probe (B, D) -> (B,): alpha by k-fold CV on the train split, R^2 on the test split."""
+              seed: int = 0, groups: np.ndarray | None = None) -> dict:
+    """Ridge probe (B, F) -> (B,) or (B, K): alpha by k-fold CV on train, R^2 on test.
+
+    The 95% CI resamples held-out episodes (`groups` (B,) says which episode each row is of;
+    default: one row per episode).
+    """
     if len(train_x) < 2 * folds:
-        raise DataError(f"energy probe: {len(train_x)} training clips are too few for "
-                        f"{folds} folds")
+        raise DataError(f"probe: {len(train_x)} training clips are too few for {folds} folds")
     cv = KFold(folds, shuffle=True, random_state=seed)
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas, cv=cv))
     model.fit(train_x, train_y)
     predicted = model.predict(test_x)
+    groups = np.arange(len(test_y)) if groups is None else np.asarray(groups)
+    rows = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+    def resampled_r2(episodes: np.ndarray) -> float:
+        picked = np.concatenate([rows[e] for e in episodes])
+        return float(r2_score(test_y[picked], predicted[picked]))
+
     return {"r2": float(r2_score(test_y, predicted)), "alpha": float(model[-1].alpha_),
-            "true": [float(v) for v in test_y], "predicted": [float(v) for v in predicted]}
+            "ci": bootstrap_ci(resampled_r2, len(rows), seed),
+            "true": np.asarray(test_y).tolist(), "predicted": np.asarray(predicted).tolist()}
 
 
 def probe_all(train_x: np.ndarray, train_targets: list[dict], test_x: np.ndarray,
-              test_targets: list[dict], folds: int = 5, seed: int = 0) -> dict[str, dict]:
-    """`fit_probe` for every name in TARGETS; targets are lists of `clip_targets` dicts."""
+              test_targets: list[dict], folds: int = 5, seed: int = 0,
+              names: tuple[str, ...] = TARGETS) -> dict[str, dict]:
+    """`fit_probe` for every target name; targets are lists of `clip_targets` dicts."""
     return {name: fit_probe(train_x, np.array([t[name] for t in train_targets]),
                             test_x, np.array([t[name] for t in test_targets]),
                             folds=folds, seed=seed)
-            for name in TARGETS}
+            for name in names}

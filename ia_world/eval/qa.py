@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ia_world.errors import DataError
+from ia_world.eval.stats import bootstrap_ci
 
 QUESTION_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
@@ -88,8 +89,12 @@ def encode_options(questions: list[Question], vocab: dict[str, int],
     return ids, clips, labels, question_index
 
 
-def accuracy_by_type(questions: list[Question], predicted: np.ndarray) -> dict[str, dict]:
-    """Per-option and per-question (all options right) accuracy per type; predicted (R,) bool."""
+def accuracy_by_type(questions: list[Question], predicted: np.ndarray,
+                     with_ci: bool = False) -> dict[str, dict]:
+    """Per-option and per-question (all options right) accuracy per type; predicted (R,) bool.
+
+    with_ci: add 95% bootstrap CIs over clips (`per_option_ci`, `per_question_ci`).
+    """
     rows = option_rows(questions)
     if len(rows) != len(predicted):
         raise DataError(f"QA accuracy: {len(predicted)} predictions for {len(rows)} options")
@@ -99,11 +104,30 @@ def accuracy_by_type(questions: list[Question], predicted: np.ndarray) -> dict[s
     for qtype in sorted({q.question_type for q in questions}):
         members = [qi for qi, q in enumerate(questions) if q.question_type == qtype]
         option_mask = np.isin(question_of, members)
-        per_question = [right[question_of == qi].all() for qi in members]
-        result[qtype] = {"per_option": float(right[option_mask].mean()),
-                         "per_question": float(np.mean(per_question)),
+        per_question = np.array([right[question_of == qi].all() for qi in members], float)
+        per_option = right[option_mask].astype(float)
+        result[qtype] = {"per_option": float(per_option.mean()),
+                         "per_question": float(per_question.mean()),
                          "questions": len(members), "options": int(option_mask.sum())}
+        if with_ci:
+            option_clips = np.array([questions[question_of[r]].clip
+                                     for r in np.flatnonzero(option_mask)])
+            question_clips = np.array([questions[qi].clip for qi in members])
+            result[qtype]["per_option_ci"] = clip_bootstrap_ci(per_option, option_clips)
+            result[qtype]["per_question_ci"] = clip_bootstrap_ci(per_question, question_clips)
     return result
+
+
+def clip_bootstrap_ci(values: np.ndarray, clips: np.ndarray) -> list[float]:
+    """95% CI of the mean of values (R,) resampling the clips (R,) they belong to."""
+    _, clip_of = np.unique(clips, return_inverse=True)
+    sums = np.bincount(clip_of, weights=values)
+    counts = np.bincount(clip_of).astype(float)
+
+    def mean(picked: np.ndarray) -> float:
+        return float(sums[picked].sum() / counts[picked].sum())
+
+    return bootstrap_ci(mean, len(sums))
 
 
 def majority_baseline(train: list[Question], test: list[Question]) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from ia_world.errors import DataError
 from ia_world.eval.qa import Choice, Question
 
 Pair = frozenset
+PREDICTIVE_PER_CLIP = 3  # predictive questions per clip, each with different options
 
 
 def object_refs(episode: Episode) -> dict[int, tuple[str, list[str]]]:
@@ -111,11 +112,16 @@ def explanatory_questions(episode: Episode, clip: int, num_frames: int, refs: di
 
 
 def event_question(clip: int, qtype: str, text: str, program: list[str], happened: set[Pair],
-                   candidates: list[Pair], refs: dict, rng: np.random.Generator):
-    """A question whose options are collisions: correct iff the pair is in `happened`."""
-    choices = one_of_each(rng, [event_choice(p, refs, True) for p in candidates if p in happened],
-                          [event_choice(p, refs, False) for p in candidates if p not in happened])
-    return [Question(clip, qtype, text, program, choices)] if choices else []
+                   candidates: list[Pair], refs: dict, rng: np.random.Generator,
+                   limit: int = 1) -> list[Question]:
+    """Up to `limit` questions whose options are collisions (correct iff the pair is in
+    `happened`), each with its own correct and wrong option."""
+    right = [event_choice(p, refs, True) for p in candidates if p in happened]
+    wrong = [event_choice(p, refs, False) for p in candidates if p not in happened]
+    right = [right[i] for i in rng.permutation(len(right))]
+    wrong = [wrong[i] for i in rng.permutation(len(wrong))]
+    return [Question(clip, qtype, text, program, [pair[i] for i in rng.permutation(2)])
+            for pair in list(zip(right, wrong))[:limit]]
 
 
 def predictive_questions(env: gym.Env, episode: Episode, clip: int, num_frames: int,
@@ -129,7 +135,7 @@ def predictive_questions(env: gym.Env, episode: Episode, clip: int, num_frames: 
     return event_question(clip, "predictive", "What will happen next?",
                           ["events", "get_future", "filter_collision"],
                           collision_pairs(future, num_frames, num_frames + horizon),
-                          candidates, refs, rng)
+                          candidates, refs, rng, limit=PREDICTIVE_PER_CLIP)
 
 
 def counterfactual_questions(env: gym.Env, episode: Episode, clip: int, num_frames: int,
@@ -154,7 +160,7 @@ def episode_questions(env: gym.Env, episode: Episode, clip: int, num_frames: int
                       rng: np.random.Generator) -> list[Question]:
     """All four question types for one episode's first `num_frames` frames."""
     refs = object_refs(episode)
-    removed = [int(k) for k in rng.permutation(sorted(refs))[:2]]
+    removed = [int(k) for k in rng.permutation(sorted(refs))]
     return [*descriptive_questions(episode, clip, num_frames, refs, rng),
             *explanatory_questions(episode, clip, num_frames, refs, rng),
             *predictive_questions(env, episode, clip, num_frames, horizon, refs, rng),

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from timm.models.vision_transformer import Block
 from torch import nn
 from tqdm import tqdm
 
 from ia_world.config import check_range
-from ia_world.errors import ConfigError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.qa import (
+    QUESTION_TYPES,
     Question,
     accuracy_by_type,
     build_vocab,
@@ -20,6 +22,7 @@ from ia_world.eval.qa import (
     majority_baseline,
     random_baseline,
 )
+from ia_world.models.attentive_pool import AttentivePool
 
 
 @dataclass
@@ -33,6 +36,8 @@ class QAHeadConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     seed: int = 0
+    depth: int = 2  # transformer blocks over the program tokens and what they read
+    min_questions: int = 50  # per type and split, else DataError
 
     def validate(self) -> None:
         """Check ranges."""
@@ -40,31 +45,62 @@ class QAHeadConfig:
         check_range("qa.epochs", self.epochs, 1)
         check_range("qa.batch_size", self.batch_size, 1)
         check_range("qa.lr", self.lr, 0.0)
+        check_range("qa.min_questions", self.min_questions, 1)
         if self.width % self.heads:
             raise ConfigError(f"qa.width={self.width} is not divisible by qa.heads={self.heads}")
 
 
 class QAHead(nn.Module):
-    """(latents (B, N, D), program ids (B, L)) -> logit (B,) that the option is correct."""
+    """(clip latents (C, N, D), clip of each row (B,), program ids (B, L)) -> logits (B,).
 
-    def __init__(self, embed_dim: int, vocab_size: int, max_len: int, width: int, heads: int):
+    Every program token queries the clip's tokens (cross-attention), then `depth` timm
+    transformer blocks reason over the tokens and what they read (e.g. the two objects of a
+    collision option), and the mean over valid tokens gives the logit.
+    """
+
+    def __init__(self, embed_dim: int, vocab_size: int, max_len: int, width: int, heads: int,
+                 depth: int = 2):
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, width, padding_idx=0)
         self.positions = nn.Parameter(torch.zeros(max_len, width))
+        nn.init.trunc_normal_(self.positions, std=0.02)
         self.latents = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width))
-        self.pool = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.classify = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(),
-                                      nn.Linear(width, 1))
+        self.pool = AttentivePool(width, heads, learned_query=False)
+        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio=2.0, qkv_bias=True)
+                                    for _ in range(depth))
+        self.classify = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
 
-    def forward(self, latents: torch.Tensor, program_ids: torch.Tensor) -> torch.Tensor:
-        """Logits (B,) for latents (B, N, D) and program token ids (B, L) (0 = padding)."""
-        valid = (program_ids > 0).unsqueeze(-1).float()                      # B L 1
-        text = (self.tokens(program_ids) + self.positions[: program_ids.shape[1]]) * valid
-        query = text.sum(1) / valid.sum(1).clamp(min=1)                      # B E
-        keys = self.latents(latents)                                         # B N E
-        pooled, _ = self.pool(query.unsqueeze(1), keys, keys)                # B 1 E
-        pooled = pooled.squeeze(1)
-        return self.classify(torch.cat([pooled, query, pooled * query], -1)).squeeze(-1)
+    def forward(self, latents: torch.Tensor, clips: torch.Tensor,
+                program_ids: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) of option rows: latents (C, N, D) of the clips, row clip index (B,) and
+        program token ids (B, L) (0 = padding). Each clip is projected once per call."""
+        length = int((program_ids > 0).sum(1).max())
+        program_ids = program_ids[:, :length]
+        valid = program_ids > 0                                              # B L
+        text = self.tokens(program_ids) + self.positions[:length]            # B L E
+        keys = self.latents(latents)[clips]                                  # B N E
+        x = text + self.pool(keys, text)                                     # B L E
+        for block in self.blocks:
+            x = block(x, attn_mask=valid[:, None, None, :])
+        weights = valid.unsqueeze(-1).float()
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1)          # B E
+        return self.classify(pooled).squeeze(-1)
+
+
+def clip_grouped_batches(clips: torch.Tensor, batch_size: int,
+                         generator: torch.Generator) -> list[torch.Tensor]:
+    """Row batches in a random clip order, rows of one clip kept together (fewer projections)."""
+    clip_rank = torch.randperm(int(clips.max()) + 1, generator=generator)[clips]
+    jitter = torch.rand(len(clips), generator=generator)
+    order = torch.argsort(clip_rank.double() + jitter.double() * 0.5)
+    return list(order.split(batch_size))
+
+
+def head_logits(head: QAHead, latents: torch.Tensor, clips: torch.Tensor,
+                ids: torch.Tensor) -> torch.Tensor:
+    """Logits of option rows (clips (B,), ids (B, L)), projecting each distinct clip once."""
+    unique, inverse = torch.unique(clips, return_inverse=True)
+    return head(latents[unique], inverse, ids)
 
 
 def train_qa_head(latents: np.ndarray, program_ids: np.ndarray, clips: np.ndarray,
@@ -72,14 +108,15 @@ def train_qa_head(latents: np.ndarray, program_ids: np.ndarray, clips: np.ndarra
     """Fit a QAHead by BCE on option rows; latents (C, N, D) indexed by clips (R,)."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    head = QAHead(latents.shape[-1], vocab_size, program_ids.shape[1], cfg.width, cfg.heads)
+    head = QAHead(latents.shape[-1], vocab_size, program_ids.shape[1], cfg.width, cfg.heads,
+                  cfg.depth)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     latents_t, ids_t = torch.as_tensor(latents, dtype=torch.float32), torch.as_tensor(program_ids)
     clips_t, labels_t = torch.as_tensor(clips), torch.as_tensor(labels, dtype=torch.float32)
     head.train()
     for _ in tqdm(range(cfg.epochs), desc="QA head", leave=False):
-        for batch in torch.randperm(len(labels_t), generator=generator).split(cfg.batch_size):
-            logits = head(latents_t[clips_t[batch]], ids_t[batch])
+        for batch in clip_grouped_batches(clips_t, cfg.batch_size, generator):
+            logits = head_logits(head, latents_t, clips_t[batch], ids_t[batch])
             loss = nn.functional.binary_cross_entropy_with_logits(logits, labels_t[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -93,20 +130,44 @@ def predict(head: QAHead, latents: np.ndarray, program_ids: np.ndarray, clips: n
     """Predicted correctness (R,) bool of each option row."""
     latents_t = torch.as_tensor(latents, dtype=torch.float32)
     ids_t, clips_t = torch.as_tensor(program_ids), torch.as_tensor(clips)
-    logits = [head(latents_t[clips_t[rows]], ids_t[rows])
+    logits = [head_logits(head, latents_t, clips_t[rows], ids_t[rows])
               for rows in torch.arange(len(ids_t)).split(batch_size)]
     return (torch.cat(logits) > 0).numpy() if logits else np.zeros(0, bool)
 
 
-def evaluate_qa(train: list[Question], test: list[Question], train_latents: np.ndarray,
-                test_latents: np.ndarray, cfg: QAHeadConfig) -> dict:
-    """Train the head on `train`, score it on `test`; accuracy per type next to the baselines."""
+def check_question_counts(questions: list[Question], minimum: int, split: str) -> None:
+    """DataError unless every question type has at least `minimum` questions in the split."""
+    counts = {t: sum(q.question_type == t for q in questions) for t in QUESTION_TYPES}
+    short = {t: n for t, n in counts.items() if n < minimum}
+    if short:
+        raise DataError(f"QA {split} split: too few questions of type "
+                        + ", ".join(f"{t} ({n})" for t, n in short.items())
+                        + f"; at least {minimum} each are needed (simulate more episodes)")
+
+
+def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens (C, N, D) of both splits z-scored per feature with the training split's stats."""
+    mean, std = train.mean((0, 1)), train.std((0, 1)) + 1e-6
+    return (train - mean) / std, (test - mean) / std
+
+
+def evaluate_qa(train: list[Question], test: list[Question], train_latents: dict[str, np.ndarray],
+                test_latents: dict[str, np.ndarray], cfg: QAHeadConfig) -> dict:
+    """Train one head per subject on `train`, score each on `test` (accuracy per type, CIs).
+
+    train_latents / test_latents: subject -> clip tokens (C, N, D); every subject gets the same
+    head, budget and seed.
+    """
     vocab = build_vocab(train)
     ids, clips, labels, _ = encode_options(train, vocab)
-    head = train_qa_head(train_latents, ids, clips, labels, len(vocab), cfg)
     test_ids, test_clips, _, _ = encode_options(test, vocab)
-    predicted = predict(head, test_latents, test_ids, test_clips)
-    return {"head": accuracy_by_type(test, predicted),
+    subjects = {}
+    for subject in tqdm(list(train_latents), desc="QA heads", leave=False):
+        train_x, test_x = standardize(train_latents[subject], test_latents[subject])
+        head = train_qa_head(train_x, ids, clips, labels, len(vocab), cfg)
+        predicted = predict(head, test_x, test_ids, test_clips)
+        subjects[subject] = accuracy_by_type(test, predicted, with_ci=True)
+    return {"subjects": subjects,
             "majority": majority_baseline(train, test), "random": random_baseline(test),
             "correct_share_train": correct_share(train), "correct_share_test": correct_share(test),
             "train_questions": len(train), "test_questions": len(test)}
