@@ -64,7 +64,7 @@ class FixedSplitConfig:
 
     count: int = 5
     train_episodes: int = 640     # ~4.8 questions per 16-frame clip: >= 3,000 training questions
-    heldout_episodes: int = 224   # >= 1,000 held-out questions
+    heldout_episodes: int = 256   # >= 1,000 held-out questions
     train_seed: int = 3003
     heldout_seed: int = 4004
 

@@ -31,9 +31,9 @@ class QAHeadConfig:
 
     width: int = 64
     heads: int = 4
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
     weight_decay: float = 0.01
     seed: int = 0
     depth: int = 2  # transformer blocks over the program tokens and what they read
