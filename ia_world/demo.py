@@ -29,6 +29,7 @@ from ia_world.data.episode import Episode
 from ia_world.data.generator import EnvConfig, GenerateConfig, generate
 from ia_world.data.shards import EpisodeStore, atomic_write_json
 from ia_world.errors import ConfigError, DataError
+from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
 from ia_world.masking import STRATEGIES
 from ia_world.models.presets import preset as model_preset
@@ -39,8 +40,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
 
 SOLVE_SPLIT, SOLVE_FOLD = "within", 0
-COMPARED_METRICS = ("R2 total_energy", "R2 kinetic_energy", "RankMe", "Gaussian entropy",
-                    "hit@0.05", "hit@0.1", "hit@0.4", "selectivity", "QA causal per-question")
+COMPARED_METRICS = ("R2 total_energy", "R2 mean_speed", "R2 object_velocity",
+                    "R2 total_energy (fixed count)", "R2 mean_speed (fixed count)",
+                    "QA descriptive per-option", "QA predictive per-option", "RankMe",
+                    "Gaussian entropy", "hit@0.05", "hit@0.1", "hit@0.4", "selectivity",
+                    "QA causal per-question")
 
 
 @dataclass
@@ -55,7 +59,10 @@ class Budget:
     steps: int = 150
     batch_size: int = 8
     folds: int = 4
-    qa_epochs: int = 30
+    qa_epochs: int = 10
+    fixed_train_episodes: int = 640  # fixed-count splits: QA and probes counting cannot explain
+    fixed_heldout_episodes: int = 256
+    qa_min_questions: int = 50
     puzzles: int = 1
     attempts: int = 20
     planner_episodes: int = 120  # world model + goal probe: random placements on train puzzles
@@ -148,7 +155,9 @@ def evaluate(demo: DemoConfig, run_dir: Path) -> dict:
         f"heldout_data={data / 'heldout'}", f"train_episodes={budget.probe_episodes}",
         f"heldout_episodes={budget.heldout_episodes}", f"train_seed={demo.probe_seed}",
         f"heldout_seed={demo.heldout_seed}", f"folds={budget.folds}",
-        f"qa.epochs={budget.qa_epochs}", f"device={device}"])
+        f"qa.epochs={budget.qa_epochs}", f"fixed.train_episodes={budget.fixed_train_episodes}",
+        f"fixed.heldout_episodes={budget.fixed_heldout_episodes}",
+        f"qa.min_questions={budget.qa_min_questions}", f"device={device}"])
 
 
 def latent_agent_available() -> bool:
@@ -234,18 +243,19 @@ def loss_png(run_dirs: dict[str, Path]) -> bytes:
     return figure_png(fig)
 
 
-def comparison_png(rows: dict[str, dict[str, float]]) -> bytes:
-    """Grouped bars: the strategies side by side on the metrics bounded in [0, 1]."""
-    keys = [k for k in COMPARED_METRICS if "RankMe" not in k and "entropy" not in k]
-    fig, ax = plt.subplots(figsize=(9, 3.4), dpi=100)
-    width = 0.8 / len(rows)
-    for j, (strategy, row) in enumerate(rows.items()):
-        ax.bar(np.arange(len(keys)) + j * width, [row.get(k, np.nan) for k in keys], width,
-               label=strategy)
-    ax.set_xticks(np.arange(len(keys)) + width * (len(rows) - 1) / 2, keys, fontsize=8)
-    ax.set(title="held-out metrics per masking strategy")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.legend(fontsize=8)
+def comparison_png(controls: dict[str, dict[str, float]], strategies: list[str]) -> bytes:
+    """A panel per metric: floor, static, pixel, the strategies, ceiling."""
+    columns = ["floor", "static", "pixel", *strategies, "ceiling"]
+    fig, axes = plt.subplots(2, -(-len(controls) // 2), figsize=(13, 5.4), dpi=100,
+                             squeeze=False)
+    for ax, (name, row) in zip(axes.ravel(), controls.items()):
+        ax.bar(range(len(columns)), [row.get(c, np.nan) for c in columns],
+               color=["0.6", "0.75", "0.85", *["C0"] * len(strategies), "C2"])
+        ax.set_xticks(range(len(columns)), columns, rotation=45, fontsize=7)
+        ax.set_title(name, fontsize=8)
+        ax.axhline(0, color="k", lw=0.6)
+    for ax in axes.ravel()[len(controls):]:
+        ax.axis("off")
     return figure_png(fig)
 
 
@@ -258,6 +268,17 @@ def metric_rows(evals: dict[str, dict], baseline: str) -> dict[str, dict[str, fl
         for key in ("RankMe", "Gaussian entropy"):
             row[f"{key} gain %"] = gain_pct(row[key], rows[baseline][key])
     return rows
+
+
+def control_rows(evals: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """metric -> floor, static, pixel, each strategy, ceiling and each strategy's gap closed
+    (controls from the first strategy's evaluation: the splits are shared)."""
+    first = next(iter(evals.values()))["metrics"]
+    return {name: {**{c: first[name][c] for c in CONTROLS},
+                   **{s: e["metrics"][name]["encoder"] for s, e in evals.items()},
+                   **{f"gap closed {s}": e["metrics"][name]["gap_closed"]
+                      for s, e in evals.items()}}
+            for name in COMPARED_METRICS if name in first}
 
 
 def solve_rows(result_dirs: dict[str, Path]) -> dict[str, dict]:
@@ -280,6 +301,7 @@ def write_report(demo: DemoConfig, summary: dict, plots: dict[str, bytes],
     """out/report.html: every table, plot and video inline."""
     r = html_report
     metrics = [{"strategy": s, **row} for s, row in summary["metrics"].items()]
+    controls = [{"metric": m, **row} for m, row in summary["controls"].items()]
     agents = [{"agent": a, **row} for a, row in summary["solve"].items()]
     panels = ", ".join(["clip", *demo.overlay_strategies])
     sections = [
@@ -288,8 +310,14 @@ def write_report(demo: DemoConfig, summary: dict, plots: dict[str, bytes],
         ("Encoders compared", [
             r.note(f"held-out split (seed {demo.heldout_seed}); baseline "
                    f"{demo.strategies[-1]}; gains in % over it"),
+            r.note("every metric next to its controls: floor = the architecture at "
+                   "initialisation, static = first frame repeated, pixel = frame differences, "
+                   "ceiling = ground-truth state; gap closed = (encoder - floor) / "
+                   "(ceiling - floor)"),
+            r.table(controls, "metric"),
+            r.image_tag(plots["comparison"], "image/png",
+                        "floor, static, pixel, strategies, ceiling per metric"),
             r.table(metrics, "strategy"),
-            r.image_tag(plots["comparison"], "image/png", "held-out metrics per strategy"),
             r.image_tag(plots["loss"], "image/png", "pretraining loss")]),
         ("What each strategy hides", [
             r.note(f"panels left to right: {panels}; red = hidden target tokens")]
@@ -310,7 +338,9 @@ def print_summary(summary: dict) -> None:
     """The closing console summary: the key numbers and where the report is."""
     print("\n== ia-world demo ==")
     for strategy, row in summary["metrics"].items():
-        print(f"{strategy:>12}: energy R2 {row['R2 total_energy']:+.3f}  "
+        gap = summary["controls"]["R2 mean_speed (fixed count)"][f"gap closed {strategy}"]
+        print(f"{strategy:>12}: energy R2 {row['R2 total_energy']:+.3f}  mean-speed R2 "
+              f"(fixed count) {row['R2 mean_speed (fixed count)']:+.3f} (gap closed {gap:+.2f})  "
               f"RankMe {row['RankMe']:.2f} ({row['RankMe gain %']:+.1f}%)  "
               f"selectivity {row['selectivity']:.3f}  hit@0.1 {row['hit@0.1']:.3f}  "
               f"causal QA {row['QA causal per-question']:.3f}")
@@ -362,10 +392,12 @@ def run(cfg: DictConfig) -> dict:
                          "strategies": demo.strategies,
                          **{f"{k} episodes": v["episodes"] for k, v in data.items()}},
                "data": data, "metrics": metric_rows(evals, demo.strategies[-1]),
+               "controls": control_rows(evals),
                "solve": solve_rows(result_dirs), "notes": notes, "seconds": seconds,
                "config": as_dict(demo), "report": str(out / "report.html")}
     plots = {"energy": energy_png(busiest, f"{len(busiest.collisions)} collisions"),
-             "loss": loss_png(run_dirs), "comparison": comparison_png(summary["metrics"])}
+             "loss": loss_png(run_dirs),
+             "comparison": comparison_png(summary["controls"], demo.strategies)}
     lap("report")
     write_report(demo, summary, plots, videos, puzzle_gifs(result_dirs))
     atomic_write_json(out / "summary.json", summary)

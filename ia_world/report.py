@@ -22,7 +22,9 @@ from ia_world.data.shards import atomic_write, atomic_write_bytes
 from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.compare import CompareConfig, run_compare
 from ia_world.eval.evaluate import eval_key
+from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
+from ia_world.eval.stats import excludes_zero, paired_difference_ci
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -55,18 +57,121 @@ def read_eval(run: str | Path, weights: str = "target") -> dict:
                     f"`ia-world evaluate ckpt={run} encoder_weights={weights}`)")
 
 
+def check_controls(result: dict) -> None:
+    """DataError for an evaluation made before the controls existed."""
+    if "metrics" not in result:
+        raise DataError(f"{result['run']['checkpoint']}: evaluated without controls; re-run "
+                        "`ia-world evaluate` on it")
+
+
 def scalar_metrics(result: dict) -> dict[str, float]:
-    """The scalar numbers of one evaluation, keyed by table column."""
-    qa = result["qa"]["head"]
-    row = {f"R2 {name}": probe["r2"] for name, probe in result["probe"].items()}
+    """The encoder's scalar numbers of one evaluation, keyed by table column."""
+    check_controls(result)
+    row = {name: metric["encoder"] for name, metric in result["metrics"].items()}
     row["RankMe"] = result["spectrum"]["rankme"]
     row["RankMe (centred)"] = result["spectrum"]["rankme_centered"]
     row["Gaussian entropy"] = result["spectrum"]["gaussian_entropy"]
-    row.update({f"QA {t}": qa[t]["per_option"] for t in qa})
-    causal = [qa[t]["per_question"] for t in CAUSAL_TYPES if t in qa]
+    causal = [row[f"QA {t} per-question"] for t in CAUSAL_TYPES
+              if f"QA {t} per-question" in row]
     row["QA causal per-question"] = float(np.mean(causal)) if causal else float("nan")
     row.update({k: v for k, v in (result.get("masking") or {}).items()})
     return row
+
+
+def control_table(groups: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
+    """metric -> column -> values over runs: the controls (all runs), and per strategy its
+    encoder values and gap closed."""
+    table = defaultdict(lambda: defaultdict(list))
+    for strategy, results in groups.items():
+        for result in results:
+            check_controls(result)
+            for name, metric in result["metrics"].items():
+                for control in CONTROLS:
+                    table[name][control].append(metric[control])
+                table[name][strategy].append(metric["encoder"])
+                table[name][f"gap closed {strategy}"].append(metric["gap_closed"])
+    return table
+
+
+def cell(values: list[float]) -> str:
+    """'mean ± std' of a list of numbers ('mean' for one)."""
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return "-"
+    return f"{np.mean(values):.3f}" if len(values) == 1 else \
+        f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def controls_markdown(table: dict[str, dict[str, list[float]]], strategies: list[str]) -> str:
+    """One row per metric: floor, static, pixel, each strategy, ceiling, gaps closed."""
+    columns = ["floor", "static", "pixel", *strategies, "ceiling",
+               *(f"gap closed {s}" for s in strategies)]
+    lines = ["| metric | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, cols in table.items():
+        lines.append(f"| {name} | " + " | ".join(cell(cols.get(c, [])) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def paired_differences(groups: dict[str, list[dict]], baseline: str) -> dict[str, dict]:
+    """metric -> strategy -> mean difference to the baseline over seeds and its paired 95%
+    bootstrap CI (runs paired by seed)."""
+    if baseline not in groups:
+        return {}
+    base = {r["run"]["seed"]: scalar_metrics(r) for r in groups[baseline]}
+    result = defaultdict(dict)
+    for strategy, results in groups.items():
+        if strategy == baseline:
+            continue
+        pairs = [(scalar_metrics(r), base[r["run"]["seed"]]) for r in results
+                 if r["run"]["seed"] in base]
+        for name in pairs[0][0] if pairs else []:
+            a = np.array([p[0].get(name, np.nan) for p in pairs], float)
+            b = np.array([p[1].get(name, np.nan) for p in pairs], float)
+            if np.isfinite(a - b).all():
+                result[name][strategy] = {"mean": float((a - b).mean()), "seeds": len(pairs),
+                                          "ci": paired_difference_ci(a, b)}
+    return dict(result)
+
+
+def differences_markdown(differences: dict[str, dict], baseline: str) -> str:
+    """Difference to the baseline per metric and strategy; 'no difference' when the CI holds 0."""
+    strategies = list(dict.fromkeys(s for row in differences.values() for s in row))
+    lines = [f"| metric (strategy - {baseline}) | " + " | ".join(strategies) + " |",
+             "|---" * (len(strategies) + 1) + "|"]
+    for name, row in differences.items():
+        cells = []
+        for s in strategies:
+            d = row.get(s)
+            if d is None:
+                cells.append("-")
+                continue
+            text = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({d['seeds']} seeds)"
+            cells.append(text if excludes_zero(d["ci"]) else f"no difference: {text}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def controls_plot(table: dict[str, dict[str, list[float]]], strategies: list[str],
+                  path: Path) -> None:
+    """A panel per metric: floor, static, pixel, each strategy, ceiling (mean ± std)."""
+    names = list(table)
+    columns = ["floor", "static", "pixel", *strategies, "ceiling"]
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        means = [np.nanmean(table[name].get(c, [np.nan])) for c in columns]
+        stds = [np.nanstd(table[name].get(c, [np.nan])) for c in columns]
+        ax.bar(range(len(columns)), means, yerr=stds, capsize=2,
+               color=["0.6", "0.75", "0.85", *["C0"] * len(strategies), "C2"])
+        ax.set_xticks(range(len(columns)), columns, rotation=45, fontsize=6)
+        ax.set_title(name, fontsize=8)
+        ax.axhline(0, color="k", lw=0.5)
+    for ax in axes[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def group_by_strategy(results: list[dict]) -> dict[str, list[dict]]:
@@ -127,7 +232,7 @@ def scatter_plot(groups: dict[str, list[dict]], path: Path) -> None:
     fig = Figure(figsize=(4.2, 4))
     ax = fig.subplots()
     for strategy, results in groups.items():
-        probe = results[0]["probe"]["total_energy"]
+        probe = results[0]["probe"]["total_energy"]["encoder"]
         ax.scatter(probe["true"], probe["predicted"], s=8, alpha=0.6,
                    label=f"{strategy} (R²={probe['r2']:.2f})")
     low, high = ax.get_xlim()
@@ -160,13 +265,15 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
             for key, value in scalar_metrics(result).items():
                 table[strategy][key].append(value)
     add_gains(table, baseline)
+    controls = control_table(groups)
     out.mkdir(parents=True, exist_ok=True)
     r2_keys = [k for k in table[next(iter(table))] if k.startswith("R2")]
-    bar_plot(table, r2_keys, "energy probe R² (held-out)", out / "r2.png")
-    qa_keys = [k for k in table[next(iter(table))] if k.startswith("QA ")]
+    bar_plot(table, r2_keys, "probe R² (held-out)", out / "r2.png")
+    qa_keys = [k for k in table[next(iter(table))] if k.startswith("QA ") and "option" in k]
     bar_plot(table, qa_keys, "QA accuracy per option (held-out)", out / "qa.png")
+    controls_plot(controls, list(groups), out / "controls.png")
     hit_keys = [k for cols in table.values() for k in cols if k.startswith("hit@")]
-    plots = ["r2.png", "qa.png", "energy_scatter.png", "spectra.png"]
+    plots = ["controls.png", "r2.png", "qa.png", "energy_scatter.png", "spectra.png"]
     if hit_keys:
         bar_plot(table, list(dict.fromkeys(hit_keys)) + ["selectivity"], "mask hit-rate",
                  out / "mask_hitrate.png")
@@ -178,10 +285,24 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         "# ia-world comparison report",
         f"{len(results)} evaluated runs; mean ± std over runs (seeds) per masking strategy. "
         f"Held-out split: {first['splits']['heldout_episodes']} episodes from base seed "
-        f"{first['splits']['heldout_seed']}; probe/QA training split: "
+        f"{first['splits']['heldout_seed']}; probe training split: "
         f"{first['splits']['train_episodes']} episodes from base seed "
-        f"{first['splits']['train_seed']}. Gains are relative to `{baseline}`. QA baselines "
-        "(majority answer, coin flip): 0.5 per option.",
+        f"{first['splits']['train_seed']}; fixed-count splits (QA and `(fixed count)` probes): "
+        f"{first['splits'].get('fixed_train_episodes')} + "
+        f"{first['splits'].get('fixed_heldout_episodes')} episodes with "
+        f"{first['splits'].get('fixed_count')} bodies each.",
+        "## Encoder against its controls",
+        "floor = the architecture at its initialisation, static = first frame repeated, pixel = "
+        "frame differences, ceiling = ground-truth state, all through the same probe / head; "
+        "gap closed = (encoder - floor) / (ceiling - floor).",
+        controls_markdown(controls, list(groups)),
+        f"## Differences to `{baseline}`",
+        "Mean difference over seeds with a paired 95% bootstrap CI; \"no difference\" when the "
+        "CI contains 0.",
+        differences_markdown(paired_differences(groups, baseline), baseline),
+        "## All metrics per strategy",
+        f"Gains are relative to `{baseline}`. QA baselines (majority answer, coin flip): 0.5 "
+        "per option.",
         markdown_table(table),
         *(f"![{p}]({p})" for p in plots)])
     path = out / "report.md"

@@ -89,17 +89,23 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                         pred_depth=1, pred_heads=2)
     write_initial_checkpoint(tmp_path / "run", model, seed=0)
+    small = ["train_episodes=10", "heldout_episodes=8", "folds=2", "qa.epochs=1", "qa.width=16",
+             "horizon=4", "fixed.train_episodes=10", "fixed.heldout_episodes=6",
+             "qa.min_questions=0"]
     result = run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
-                                      "train_episodes=10", "heldout_episodes=8", "folds=2",
-                                      "qa.epochs=1", "qa.width=16", "horizon=4"])
+                                      *small])
     assert set(result["probe"]) == {"total_energy", "kinetic_energy", "mean_speed",
-                                    "num_collisions"}
-    assert len(result["probe"]["total_energy"]["predicted"]) == 8
+                                    "num_collisions", "total_energy (fixed count)",
+                                    "mean_speed (fixed count)", "num_collisions (fixed count)",
+                                    "object_velocity"}
+    energy = result["probe"]["total_energy"]
+    assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling"}
+    assert len(energy["encoder"]["predicted"]) == 8
     assert 1 <= result["spectrum"]["rankme"] <= 32
-    assert set(result["qa"]["head"]) <= {"descriptive", "explanatory", "predictive",
-                                         "counterfactual"}
+    assert set(result["qa"]["subjects"]["ceiling"]) <= {"descriptive", "explanatory",
+                                                        "predictive", "counterfactual"}
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
-    assert saved["probe"]["total_energy"]["r2"] == result["probe"]["total_energy"]["r2"]
+    assert saved["metrics"]["R2 total_energy"]["encoder"] == energy["encoder"]["r2"]
     # a second "strategy" so the report has a baseline row and a gain column
     other = dict(saved, run=dict(saved["run"], strategy="random_tube"))
     (tmp_path / "base").mkdir()
@@ -108,13 +114,13 @@ def test_evaluate_and_report_end_to_end(tmp_path):
                                   f"out={tmp_path / 'report'}"])
     text = path.read_text()
     assert "| random_tube | 1 |" in text and "| untrained | 1 |" in text
-    assert "RankMe gain %" in text
-    for plot in ("r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
+    assert "RankMe gain %" in text and "gap closed untrained" in text
+    assert "no difference: +0.000" in text  # identical runs: the paired CI is [0, 0]
+    for plot in ("controls.png", "r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
         assert (tmp_path / "report" / plot).stat().st_size > 1000
     # the online encoder's evaluation goes next to the target's, never over it
-    run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
-                             "train_episodes=10", "heldout_episodes=8", "folds=2", "qa.epochs=1",
-                             "qa.width=16", "horizon=4", "encoder_weights=encoder"])
+    run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}", *small,
+                             "encoder_weights=encoder"])
     both = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert both["eval"] == saved and both["eval_encoder"]["run"]["weights"] == "encoder"
     with pytest.raises(DataError, match="for the encoder weights"):

@@ -237,11 +237,11 @@ def evaluate(cfg: EvalConfig) -> dict:
     encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
                 "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
     grid = encoders["encoder"].grid
+    fixed_env = fixed_count_env(cfg.env, cfg.fixed.count, grid.size)
     train = split_episodes(cfg.train_data, cfg.train_episodes, cfg.train_seed, cfg.env,
                            grid.frames, grid.size)
     heldout = split_episodes(cfg.heldout_data, cfg.heldout_episodes, cfg.heldout_seed, cfg.env,
                              grid.frames, grid.size)
-    fixed_env = fixed_count_env(cfg.env, cfg.fixed.count, grid.size)
     fixed_train = simulate_split(fixed_env, cfg.fixed.train_episodes, cfg.fixed.train_seed,
                                  grid.frames)
     fixed_heldout = simulate_split(fixed_env, cfg.fixed.heldout_episodes,
@@ -272,7 +272,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     fixed = subject_probes(features["fixed train"], features["fixed held-out"],
                            target_arrays(fixed_train, grid.frames, FIXED_TARGETS),
                            target_arrays(fixed_heldout, grid.frames, FIXED_TARGETS), cfg)
-    probes.update({f"{name} @{cfg.fixed.count} bodies": result for name, result in fixed.items()})
+    probes.update({f"{name} (fixed count)": result for name, result in fixed.items()})
     probes.update(subject_probes(
         features["train"], features["held-out"],
         {"object_velocity": np.concatenate([object_velocities(ep) for ep in train])},

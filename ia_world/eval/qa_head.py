@@ -37,7 +37,7 @@ class QAHeadConfig:
     weight_decay: float = 0.01
     seed: int = 0
     depth: int = 2  # transformer blocks over the program tokens and what they read
-    min_questions: int = 50  # per type and split, else DataError
+    min_questions: int = 50  # per type and split, else DataError (0: no check)
 
     def validate(self) -> None:
         """Check ranges."""
@@ -45,7 +45,7 @@ class QAHeadConfig:
         check_range("qa.epochs", self.epochs, 1)
         check_range("qa.batch_size", self.batch_size, 1)
         check_range("qa.lr", self.lr, 0.0)
-        check_range("qa.min_questions", self.min_questions, 1)
+        check_range("qa.min_questions", self.min_questions, 0)
         if self.width % self.heads:
             raise ConfigError(f"qa.width={self.width} is not divisible by qa.heads={self.heads}")
 
