@@ -70,10 +70,11 @@ def token_objects(tokens: np.ndarray, episodes: list[Episode], grid: TokenGrid) 
 
 
 def qa_tokens(tokens: np.ndarray, grid: TokenGrid) -> np.ndarray:
-    """Tokens (E, N, D) average-pooled 2x2 in space for the QA head: (E, N/4, D)."""
+    """Tokens (E, N, D) average-pooled 2x2x2 in time and space for the QA head: (E, N/8, D)."""
     t, h, w = grid.shape
-    return reduce(tokens, "e (t h a w b) d -> e (t h w) d", "mean", t=t, h=h // 2, a=2,
-                  w=w // 2, b=2)
+    c = 2 if t % 2 == 0 else 1
+    return reduce(tokens, "e (t c h a w b) d -> e (t h w) d", "mean", t=t // c, c=c, h=h // 2,
+                  a=2, w=w // 2, b=2)
 
 
 def encoder_features(encoder: FrozenEncoder, clips: np.ndarray, episodes: list[Episode],

@@ -36,7 +36,7 @@ class QAHeadConfig:
     lr: float = 2e-3
     weight_decay: float = 0.01
     seed: int = 0
-    depth: int = 2  # transformer blocks over the program tokens and what they read
+    depth: int = 1  # transformer blocks over the program tokens and what they read
     min_questions: int = 50  # per type and split, else DataError (0: no check)
 
     def validate(self) -> None:
@@ -59,7 +59,7 @@ class QAHead(nn.Module):
     """
 
     def __init__(self, embed_dim: int, vocab_size: int, max_len: int, width: int, heads: int,
-                 depth: int = 2):
+                 depth: int = 1):
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, width, padding_idx=0)
         self.positions = nn.Parameter(torch.zeros(max_len, width))
