@@ -145,7 +145,9 @@ def pretrain(demo: DemoConfig, strategy: str) -> Path:
 def evaluate(demo: DemoConfig, run_dir: Path) -> dict:
     """The run's evaluation (computed once, then read back from its metrics.json)."""
     try:
-        return read_eval(run_dir)
+        result = read_eval(run_dir)
+        if "metrics" in result:  # evaluated with the controls
+            return result
     except DataError:
         pass
     budget, data = demo.budget, Path(demo.out) / "data"

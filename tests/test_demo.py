@@ -48,6 +48,9 @@ def test_demo_writes_report_and_summary(demo_out):
     assert set(summary["metrics"]) == {"interaction", "random_tube"}
     for row in summary["metrics"].values():
         assert 0.0 <= row["hit@0.1"] <= 1.0 and np.isfinite(row["R2 total_energy"])
+    energy = summary["controls"]["R2 total_energy"]
+    assert {"floor", "static", "pixel", "ceiling", "interaction", "gap closed random_tube"} \
+        <= set(energy)
     assert summary["solve"]["random"]["puzzles"] >= 1
     html = (demo_out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/gif;base64," in html
