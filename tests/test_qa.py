@@ -93,11 +93,11 @@ def test_qa_head_beats_majority_only_when_features_hold_the_answer():
     train = [q for q in questions if q.clip < 120]
     test = [q for q in questions if q.clip >= 120]
     cfg = QAHeadConfig(width=32, epochs=25, seed=0)
-    seeing = evaluate_qa(train, test, informative, informative, cfg)
-    blind = evaluate_qa(train, test, noise, noise, cfg)
-    majority = seeing["majority"]["descriptive"]["per_option"]
-    assert seeing["head"]["descriptive"]["per_option"] > majority + 0.25
-    assert blind["head"]["descriptive"]["per_option"] < majority + 0.12
+    result = evaluate_qa(train, test, {"seeing": informative, "blind": noise},
+                         {"seeing": informative, "blind": noise}, cfg)
+    majority = result["majority"]["descriptive"]["per_option"]
+    assert result["subjects"]["seeing"]["descriptive"]["per_option"] > majority + 0.25
+    assert result["subjects"]["blind"]["descriptive"]["per_option"] < majority + 0.12
 
 
 def test_clevrer_loader_records_feed_the_same_questions():

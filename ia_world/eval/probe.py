@@ -52,13 +52,3 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
     return {"r2": float(r2_score(test_y, predicted)), "alpha": float(model[-1].alpha_),
             "ci": bootstrap_ci(resampled_r2, len(rows), seed),
             "true": np.asarray(test_y).tolist(), "predicted": np.asarray(predicted).tolist()}
-
-
-def probe_all(train_x: np.ndarray, train_targets: list[dict], test_x: np.ndarray,
-              test_targets: list[dict], folds: int = 5, seed: int = 0,
-              names: tuple[str, ...] = TARGETS) -> dict[str, dict]:
-    """`fit_probe` for every target name; targets are lists of `clip_targets` dicts."""
-    return {name: fit_probe(train_x, np.array([t[name] for t in train_targets]),
-                            test_x, np.array([t[name] for t in test_targets]),
-                            folds=folds, seed=seed)
-            for name in names}
