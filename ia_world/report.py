@@ -128,13 +128,15 @@ def paired_differences(groups: dict[str, list[dict]], baseline: str) -> dict[str
             a = np.array([p[0].get(name, np.nan) for p in pairs], float)
             b = np.array([p[1].get(name, np.nan) for p in pairs], float)
             if np.isfinite(a - b).all():
+                ci = paired_difference_ci(a, b) if len(pairs) > 1 else [np.nan, np.nan]
                 result[name][strategy] = {"mean": float((a - b).mean()), "seeds": len(pairs),
-                                          "ci": paired_difference_ci(a, b)}
+                                          "ci": ci}
     return dict(result)
 
 
 def differences_markdown(differences: dict[str, dict], baseline: str) -> str:
-    """Difference to the baseline per metric and strategy; 'no difference' when the CI holds 0."""
+    """Difference to the baseline per metric and strategy; 'no difference' when the CI holds 0
+    (one seed: no CI)."""
     strategies = list(dict.fromkeys(s for row in differences.values() for s in row))
     lines = [f"| metric (strategy - {baseline}) | " + " | ".join(strategies) + " |",
              "|---" * (len(strategies) + 1) + "|"]
@@ -144,6 +146,9 @@ def differences_markdown(differences: dict[str, dict], baseline: str) -> str:
             d = row.get(s)
             if d is None:
                 cells.append("-")
+                continue
+            if d["seeds"] < 2:
+                cells.append(f"{d['mean']:+.3f} (1 seed: no CI)")
                 continue
             text = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({d['seeds']} seeds)"
             cells.append(text if excludes_zero(d["ci"]) else f"no difference: {text}")

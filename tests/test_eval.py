@@ -106,16 +106,30 @@ def test_evaluate_and_report_end_to_end(tmp_path):
                                                         "predictive", "counterfactual"}
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
     assert saved["metrics"]["R2 total_energy"]["encoder"] == energy["encoder"]["r2"]
-    # a second "strategy" so the report has a baseline row and a gain column
-    other = dict(saved, run=dict(saved["run"], strategy="random_tube"))
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "metrics.json").write_text(json.dumps({"eval": other}))
-    path = run_command("report", [f"runs=[{tmp_path / 'ev'},{tmp_path / 'base'}]",
+    # more "strategies" and seeds: random_tube (baseline) scores +0.1 on every metric, motion
+    # equals it, untrained is the evaluation above (seed 0) and its copy as seed 1
+    def variant(strategy, seed, shift):
+        metrics = {k: dict(m, encoder=m["encoder"] + shift) for k, m in saved["metrics"].items()}
+        return dict(saved, run=dict(saved["run"], strategy=strategy, seed=seed), metrics=metrics)
+
+    runs = [tmp_path / "ev"]
+    for name, result in (("untrained1", variant("untrained", 1, 0.0)),
+                         ("base0", variant("random_tube", 0, 0.1)),
+                         ("base1", variant("random_tube", 1, 0.1)),
+                         ("motion0", variant("motion", 0, 0.1)),
+                         ("motion1", variant("motion", 1, 0.1))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"eval": result}))
+        runs.append(tmp_path / name)
+    path = run_command("report", [f"runs=[{','.join(map(str, runs))}]",
                                   f"out={tmp_path / 'report'}"])
     text = path.read_text()
-    assert "| random_tube | 1 |" in text and "| untrained | 1 |" in text
+    assert "| random_tube | 2 |" in text and "| untrained | 2 |" in text
     assert "RankMe gain %" in text and "gap closed untrained" in text
-    assert "no difference: +0.000" in text  # identical runs: the paired CI is [0, 0]
+    energy_row = next(line for line in text.splitlines()
+                      if line.startswith("| R2 total_energy | ") and "seeds" in line)
+    assert "| -0.100 [-0.100, -0.100] (2 seeds) |" in energy_row      # untrained - random_tube
+    assert "no difference: +0.000 [+0.000, +0.000] (2 seeds)" in energy_row  # motion
     for plot in ("controls.png", "r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
         assert (tmp_path / "report" / plot).stat().st_size > 1000
     # the online encoder's evaluation goes next to the target's, never over it
@@ -124,7 +138,7 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     both = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert both["eval"] == saved and both["eval_encoder"]["run"]["weights"] == "encoder"
     with pytest.raises(DataError, match="for the encoder weights"):
-        run_command("report", [f"runs=[{tmp_path / 'base'}]", "encoder_weights=encoder",
+        run_command("report", [f"runs=[{tmp_path / 'base0'}]", "encoder_weights=encoder",
                                f"out={tmp_path / 'report2'}"])
 
 
