@@ -140,7 +140,7 @@ def test_ceiling_answers_descriptive_questions(fixed_splits):
 
 def test_gap_closed_and_paired_difference():
     assert gap_closed(0.5, 0.0, 1.0) == 0.5 and gap_closed(0.2, 0.2, 0.9) == 0.0
-    assert np.isnan(gap_closed(0.3, 0.5, 0.5))
+    assert np.isnan(gap_closed(0.3, 0.5, 0.5)) and np.isnan(gap_closed(0.3, 0.6, 0.5))
     low, high = paired_difference_ci(np.array([1.0, 1.1, 0.9]), np.array([0.0, 0.1, -0.1]))
     assert 0 < low <= 1.0 <= high
     low, high = paired_difference_ci(np.array([1.0, -1.0, 0.5]), np.array([0.0, 0.0, 0.5]))

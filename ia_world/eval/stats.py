@@ -43,6 +43,6 @@ def excludes_zero(ci: list[float]) -> bool:
 
 
 def gap_closed(encoder: float, floor: float, ceiling: float) -> float:
-    """(encoder - floor) / (ceiling - floor): 0 = no better than init, 1 = ground truth."""
+    """(encoder - floor) / (ceiling - floor): 0 = init, 1 = truth; nan if ceiling <= floor."""
     span = ceiling - floor
-    return float((encoder - floor) / span) if abs(span) > 1e-12 else float("nan")
+    return float((encoder - floor) / span) if span > 1e-12 else float("nan")
