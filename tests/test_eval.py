@@ -149,3 +149,14 @@ def test_report_without_runs_is_a_clear_error(tmp_path):
         run_command("report", [f"out={tmp_path}"])
     with pytest.raises(DataError, match="no evaluated metrics.json"):
         run_command("report", [f"runs=[{tmp_path}]", f"out={tmp_path}"])
+
+
+def test_fast_r2_matches_sklearn():
+    from sklearn.metrics import r2_score
+
+    from ia_world.eval.probe import r2
+
+    rng = np.random.default_rng(0)
+    true, predicted = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
+    assert r2(true, predicted) == pytest.approx(r2_score(true, predicted))
+    assert r2(true[:, 0], predicted[:, 0]) == pytest.approx(r2_score(true[:, 0], predicted[:, 0]))
