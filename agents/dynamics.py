@@ -48,22 +48,25 @@ class WorldModelConfig:
 
     def validate(self) -> None:
         """Range-check the sizes and schedule."""
-        check_range("latent_dim", self.latent_dim, 1, None)
+        check_range("latent_dim", self.latent_dim, 1, 65_536)
+        check_range("tokens_per_window", self.tokens_per_window, 1, 4096)
         side = round(self.tokens_per_window ** 0.5)
         if side * side != self.tokens_per_window:
             raise ConfigError(f"tokens_per_window={self.tokens_per_window} is not a "
-                            "square number")
-        check_range("max_windows", self.max_windows, 2, None)
-        check_range("action_dim", self.action_dim, 0, None)
-        check_range("depth", self.depth, 1, None)
+                              "square number")
+        check_range("max_windows", self.max_windows, 2, 1024)
+        check_range("action_dim", self.action_dim, 0, 1024)
+        check_range("width", self.width, 1, 65_536)
+        check_range("depth", self.depth, 1, 256)
+        check_range("heads", self.heads, 1, 256)
         if self.width % self.heads:
-            raise ConfigError(f"width={self.width} is not divisible by heads="
-                            f"{self.heads}")
-        check_range("steps", self.steps, 1, None)
-        check_range("batch_size", self.batch_size, 1, None)
+            raise ConfigError(f"width={self.width} is not divisible by heads={self.heads}")
+        check_range("steps", self.steps, 1, 10**8)
+        check_range("batch_size", self.batch_size, 1, 10**6)
+        check_range("lr", self.lr, 0.0, 10.0)
         check_range("rollout_steps", self.rollout_steps, 0, self.max_windows - 2)
         check_range("validation", self.validation, 0.0, 0.5)
-        check_range("eval_every", self.eval_every, 1, None)
+        check_range("eval_every", self.eval_every, 1, 10**8)
 
 
 def pool_window(latents: torch.Tensor, grid_shape: tuple[int, int, int],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymunk
 from einops import repeat
+from omegaconf import MISSING
 
 from agents.baselines import puzzle_rng, sample_valid
 from agents.dynamics import load_world_model
@@ -34,8 +35,8 @@ class LatentAgentConfig:
     """The `agent=latent` config group: trained parts and the CEM budget."""
 
     name: str = "latent"
-    encoder: str = ""
-    world_model: str = ""  # directory written by `ia-world world_model`
+    encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
+    world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
     seed: int = 0
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 

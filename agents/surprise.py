@@ -66,7 +66,6 @@ class SurpriseConfig:
         check_range("windows", self.windows, 3, 64)
         check_range("frame_stride", self.frame_stride, 1, 100)
         check_range("offset", self.offset, 1.0, 1000.0)
-        check_range("seed", self.seed, 0, 2**63 - 1)
 
 
 def record_rollout(space, action, frames: int, frame_stride: int, size: int,

@@ -82,7 +82,6 @@ class WorldModelTrainConfig:
         check_range("probe_steps", self.probe_steps, 1, 10**6)
         check_range("probe_weight_decay", self.probe_weight_decay, 0.0, 10.0)
         check_range("holdout", self.holdout, 0.0, 0.9)
-        check_range("seed", self.seed, 0, 2**63 - 1)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ia_world.errors import ConfigError
 
 CONFIG_DIR = Path(configs.__file__).resolve().parent
 T = TypeVar("T")
+MAX_SEED = 2**63 - 1  # every `seed` / `*_seed` key is an integer in [0, MAX_SEED]
 
 
 def schema_name(command: str) -> str:
@@ -94,7 +95,9 @@ def to_dataclass(cfg: DictConfig | dict, schema: type[T]) -> T:
 
 
 def validate_tree(obj: Any, prefix: str = "") -> None:
-    """Reject non-finite floats anywhere, then run every nested `validate()`, deepest first.
+    """Reject non-finite floats and negative seeds anywhere, then every nested `validate()`.
+
+    Children are validated before their parent (deepest first).
 
     A nested config's ConfigError is re-raised with the key path in front (`model.patch=7 ...`).
     """
@@ -104,6 +107,8 @@ def validate_tree(obj: Any, prefix: str = "") -> None:
         value, key = getattr(obj, item.name), f"{prefix}{item.name}"
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value} must be a finite number")
+        if item.name == "seed" or item.name.endswith("_seed"):
+            check_range(key, value, 0, MAX_SEED)
         children = value.items() if isinstance(value, dict) else [(None, value)]
         for name, child in children:
             validate_tree(child, f"{key}.{name}." if name is not None else f"{key}.")

@@ -114,8 +114,6 @@ class DemoConfig:
             raise ConfigError("strategies must name at least one masking strategy")
         if len({self.seed, self.probe_seed, self.heldout_seed}) < 3:
             raise ConfigError("seed, probe_seed and heldout_seed must all differ")
-        for key in ("seed", "probe_seed", "heldout_seed"):
-            check_range(key, getattr(self, key), 0, 2**31 - 1)
         check_range("workers", self.workers, 1, 256)
         check_range("videos", self.videos, 0, 1000)
         check_choice("device", self.device, ("auto", "cpu", "cuda"))

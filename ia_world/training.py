@@ -92,7 +92,6 @@ class PretrainConfig:
         check_path("out", self.out)
         for key in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
             check_range(key, getattr(self, key), 1, 10**9)
-        check_range("seed", self.seed, 0, 2**63 - 1)
         check_range("lr", self.lr, 0.0, 10.0)
         check_range("final_lr", self.final_lr, 0.0, self.lr)
         check_range("warmup_steps", self.warmup_steps, 0, 10**9)

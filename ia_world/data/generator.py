@@ -56,23 +56,20 @@ ENV_NAMES = {
 class EnvConfig:
     """Which env to simulate, with its constructor kwargs (configs/env/<name>.yaml).
 
-    `id` follows from a built-in `name` (leave it empty); an env of your own registered with
-    Gymnasium takes any other name and its `id`.
+    `id` follows from a built-in `name`; an env of your own registered with Gymnasium takes any
+    other name and its `id`.
     """
 
     name: str = "billiards"
-    id: str = ""
+    id: str = ENV_NAMES["billiards"]
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.id:
-            self.id = ENV_NAMES.get(self.name, "")
+        if self.id == ENV_NAMES["billiards"] and self.name in ENV_NAMES:
+            self.id = ENV_NAMES[self.name]  # the id of a built-in name, unless set otherwise
 
     def validate(self) -> None:
         """Raise ConfigError when name and id disagree or the id is not registered."""
-        if not self.id:
-            raise ConfigError(f"name={self.name!r} is not a built-in env "
-                              f"({', '.join(ENV_NAMES)}); give the registered id as env.id=...")
         if self.name in ENV_NAMES and self.id != ENV_NAMES[self.name]:
             raise ConfigError(f"id={self.id!r} does not match name={self.name!r} "
                               f"(whose id is {ENV_NAMES[self.name]})")
@@ -103,7 +100,6 @@ class GenerateConfig:
         check_range("frames", self.frames, 2, 100_000)
         check_range("size", self.size, 16, 512)
         check_range("shard_size", self.shard_size, 1, 100_000)
-        check_range("seed", self.seed, 0, 2**63 - 1)
         check_range("workers", self.workers, 1, 256)
         check_range("num_shards", self.num_shards, 1, 100_000)
         check_range("shard_index", self.shard_index, 0, self.num_shards - 1)
