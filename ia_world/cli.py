@@ -59,6 +59,29 @@ def load_attr(spec: str):
     return getattr(importlib.import_module(module_name), attribute)
 
 
+def quote_value(override: str) -> str:
+    """`key=value` as Hydra reads it: a value Hydra's grammar rejects (quotes, non-ASCII letters,
+    as in a path) is passed quoted, so `out=runs/my "run" ü` means that path."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    try:
+        parser.parse_override(override)
+        return override
+    except HydraException:
+        key, sep, value = override.partition("=")
+        if not sep or not key.replace(".", "").replace("_", "").isalnum():
+            return override  # not a plain key=value: let Hydra report it
+        escaped = value.replace("'", "\\'")
+        quoted = f"{key}='{escaped}'"
+        try:
+            parser.parse_override(quoted)
+        except HydraException:
+            return override
+        return quoted
+
+
 def parse(command: str, overrides: list[str]):
     """The command's validated config dataclass from Hydra overrides (nothing is run)."""
     from ia_world.config import load_config, to_dataclass
@@ -67,6 +90,7 @@ def parse(command: str, overrides: list[str]):
     preprocess = getattr(importlib.import_module(schema.__module__), "preprocess_overrides", None)
     if preprocess is not None:
         overrides = preprocess(overrides)
+    overrides = [quote_value(override) for override in overrides]
     return to_dataclass(load_config(command, overrides, schema), schema)
 
 
