@@ -18,6 +18,7 @@ COMMANDS = {
     "surprise": "agents.surprise:run",
     "rl": "agents.rl:run",
     "demo": "ia_world.demo:run",
+    "verify": "ia_world.data.verify:run",
 }
 
 USAGE = "usage: ia-world {" + ",".join(COMMANDS) + "} [key=value ...]  (Hydra overrides)"
