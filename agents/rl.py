@@ -76,6 +76,9 @@ class RLConfig:
         if self.encoder != "cnn" and not Path(self.encoder).exists():
             raise ConfigError(f"rl: encoder must be 'cnn' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
+        if self.name in (".", "..") or Path(self.name).name != self.name:
+            raise ConfigError(f"rl: name={self.name!r} must be a plain directory name (the run "
+                              "directory goes inside out=)")
         for key in ("steps", "n_envs", "frame_stack", "size", "episode_steps"):
             check_range(f"rl.{key}", getattr(self, key), 1)
         check_range("rl.ppo.batch_size", self.ppo.batch_size, 1, self.ppo.n_steps * self.n_envs)

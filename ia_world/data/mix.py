@@ -30,7 +30,9 @@ def source_clips(source: str, path: str, frames: int, size: int, frame_stride: i
                  skip_bad: bool = False) -> Dataset:
     """The clip dataset of one source: shards (frame_stride), CLEVRER or SSv2 (fps) train split."""
     if source == "shards":
-        return ClipDataset(EpisodeStore(path), frames, frame_stride, clips_per_episode)
+        store = EpisodeStore(path)
+        store.check_clips((frames - 1) * frame_stride + 1, size)  # here, not in a worker
+        return ClipDataset(store, frames, frame_stride, clips_per_episode)
     if source == "clevrer":
         return clevrer_clips(path, "train", frames, size, fps, seed=seed, skip_bad=skip_bad)
     if source == "ssv2":
