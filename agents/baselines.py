@@ -14,7 +14,7 @@ import numpy as np
 import pymunk
 
 from envs.phyre_lite.scene import GREEN, SCENE, Puzzle, attempt, build_space, placement_error
-from ia_world.config import check_range, to_dataclass
+from ia_world.config import check_range
 
 
 @dataclass
@@ -40,9 +40,9 @@ class OracleConfig:
 
     def validate(self) -> None:
         """Range-check the search budget and sampling mix."""
-        check_range("agent.max_simulations", self.max_simulations, 1, None)
-        check_range("agent.focus_share", self.focus_share, 0.0, 1.0)
-        check_range("agent.focus_spread", self.focus_spread, 1.0, SCENE)
+        check_range("max_simulations", self.max_simulations, 1, 10**7)
+        check_range("focus_share", self.focus_share, 0.0, 1.0)
+        check_range("focus_spread", self.focus_spread, 1.0, SCENE)
 
 
 def puzzle_rng(seed: int, puzzle: Puzzle) -> np.random.Generator:
@@ -106,12 +106,3 @@ class OracleAgent:
             tried.append(action)
         return np.array(tried[:n]).reshape(-1, 3)
 
-
-def make_random_agent(cfg) -> RandomAgent:
-    """RandomAgent from the `agent` config group (validated)."""
-    return RandomAgent(to_dataclass(cfg, RandomConfig))
-
-
-def make_oracle_agent(cfg) -> OracleAgent:
-    """OracleAgent from the `agent` config group (validated)."""
-    return OracleAgent(to_dataclass(cfg, OracleConfig))

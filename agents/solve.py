@@ -8,58 +8,79 @@ valid attempt gives the puzzle's AUCCESS. Writes results.json, table.md and one 
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import imageio.v3 as iio
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from envs.phyre_lite.auccess import mean_auccess, success_at
 from envs.phyre_lite.scene import Puzzle, attempt, build_space, render
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.config import check_range, to_dataclass
+from ia_world.atomic import atomic_write_json, atomic_write_text
+from ia_world.cli import load_attr
+from ia_world.config import (
+    as_dict,
+    check_choice,
+    check_path,
+    check_range,
+    to_dataclass,
+    validate_tree,
+)
+from ia_world.data.video import write_video
 from ia_world.errors import ConfigError
 
-# agent name -> "module:factory"; the factory takes the `agent` config group
+# agent name -> ("module:ConfigClass", "module:AgentClass"); the agent takes its validated config
 AGENTS = {
-    "random": "agents.baselines:make_random_agent",
-    "oracle": "agents.baselines:make_oracle_agent",
-    "latent": "agents.latent_agent:make_latent_agent",
+    "random": ("agents.baselines:RandomConfig", "agents.baselines:RandomAgent"),
+    "oracle": ("agents.baselines:OracleConfig", "agents.baselines:OracleAgent"),
+    "latent": ("agents.latent_agent:LatentAgentConfig", "agents.latent_agent:LatentAgent"),
 }
 
 
 @dataclass
 class SolveConfig:
-    """The `solve` command's config (configs/solve.yaml)."""
+    """`ia-world solve`: which agent, on which split and fold, with how many attempts."""
 
-    split: str = "within"
-    fold: int = 0
-    puzzles: int = 0
-    attempts: int = 100
-    size: int = 64
-    out: str = "runs/solve"
-    videos: bool = True
-    agent: dict[str, Any] = field(default_factory=lambda: {"name": "random"})
+    split: str = "within"  # within-template or cross-template fold
+    fold: int = 0  # 0..4
+    puzzles: int = 0  # test puzzles per template (0 = all of the fold)
+    attempts: int = 100  # valid attempts per puzzle (AUCCESS horizon)
+    size: int = 64  # observation / video size in px
+    out: str = "runs/solve"  # results go to <out>/<agent>_<split>_fold<k>/
+    videos: bool = True  # mp4 of the first solved attempt per template
+    # the `agent` config group (configs/agent/<name>.yaml), validated on that agent's dataclass
+    agent: Any = field(default_factory=lambda: {"name": "random"})
 
     def validate(self) -> None:
-        """Range-check the keys and the agent name."""
-        if self.split not in SPLITS:
-            raise ConfigError(f"split={self.split!r} is not one of {SPLITS}")
+        """Range-check the keys; validate the agent's config on its own schema."""
+        check_choice("split", self.split, SPLITS)
         check_range("fold", self.fold, 0, NUM_FOLDS - 1)
-        check_range("puzzles", self.puzzles, 0, None)
-        check_range("attempts", self.attempts, 1, None)
+        check_range("puzzles", self.puzzles, 0, 10**6)
+        check_range("attempts", self.attempts, 1, 10**6)
         check_range("size", self.size, 16, 512)
-        if self.agent.get("name") not in AGENTS:
-            raise ConfigError(f"agent={self.agent.get('name')!r} is not one of {sorted(AGENTS)}")
+        check_path("out", self.out)
+        try:
+            agent_config(self.agent)
+        except ConfigError as error:
+            raise ConfigError(f"agent.{error}") from None
+
+
+def config_groups() -> dict[str, dict[str, type]]:
+    """The `agent` group's schemas (registered with SolveConfig; see ia_world.config)."""
+    return {"agent": {name: load_attr(schema) for name, (schema, _) in AGENTS.items()}}
+
+
+def agent_config(agent: Any):
+    """The validated dataclass of an `agent` config (a dict's `name` picks the schema)."""
+    if not isinstance(agent, dict):
+        return agent  # composed by Hydra on its schema: validated with the whole config
+    check_choice("name", agent.get("name"), list(AGENTS))
+    return to_dataclass(agent, load_attr(AGENTS[agent["name"]][0]))
 
 
 @dataclass
@@ -75,10 +96,10 @@ class PuzzleResult:
     solving_action: list[float] | None = None
 
 
-def make_agent(agent_cfg) -> Any:
+def make_agent(agent: Any) -> Any:
     """Build the agent named in the `agent` config group."""
-    module_name, factory = AGENTS[agent_cfg["name"]].split(":")
-    return getattr(importlib.import_module(module_name), factory)(agent_cfg)
+    config = agent_config(agent)
+    return load_attr(AGENTS[config.name][1])(config)
 
 
 def solve_puzzle(agent, puzzle: Puzzle, attempts: int, size: int) -> PuzzleResult:
@@ -144,26 +165,16 @@ def markdown_table(summary: dict[str, dict[str, float]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_video(path: Path, puzzle: Puzzle, action, size: int) -> None:
+def write_solution_video(path: Path, puzzle: Puzzle, action, size: int) -> None:
     """Re-simulate a solving action with recording and write it as mp4 (atomically)."""
-    frames = attempt(build_space(puzzle), action, record_size=size).frames
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    iio.imwrite(tmp, frames, fps=10, codec="libx264", macro_block_size=1)
-    os.replace(tmp, path)
+    write_video(path, attempt(build_space(puzzle), action, record_size=size).frames, fps=10)
 
 
-def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
+def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
     """Evaluate the configured agent on the configured fold; print and save the table."""
-    config = to_dataclass(cfg, SolveConfig)
+    validate_tree(config)
     agent = make_agent(config.agent)
-    name = f"{config.agent['name']}_{config.split}_fold{config.fold}"
+    name = f"{agent_config(config.agent).name}_{config.split}_fold{config.fold}"
     out = Path(config.out) / name
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -172,14 +183,14 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
     summary = summarize(results, config.attempts)
     table = markdown_table(summary, f"{name} ({config.attempts} attempts)")
     print(table)
-    write_text(out / "table.md", table)
-    write_text(out / "results.json", json.dumps(
-        {"config": {k: v for k, v in vars(config).items()}, "summary": summary,
-         "puzzles": [vars(r) for r in results]}, indent=1))
+    atomic_write_text(out / "table.md", table)
+    atomic_write_json(out / "results.json", {"config": as_dict(replace(
+        config, agent=agent_config(config.agent))), "summary": summary,
+        "puzzles": [vars(r) for r in results]})
     if config.videos:
         (out / "videos").mkdir(exist_ok=True)
         first_solved = {r.template: r for r in reversed(results) if r.solving_action}
         for template, result in sorted(first_solved.items()):
-            write_video(out / "videos" / f"{template}.mp4", parse_task_id(result.task),
+            write_solution_video(out / "videos" / f"{template}.mp4", parse_task_id(result.task),
                         result.solving_action, config.size)
     return summary

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm import tqdm
 
+from ia_world.atomic import atomic_write_bytes
 from ia_world.checkpoint import (
     CONFIG_FILE,
     LATEST_FILE,
@@ -34,11 +34,18 @@ from ia_world.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from ia_world.config import CONFIG_DIR, as_dict, check_range, to_dataclass
+from ia_world.config import (
+    CONFIG_DIR,
+    as_dict,
+    check_choice,
+    check_path,
+    check_range,
+    config_diff,
+    validate_tree,
+)
 from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
-from ia_world.data.mix import mixed_clips, source_clips
-from ia_world.data.shards import atomic_write_bytes
+from ia_world.data.sources import DataConfig, DataSource, clip_dataset
 from ia_world.errors import CheckpointError, ConfigError, IAWorldError
 from ia_world.eval.spectrum import rankme
 from ia_world.masking import MaskConfig, make_mask_fn
@@ -53,53 +60,26 @@ class DivergenceError(IAWorldError):
 
 
 @dataclass
-class DataConfig:
-    """Where clips come from: live simulation of `env`, shards, CLEVRER, SSv2 or a mix."""
-
-    source: str = "live"
-    path: str | None = None
-    frame_stride: int = 1
-    clips_per_episode: int = 4  # shards: evenly spaced clips taken from each episode
-    num_workers: int = 2
-    fps: float | None = None  # video sources: clip frame rate (None: native)
-    skip_bad: bool = False  # video sources: skip unreadable files (with a count)
-    paths: dict[str, str | None] = field(default_factory=dict)  # mix: source -> root
-    weights: dict[str, float] = field(default_factory=dict)  # mix: source -> weight
-
-    def validate(self) -> None:
-        """Raise ConfigError on an unknown source or a missing path."""
-        sources = ("live", "shards", "clevrer", "ssv2", "mix")
-        if self.source not in sources:
-            raise ConfigError(f"data.source='{self.source}' must be one of {sources}")
-        if self.source in ("shards", "clevrer", "ssv2") and not self.path:
-            raise ConfigError(f"data.path is required for data.source={self.source} "
-                              "(data=<dir>)")
-        check_range("data.frame_stride", self.frame_stride, 1)
-        check_range("data.clips_per_episode", self.clips_per_episode, 1)
-        check_range("data.num_workers", self.num_workers, 0)
-
-
-@dataclass
 class PretrainConfig:
-    """Everything one pretraining run depends on (configs/pretrain.yaml)."""
+    """`ia-world pretrain`: data, env, model, masking and the optimisation schedule."""
 
     data: DataConfig = field(default_factory=DataConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     masking: MaskConfig = field(default_factory=MaskConfig)
-    out: str = "runs/pretrain"
-    seed: int = 0
+    out: str = "runs/pretrain"  # run directory: log.csv, checkpoints/step-*/, latest
+    seed: int = 0  # data order, masks and init are functions of (seed, step)
     steps: int = 1000
-    batch_size: int = 16  # per rank
-    lr: float = 5e-4
+    batch_size: int = 16  # clips per step per rank
+    lr: float = 5e-4  # peak learning rate (linear warmup, cosine decay to final_lr)
     final_lr: float = 1e-6
     warmup_steps: int = 50
     weight_decay: float = 0.04
-    grad_clip: float = 1.0
-    ema_start: float = 0.996
+    grad_clip: float = 1.0  # max gradient norm (> 0)
+    ema_start: float = 0.996  # target-encoder momentum, linear to ema_end over the run
     ema_end: float = 1.0
-    loss: str = "l1"
-    max_loss: float = 100.0  # a loss above this (or non-finite) stops the run
+    loss: str = "l1"  # l1 | l2
+    max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
     log_every: int = 10
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
@@ -109,16 +89,21 @@ class PretrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on out-of-range values."""
+        check_path("out", self.out)
         for key in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
-            check_range(key, getattr(self, key), 1)
-        check_range("lr", self.lr, 0.0)
-        check_range("warmup_steps", self.warmup_steps, 0)
+            check_range(key, getattr(self, key), 1, 10**9)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("final_lr", self.final_lr, 0.0, self.lr)
+        check_range("warmup_steps", self.warmup_steps, 0, 10**9)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        if not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip={self.grad_clip} must be > 0")
         check_range("ema_start", self.ema_start, 0.0, 1.0)
         check_range("ema_end", self.ema_end, self.ema_start, 1.0)
-        if self.loss not in ("l1", "l2"):
-            raise ConfigError(f"loss='{self.loss}' must be 'l1' or 'l2'")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device='{self.device}' must be auto, cpu or cuda")
+        if not self.max_loss > 0:
+            raise ConfigError(f"max_loss={self.max_loss} must be > 0")
+        check_choice("loss", self.loss, ("l1", "l2"))
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
 
 
 def preprocess_overrides(overrides: list[str]) -> list[str]:
@@ -196,20 +181,14 @@ def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
     common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
               "pin_memory": torch.cuda.is_available(),
               "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed)}
-    if cfg.data.source == "live":
+    if cfg.data.source == DataSource.live:
         live = LiveClips(cfg.env.id, grid.frames, cfg.data.frame_stride, grid.size, cfg.seed,
                          block=cfg.batch_size, start_block=start_step, rank=rank,
                          world_size=world_size, env_kwargs=cfg.env.kwargs)
         return DataLoader(live, **common)
-    data = cfg.data
-    if data.source == "mix":
-        clips = mixed_clips(data.paths, data.weights, grid.frames, grid.size, data.frame_stride,
-                            data.clips_per_episode, data.fps, cfg.seed, data.skip_bad)
-        if rank == 0:
-            print(f"data mix: clips per source {clips.counts()}")
-    else:
-        clips = source_clips(data.source, data.path, grid.frames, grid.size, data.frame_stride,
-                             data.clips_per_episode, data.fps, cfg.seed, data.skip_bad)
+    clips = clip_dataset(cfg.data, grid.frames, grid.size, cfg.seed)
+    if cfg.data.source == DataSource.mix and rank == 0:
+        print(f"data mix: clips per source {clips.counts()}")
     sampler = StepSampler(len(clips), cfg.batch_size, cfg.seed, start_step, rank, world_size)
     return DataLoader(clips, sampler=sampler, **common)
 
@@ -249,15 +228,29 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dic
     torch.set_rng_state(tensors["rng.torch"])
 
 
+# keys a resumed run may change: how long it runs, how it logs, where and on how many workers
+RESUMABLE_KEYS = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "out",
+                            "device", "data.num_workers", "compile"})
+
+
+def check_resumable(checkpoint: Path, config: dict) -> None:
+    """Refuse to resume a checkpoint whose stored config differs (other than RESUMABLE_KEYS)."""
+    stored = read_json(checkpoint / CONFIG_FILE)
+    changed = config_diff(stored if isinstance(stored, dict) else {}, config, RESUMABLE_KEYS)
+    if changed:
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: this run was started with another "
+                              f"config ({'; '.join(changed[:4])}"
+                              f"{'; ...' if len(changed) > 4 else ''}); use the same settings "
+                              "to resume or another out=")
+
+
 def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
            config: dict) -> int:
     """Load the run's latest checkpoint into model and optimizer; returns its step (0 if none)."""
     if not (run_dir / LATEST_FILE).is_file():
         return 0
     checkpoint = resolve_checkpoint(run_dir)
-    if read_json(checkpoint / CONFIG_FILE)["model"] != config["model"]:
-        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: model config differs from this run's; "
-                              "use another out=")
+    check_resumable(checkpoint, config)
     load_weights(model, read_tensors(checkpoint / MODEL_FILE), checkpoint / MODEL_FILE)
     info = read_json(checkpoint / TRAIN_INFO_FILE)
     restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
@@ -328,8 +321,15 @@ def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.T
     return float(loss_value), float(grad_norm), targets
 
 
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Pretrain (or resume) an encoder into cfg.out; returns the run directory."""
+    train(cfg)
+    return Path(cfg.out)
+
+
 def train(cfg: PretrainConfig, mask_fn=None) -> dict:
     """Pretrain (or resume) into cfg.out; returns the final metrics. Joins torchrun's group."""
+    validate_tree(cfg)
     joins_group = not dist.is_initialized()
     rank, world_size, device = setup_distributed(cfg)
     try:
@@ -391,8 +391,3 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     if world_size > 1:
         dist.barrier()
     return metrics
-
-
-def run(cfg: DictConfig) -> dict:
-    """Entry point of `ia-world pretrain`."""
-    return train(to_dataclass(cfg, PretrainConfig))

@@ -8,7 +8,7 @@ import pytest
 
 from ia_world import cli
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.config import load_config
+from ia_world.cli import parse
 from ia_world.data import generator
 from ia_world.data.clevrer import CLEVREREpisodes, annotation_to_episode
 from ia_world.data.generator import GenerateConfig, generate
@@ -152,7 +152,7 @@ def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
     from ia_world import training
 
     def pretrain(out):
-        return training.run(load_config("pretrain", [
+        return training.train(parse("pretrain", [
             "data=live", "model=tiny", "masking=random_tube", f"out={out}", "steps=3",
             "batch_size=2", "checkpoint_every=1", "log_every=1", "warmup_steps=0",
             "data.num_workers=0", "device=cpu"]))

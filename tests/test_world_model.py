@@ -1,19 +1,12 @@
 """World model: beats copy-last on held-out latents, block-causality, save/load; latent agent."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from agents.latent_agent import (
-    WorldModelTrainConfig,
-    check_zero_shot,
-    episode_windows,
-    make_latent_agent,
-    run,
-    simulate_episodes,
-)
-from agents.surprise import SurpriseConfig, make_pairs, score_pairs
-from agents.world_model import (
+from agents.dynamics import (
     WorldModel,
     WorldModelConfig,
     load_world_model,
@@ -21,11 +14,21 @@ from agents.world_model import (
     save_world_model,
     train_world_model,
 )
+from agents.latent_agent import LatentAgent, LatentAgentConfig
+from agents.surprise import SurpriseConfig, make_pairs, score_pairs
+from agents.world_model import (
+    WorldModelTrainConfig,
+    check_zero_shot,
+    episode_windows,
+    simulate_episodes,
+    train_stage,
+)
 from envs.phyre_lite.scene import build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.config import load_config
+from ia_world.cli import parse
+from ia_world.config import to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
 
 TINY = dict(latent_dim=8, tokens_per_window=4, max_windows=6, width=32, depth=1, heads=2,
@@ -106,17 +109,18 @@ def test_save_load_round_trip_and_errors(tmp_path):
 
 def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     encoder = write_initial_checkpoint(tmp_path / "enc")
-    cfg = load_config("world_model", [
+    cfg = parse("world_model", [
         f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "test_episodes=4",
         "windows=3",
         "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
         "world_model.rollout_steps=1"])
-    metrics = run(cfg)
+    metrics = json.loads((train_stage(cfg) / "metrics.json").read_text())["metrics"]
     assert metrics["episodes"] == 8
     assert all(np.isfinite(metrics[part]["rollout_l1"]) for part in ("heldout", "test_tasks"))
-    agent = make_latent_agent({
+    agent = LatentAgent(to_dataclass({
         "encoder": str(encoder), "world_model": str(tmp_path / "wm"),
-        "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}})
+        "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}},
+        LatentAgentConfig))
     _, test = split_tasks("cross", 0)  # the agent never saw these templates
     puzzle = parse_task_id(test[0])
     space = build_space(puzzle)

@@ -19,22 +19,21 @@ from typing import Any
 
 import gymnasium as gym
 import imageio.v3 as iio
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.config import as_dict, check_range, to_dataclass
+from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps
+from ia_world.config import as_dict, check_path, check_range, validate_tree
 from ia_world.data.annotation import annotation_path, video_filename, write_annotation
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.shards import (
     FORMAT_VERSION,
     MANIFEST_NAME,
-    atomic_write,
-    atomic_write_json,
     check_shard,
     checksum_path,
     episode_seed,
     num_shard_files,
-    remove_stale_temps,
+    read_manifest,
     shard_episodes,
     shard_metadata,
     shard_path,
@@ -42,45 +41,69 @@ from ia_world.data.shards import (
 )
 from ia_world.errors import ConfigError, DataError
 
+# configs/env/<name>.yaml: scene name -> registered Gymnasium id
+ENV_NAMES = {
+    "billiards": "ia_world/Billiards-v0",
+    "billiards_inelastic": "ia_world/BilliardsInelastic-v0",
+    "cradle": "ia_world/Cradle-v0",
+    "gravity2d": "ia_world/Gravity2D-v0",
+    "drop3d": "ia_world/Drop3D-v0",
+    "tabletop3d": "ia_world/Tabletop3D-v0",
+}
+
 
 @dataclass
 class EnvConfig:
-    """Which registered env to simulate, with its constructor kwargs (configs/env/<name>.yaml)."""
+    """Which env to simulate, with its constructor kwargs (configs/env/<name>.yaml).
+
+    `id` follows from a built-in `name`; an env of your own registered with Gymnasium takes any
+    other name and its `id`.
+    """
 
     name: str = "billiards"
-    id: str = "ia_world/Billiards-v0"
+    id: str = ENV_NAMES["billiards"]
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.id == ENV_NAMES["billiards"] and self.name in ENV_NAMES:
+            self.id = ENV_NAMES[self.name]  # the id of a built-in name, unless set otherwise
+
+    def validate(self) -> None:
+        """Raise ConfigError when name and id disagree or the id is not registered."""
+        if self.name in ENV_NAMES and self.id != ENV_NAMES[self.name]:
+            raise ConfigError(f"id={self.id!r} does not match name={self.name!r} "
+                              f"(whose id is {ENV_NAMES[self.name]})")
+        if self.id not in gym.registry:
+            raise ConfigError(f"id={self.id!r} is not a registered Gymnasium env")
 
 
 @dataclass
 class GenerateConfig:
-    """configs/generate.yaml."""
+    """`ia-world generate`: which env, how many episodes of what size, where."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    out: str = MISSING
-    episodes: int = 8
-    frames: int = 32
-    size: int = 64
-    shard_size: int = 128
-    seed: int = 0
-    workers: int = 1
-    shard_index: int = 0
+    out: str = MISSING  # dataset directory (dataset.json, shards/, annotations/, previews/)
+    episodes: int = 8  # episodes in the whole dataset
+    frames: int = 32  # frames per episode
+    size: int = 64  # frame height = width in pixels
+    shard_size: int = 128  # episodes per shard file
+    seed: int = 0  # base seed: episode k is simulated with episode_seed(seed, k)
+    workers: int = 1  # simulation processes ('spawn'); 1 = in-process
+    shard_index: int = 0  # this process writes the shards s with s % num_shards == shard_index
     num_shards: int = 1
-    preview: int = 0
+    preview: int = 0  # write the first `preview` episodes as mp4 + gif under previews/
 
     def validate(self) -> None:
-        """Raise ConfigError on values out of range or an unregistered env id."""
-        check_range("episodes", self.episodes, 1)
-        check_range("frames", self.frames, 2)
+        """Raise ConfigError on values out of range."""
+        check_path("out", self.out)
+        check_range("episodes", self.episodes, 1, 10**8)
+        check_range("frames", self.frames, 2, 100_000)
         check_range("size", self.size, 16, 512)
-        check_range("shard_size", self.shard_size, 1)
-        check_range("seed", self.seed, 0)
+        check_range("shard_size", self.shard_size, 1, 100_000)
         check_range("workers", self.workers, 1, 256)
-        check_range("num_shards", self.num_shards, 1)
+        check_range("num_shards", self.num_shards, 1, 100_000)
         check_range("shard_index", self.shard_index, 0, self.num_shards - 1)
-        check_range("preview", self.preview, 0)
-        if self.env.id not in gym.registry:
-            raise ConfigError(f"env.id={self.env.id!r} is not a registered env")
+        check_range("preview", self.preview, 0, self.episodes)
 
 
 @dataclass(frozen=True)
@@ -214,8 +237,12 @@ def summarize(root: Path, shards: list[int], new_frames: int, seconds: float) ->
             "frames_per_s": new_frames / seconds if seconds > 0 else 0.0}
 
 
-def generate(cfg: GenerateConfig) -> dict[str, Any]:
-    """Generate this process's share of the dataset under cfg.out; return the summary."""
+def generate(cfg: GenerateConfig) -> Path:
+    """Generate (or finish) this process's share of the dataset; returns the dataset directory.
+
+    Prints a summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
+    """
+    validate_tree(cfg)
     root = Path(cfg.out)
     check_env_kwargs(cfg)
     ensure_manifest(root, cfg)
@@ -242,9 +269,11 @@ def generate(cfg: GenerateConfig) -> dict[str, Any]:
           f"{summary['collision_share']:.0%} with >= 1 collision, "
           f"{summary['collisions_per_episode']:.2f} collisions per episode, "
           f"{summary['frames_per_s']:.0f} frames/s")
-    return summary
+    return root
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """CLI entry: validate configs/generate.yaml and generate."""
-    return generate(to_dataclass(cfg, GenerateConfig))
+def dataset_stats(root: str | Path) -> dict[str, Any]:
+    """Episode and collision totals of a generated dataset (from its shard headers)."""
+    manifest = read_manifest(root)
+    shards = range(num_shard_files(manifest["episodes"], manifest["shard_size"]))
+    return summarize(Path(root), list(shards), 0, 0.0)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 from safetensors import safe_open
 
-from ia_world.config import to_dataclass
+from ia_world.atomic import to_json
+from ia_world.config import check_path, to_dataclass, validate_tree
 from ia_world.data.annotation import annotation_path, episode_annotation
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import (
@@ -25,17 +26,20 @@ from ia_world.data.shards import (
     num_shard_files,
     read_manifest,
     shard_path,
-    to_json,
 )
 from ia_world.errors import DataError
 
 
 @dataclass
 class VerifyConfig:
-    """configs/verify.yaml."""
+    """`ia-world verify`: which dataset, and whether to generate its bad shards again."""
 
-    path: str = MISSING
-    repair: bool = False
+    path: str = MISSING  # dataset directory written by `ia-world generate`
+    repair: bool = False  # generate the bad shards again (deterministic: equals a clean run)
+
+    def validate(self) -> None:
+        """Raise ConfigError on an empty path."""
+        check_path("path", self.path)
 
 
 def preprocess_overrides(overrides: list[str]) -> list[str]:
@@ -98,9 +102,9 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
             "repaired": repaired}
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """CLI entry: print the summary; DataError (exit 2) when any shard is bad."""
-    config = to_dataclass(cfg, VerifyConfig)
+def verify_stage(config: VerifyConfig) -> dict[str, Any]:
+    """Verify (and repair) a dataset, print the summary; DataError (exit 2) on any bad shard."""
+    validate_tree(config)
     summary = verify(Path(config.path), config.repair)
     print(f"verify: {summary['path']}: {summary['episodes']} episodes in {summary['shards']} "
           f"shards, {len(summary['bad'])} bad" + (f", repaired {', '.join(summary['repaired'])}"

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import reduce
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 from tqdm import tqdm
 
+from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
     CONFIG_FILE,
     ENCODER_WEIGHTS,
@@ -25,10 +26,11 @@ from ia_world.checkpoint import (
     read_json,
     resolve_checkpoint,
 )
-from ia_world.config import check_range, to_dataclass
+from ia_world.config import check_choice, check_path, check_range, to_dataclass, validate_tree
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
-from ia_world.data.shards import EpisodeStore, atomic_write_json, episode_seed, read_manifest
+from ia_world.data.shards import EpisodeStore, episode_seed
+from ia_world.data.sources import pretraining_seeds
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import clip_targets, probe_all
@@ -38,51 +40,42 @@ from ia_world.eval.spectrum import gaussian_entropy, rankme, singular_values
 from ia_world.masking import MaskConfig
 
 log = logging.getLogger(__name__)
-LIVE_LOOKAHEAD_STEPS = 64  # batches a live loader may simulate beyond the last step
 
 
 @dataclass
 class EvalConfig:
-    """configs/evaluate.yaml."""
+    """`ia-world evaluate`: which checkpoint, on which splits, with which probe and QA budgets."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
     qa: QAHeadConfig = field(default_factory=QAHeadConfig)
-    ckpt: str = MISSING
-    out: str | None = None
-    train_episodes: int = 96
-    heldout_episodes: int = 96
-    train_seed: int = 1001
-    heldout_seed: int = 2002
-    train_data: str | None = None
-    heldout_data: str | None = None
-    horizon: int = 16
-    folds: int = 5
-    batch_size: int = 32
+    ckpt: str = MISSING  # checkpoint dir, or a run dir (its `latest` checkpoint)
+    out: str | None = None  # where metrics.json goes (default: the checkpoint dir)
+    train_episodes: int = 96  # probe-fitting / QA-training split
+    heldout_episodes: int = 96  # held-out split (R^2, entropy, QA accuracy, mask hit-rate)
+    train_seed: int = 1001  # base seeds: episode k has seed episode_seed(base, k); they must
+    heldout_seed: int = 2002  # differ from each other and from pretraining (checked)
+    train_data: str | None = None  # a generated dataset instead of simulating the train split
+    heldout_data: str | None = None  # a generated dataset instead of simulating held-out
+    horizon: int = 16  # predictive QA: frames simulated past the clip's end
+    folds: int = 5  # ridge alpha: k-fold CV on the training split
+    batch_size: int = 32  # clips per encoder batch
     device: str = "cpu"
-    encoder_weights: str = "target"  # target (EMA) | encoder (online context encoder)
+    encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ConfigError(f"encoder_weights={self.encoder_weights!r} is not one of "
                               f"{ENCODER_WEIGHTS}")
-        check_range("train_episodes", self.train_episodes, 2 * self.folds)
-        check_range("heldout_episodes", self.heldout_episodes, 2)
-        check_range("horizon", self.horizon, 1)
-        check_range("folds", self.folds, 2)
-        check_range("batch_size", self.batch_size, 1)
-
-
-def pretraining_seeds(config: dict) -> set[int]:
-    """Episode seeds a checkpoint's pretraining could have seen (empty for a fresh model)."""
-    data = config.get("data")
-    if not data:
-        return set()
-    if data.get("source") == "live":
-        count = (config["steps"] + LIVE_LOOKAHEAD_STEPS) * config["batch_size"]
-        return {episode_seed(config["seed"], k) for k in range(count)}
-    manifest = read_manifest(data["path"])
-    return {episode_seed(manifest["seed"], k) for k in range(manifest["episodes"])}
+        check_path("ckpt", self.ckpt)
+        if self.out is not None:
+            check_path("out", self.out)
+        check_range("folds", self.folds, 2, 100)
+        check_range("train_episodes", self.train_episodes, 2 * self.folds, 10**7)
+        check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
+        check_range("horizon", self.horizon, 1, 10_000)
+        check_range("batch_size", self.batch_size, 1, 100_000)
+        check_choice("device", self.device, ("cpu", "cuda"))
 
 
 def check_disjoint(splits: dict[str, set[int]]) -> None:
@@ -129,7 +122,7 @@ def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
                            moving, grid)
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint; returns the dict written under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
     config = read_json(checkpoint / CONFIG_FILE)
@@ -172,19 +165,20 @@ def eval_key(weights: str) -> str:
     return "eval" if weights == "target" else f"eval_{weights}"
 
 
-def run(cfg: DictConfig) -> dict:
-    """Entry point of `ia-world evaluate`: writes <out or ckpt>/metrics.json.
+def evaluate(cfg: EvalConfig) -> dict:
+    """Evaluate a checkpoint; writes <out or ckpt>/metrics.json and returns the results.
 
     Results go under "eval" (EMA target weights) or "eval_encoder" (online encoder weights), so
     evaluating one never overwrites the other.
     """
-    eval_cfg = to_dataclass(cfg, EvalConfig)
+    validate_tree(cfg)
+    eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
     metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
     if not isinstance(metrics, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
-    result = evaluate(eval_cfg)
+    result = measure(eval_cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     log.info("wrote %s", path)

@@ -36,12 +36,14 @@ class QAHeadConfig:
 
     def validate(self) -> None:
         """Check ranges."""
-        check_range("qa.width", self.width, 8)
-        check_range("qa.epochs", self.epochs, 1)
-        check_range("qa.batch_size", self.batch_size, 1)
-        check_range("qa.lr", self.lr, 0.0)
+        check_range("width", self.width, 8, 4096)
+        check_range("heads", self.heads, 1, 64)
+        check_range("epochs", self.epochs, 1, 10_000)
+        check_range("batch_size", self.batch_size, 1, 100_000)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0)
         if self.width % self.heads:
-            raise ConfigError(f"qa.width={self.width} is not divisible by qa.heads={self.heads}")
+            raise ConfigError(f"width={self.width} is not divisible by heads={self.heads}")
 
 
 class QAHead(nn.Module):

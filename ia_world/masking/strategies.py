@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ia_world.config import check_range
+from ia_world.config import check_choice, check_range
 from ia_world.errors import ConfigError, DataError
 from ia_world.masking.saliency import SALIENCY
 from ia_world.masking.sampling import (
@@ -38,16 +38,16 @@ class MaskConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on an unknown strategy or an out-of-range value."""
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"masking.strategy='{self.strategy}' is unknown; "
-                              f"choose one of {', '.join(STRATEGIES)}")
-        check_range("masking.ratio", self.ratio, 0.0, 1.0)
-        check_range("masking.temperature", self.temperature, 0.0)
-        check_range("masking.random_share", self.random_share, 0.0, 1.0)
-        check_range("masking.num_blocks", self.num_blocks, 1)
-        check_range("masking.block_scale", self.block_scale, 0.0, 1.0)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        if not 0.0 < self.ratio < 1.0:
+            raise ConfigError(f"ratio={self.ratio} must be in (0, 1): the predictor needs "
+                              "context tokens and targets")
+        check_range("temperature", self.temperature, 0.0, 100.0)
+        check_range("random_share", self.random_share, 0.0, 1.0)
+        check_range("num_blocks", self.num_blocks, 1, 1000)
+        check_range("block_scale", self.block_scale, 0.0, 1.0)
         if len(self.aspect_ratio) != 2 or not 0 < self.aspect_ratio[0] <= self.aspect_ratio[1]:
-            raise ConfigError(f"masking.aspect_ratio={self.aspect_ratio} must be [low, high] "
+            raise ConfigError(f"aspect_ratio={self.aspect_ratio} must be [low, high] "
                               "with 0 < low <= high")
 
 

@@ -31,17 +31,20 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on sizes that cannot build a model."""
-        for key in ("frames", "size", "tubelet_t", "patch", "embed_dim", "depth", "num_heads",
-                    "pred_dim", "pred_depth", "pred_heads"):
-            check_range(f"model.{key}", getattr(self, key), 1)
+        for key, high in (("frames", 1024), ("size", 1024), ("tubelet_t", 64), ("patch", 256),
+                          ("embed_dim", 8192), ("depth", 256), ("num_heads", 256),
+                          ("pred_dim", 8192), ("pred_depth", 256), ("pred_heads", 256)):
+            check_range(key, getattr(self, key), 1, high)
+        check_range("mlp_ratio", self.mlp_ratio, 0.25, 64.0)
         if self.embed_dim % self.num_heads or self.pred_dim % self.pred_heads:
-            raise ConfigError(f"model: embed_dim {self.embed_dim} / pred_dim {self.pred_dim} "
-                              f"must divide by num_heads {self.num_heads} / pred_heads "
+            raise ConfigError(f"embed_dim={self.embed_dim} / pred_dim={self.pred_dim} must "
+                              f"divide by num_heads={self.num_heads} / pred_heads="
                               f"{self.pred_heads}")
         try:
             TokenGrid(self.frames, self.size, self.tubelet_t, self.patch)
         except ValueError as error:
-            raise ConfigError(f"model: {error}") from None
+            raise ConfigError(f"frames={self.frames}, size={self.size}, tubelet_t="
+                              f"{self.tubelet_t}, patch={self.patch}: {error}") from None
 
     @property
     def grid(self) -> TokenGrid:
