@@ -347,7 +347,7 @@ def test_malformed_metrics_fails_before_evaluating(micro_run, monkeypatch, capsy
     def evaluated(*args, **kwargs):
         raise AssertionError("evaluated before checking metrics.json")
 
-    monkeypatch.setattr(evaluate, "evaluate", evaluated)
+    monkeypatch.setattr(evaluate, "measure", evaluated)
     assert cli.main(["evaluate", *tiny_evaluate_args(run_dir)]) == 2
     assert "metrics.json: expected a JSON object" in one_error_line(capsys, "evaluate")
     assert metrics.read_text() == "[1]"
