@@ -85,6 +85,9 @@ class RLConfig:
         if self.encoder != "cnn" and not Path(self.encoder).exists():
             raise ConfigError(f"encoder must be 'cnn' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
+        if self.name in (".", "..") or Path(self.name).name != self.name:
+            raise ConfigError(f"name={self.name!r} must be a plain directory name (the run "
+                              "directory goes inside out=)")
         for key, high in (("steps", 10**9), ("n_envs", 256), ("frame_stack", 64),
                           ("size", 512), ("episode_steps", 10**6)):
             check_range(key, getattr(self, key), 1, high)

@@ -15,6 +15,7 @@ import pybullet as p
 from gymnasium import spaces
 
 from envs import raster
+from envs.base import check_finite_action
 from envs.bullet_backend import BulletScene
 from envs.pymunk_backend import PymunkScene
 from envs.pymunk_scenes import sample_separated
@@ -77,7 +78,7 @@ class PushBall(PymunkScene):
         return self._static_canvas
 
     def _apply_action(self, action) -> None:
-        force = np.clip(np.asarray(action, np.float64), -1.0, 1.0) * self.max_force
+        force = np.clip(check_finite_action(action, (2,)), -1.0, 1.0) * self.max_force
         self.apply_force(self.pusher_id, force)
 
     def _distances(self) -> tuple[float, float]:
@@ -129,7 +130,7 @@ class PushBall3D(BulletScene):
         return self._body_ids[[r["id"] for r in self._records].index(object_id)]
 
     def _apply_action(self, action) -> None:
-        force = np.clip(np.asarray(action, np.float64), -1.0, 1.0) * self.max_force
+        force = np.clip(check_finite_action(action, (2,)), -1.0, 1.0) * self.max_force
         body = self._body(self.pusher_id)
         velocity, spin = p.getBaseVelocity(body, physicsClientId=self._client)
         mass = p.getDynamicsInfo(body, -1, physicsClientId=self._client)[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.base import check_flag
 from envs.pymunk_backend import PymunkScene
 from envs.raster import COLOR_NAMES
 
@@ -50,7 +51,7 @@ class Billiards(PymunkScene):
                  speed: tuple[float, float] = (4.0, 9.0), **kwargs):
         super().__init__(gravity=0.0, **kwargs)
         self.num_balls = check_interval("num_balls", num_balls, 1, 12)
-        self.elastic = bool(elastic)
+        self.elastic = check_flag("elastic", elastic)
         self.speed = check_interval("speed", speed, 0.0, 30.0)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:

@@ -26,13 +26,20 @@ def temp_path(path: Path) -> Path:
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step."""
+    """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step.
+
+    An OSError without a file name (a full disk) gets `path`, so its message names the file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(temp)
         os.replace(temp, path)
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise
     finally:
         temp.unlink(missing_ok=True)
 

@@ -99,9 +99,13 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 def checkpoint_model_config(checkpoint: Path) -> ModelConfig:
     """The ModelConfig stored in a checkpoint's config.json."""
     config = read_json(checkpoint / CONFIG_FILE)
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: expected an object with a 'model' "
+                              f"object, got {json.dumps(config)[:60]}")
     try:
-        return to_dataclass(config["model"], ModelConfig)
-    except (KeyError, ConfigError) as error:
+        return to_dataclass(model, ModelConfig)
+    except ConfigError as error:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: bad model config ({error})") from None
 
 

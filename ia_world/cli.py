@@ -46,6 +46,8 @@ COMMANDS = {
                   "PPO with a frozen encoder (or a CNN) as features; or plot runs"),
     "demo": Command("ia_world.demo:DemoConfig", "ia_world.demo:demo",
                     "the whole pipeline end to end, with an HTML report"),
+    "verify": Command("ia_world.data.verify:VerifyConfig", "ia_world.data.verify:verify_stage",
+                      "check a dataset's shards, manifest and annotations (and repair them)"),
 }
 
 DRY_RUN = "--dry-run"

@@ -29,6 +29,7 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.shards import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    check_shard,
     checksum_path,
     episode_seed,
     num_shard_files,
@@ -36,7 +37,6 @@ from ia_world.data.shards import (
     shard_episodes,
     shard_metadata,
     shard_path,
-    verify_shard,
     write_shard,
 )
 from ia_world.errors import ConfigError, DataError
@@ -135,6 +135,8 @@ def ensure_manifest(root: Path, cfg: GenerateConfig) -> None:
             found = json.loads(path.read_text())
         except ValueError as error:
             raise DataError(f"{path}: unreadable manifest ({error})") from None
+        if not isinstance(found, dict):
+            raise DataError(f"{path}: expected a JSON object, got {type(found).__name__}")
         changed = [f"{key}: {found.get(key)!r} there, {value!r} now"
                    for key, value in wanted.items() if found.get(key) != value]
         if changed:
@@ -187,8 +189,16 @@ def episode_map(workers: int) -> Iterator[Callable]:
         yield functools.partial(pool.imap, chunksize=1)
 
 
-def pending_shards(root: Path, shards: list[int]) -> list[int]:
-    """The shards among `shards` that are not on disk complete and intact."""
+def check_env_kwargs(cfg: GenerateConfig) -> None:
+    """Build the env once (cached for the in-process worker): ConfigError on bad env.kwargs."""
+    try:
+        cached_env(cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True), cfg.size, cfg.frames)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"env.kwargs of {cfg.env.id}: {error}".splitlines()[0]) from None
+
+
+def pending_shards(root: Path, shards: list[int], manifest: dict[str, Any]) -> list[int]:
+    """The shards among `shards` that are not on disk complete, intact and of this manifest."""
     pending = []
     for shard in shards:
         path = shard_path(root, shard)
@@ -196,7 +206,7 @@ def pending_shards(root: Path, shards: list[int]) -> list[int]:
             pending.append(shard)
             continue
         try:
-            verify_shard(path)
+            check_shard(path, manifest, shard)
         except DataError as error:
             tqdm.write(f"generate: {error}; generating it again")
             pending.append(shard)
@@ -234,10 +244,11 @@ def generate(cfg: GenerateConfig) -> Path:
     """
     validate_tree(cfg)
     root = Path(cfg.out)
+    check_env_kwargs(cfg)
     ensure_manifest(root, cfg)
     owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
              if s % cfg.num_shards == cfg.shard_index]
-    todo = pending_shards(root, owned)
+    todo = pending_shards(root, owned, dataset_identity(cfg))
     clear_temps(root, todo, cfg)
     task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
                        cfg.size, cfg.frames, cfg.preview)

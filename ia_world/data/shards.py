@@ -30,6 +30,8 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "dataset.json"
 SHARD_DIR = "shards"
 HEADER_KEY = "ia_world"
+# manifest keys every reader relies on, with their least valid value
+MANIFEST_INTEGERS = {"episodes": 1, "shard_size": 1, "seed": 0, "frames": 1, "size": 1}
 
 
 # ---- seeds, names, manifest ---------------------------------------------------------------------
@@ -68,9 +70,15 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path}: format_version {manifest.get('format_version')!r}, "
                         f"this reader needs {FORMAT_VERSION}")
+    for key, low in MANIFEST_INTEGERS.items():
+        value = manifest.get(key)
+        if type(value) is not int or value < low:
+            raise DataError(f"{path}: {key} {value!r} is not an integer >= {low}")
     return manifest
 
 
@@ -111,15 +119,24 @@ def write_shard(path: str | Path, episodes: list[tuple[int, Episode]]) -> None:
     atomic_write_bytes(path, data)
 
 
+def read_checksum(sidecar: Path) -> str:
+    """The hex sha256 digest a sidecar holds; DataError naming it when missing or malformed."""
+    if not sidecar.is_file():
+        raise DataError(f"{sidecar}: checksum file missing")
+    words = sidecar.read_bytes().split()
+    digest = words[0].decode("ascii", "replace").lower() if words else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise DataError(f"{sidecar}: not a sha256 checksum file")
+    return digest
+
+
 def verify_shard(path: str | Path) -> None:
     """Raise DataError naming the file unless the shard matches its sha256 sidecar."""
     path = Path(path)
     sidecar = checksum_path(path)
     if not path.is_file():
         raise DataError(f"{path}: shard missing (re-run generate with the same config to resume)")
-    if not sidecar.is_file():
-        raise DataError(f"{path}: checksum file {sidecar.name} missing")
-    expected = sidecar.read_text().split()[0]
+    expected = read_checksum(sidecar)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -162,6 +179,36 @@ def read_shard(path: str | Path) -> list[Episode]:
         raise DataError(f"{path}: corrupt episode shard ({error})") from None
 
 
+def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> list[dict]:
+    """The episode records of shard number `shard`, after checking its checksum and that it is
+    this manifest's shard: the episode indices, their seeds and their frame shape."""
+    path = Path(path)
+    verify_shard(path)
+    expected = list(shard_episodes(shard, manifest["episodes"], manifest["shard_size"]))
+    shape = (manifest["frames"], manifest["size"], manifest["size"], 3)
+    try:
+        records = shard_metadata(path)["episodes"]
+        indices = [record["index"] for record in records]
+        if indices != expected:
+            raise DataError(f"{path}: holds episodes {indices[:1]}..{indices[-1:]}, the manifest "
+                            f"(shard_size {manifest['shard_size']}) puts {expected[0]}.."
+                            f"{expected[-1]} here: an edited manifest or another dataset's shard")
+        with safe_open(str(path), framework="np") as handle:
+            for record in records:
+                k, seed = record["index"], record["meta"].get("seed")
+                if seed != episode_seed(manifest["seed"], k):
+                    raise DataError(f"{path}: episode {k} has seed {seed}, not the manifest's "
+                                    f"episode_seed({manifest['seed']}, {k}): another dataset's "
+                                    "shard")
+                found = tuple(handle.get_slice(f"{k}/frames").get_shape())
+                if found != shape:
+                    raise DataError(f"{path}: episode {k} has frames {found}, the manifest says "
+                                    f"{shape}: another dataset's shard")
+    except (KeyError, TypeError, AttributeError, SafetensorError) as error:
+        raise DataError(f"{path}: malformed episode records ({error!r})") from None
+    return records
+
+
 # ---- a whole dataset ----------------------------------------------------------------------------
 class EpisodeStore:
     """Random access to a generated dataset: `len(store)`, `store[i] -> Episode`.
@@ -189,11 +236,17 @@ class EpisodeStore:
         """The simulation seed of episode i."""
         return episode_seed(self.manifest["seed"], i)
 
+    def check_clips(self, frames: int, size: int) -> None:
+        """Raise DataError naming the dataset unless its episodes hold `frames` frames of
+        `size` x `size` (checked on the manifest, before any worker reads a shard)."""
+        have = (self.manifest["frames"], self.manifest["size"])
+        if have[0] < frames or have[1] != size:
+            raise DataError(f"{self.root}: episodes of {have[0]} frames of {have[1]}x{have[1]}, "
+                            f"the model needs {frames} frames of {size}x{size}")
+
     def _shard_records(self, shard: int) -> list[dict]:
         if shard not in self._records:
-            path = shard_path(self.root, shard)
-            verify_shard(path)
-            self._records[shard] = shard_metadata(path)["episodes"]
+            self._records[shard] = check_shard(shard_path(self.root, shard), self.manifest, shard)
         return self._records[shard]
 
     def __getitem__(self, i: int) -> Episode:
@@ -213,5 +266,4 @@ class EpisodeStore:
 def load_episodes(root: str | Path) -> Iterator[Episode]:
     """Stream every episode of a generated dataset, in order, shard by shard."""
     store = EpisodeStore(root)  # fails here, not at the first next(), on a bad root
-    shards = range(num_shard_files(len(store), store.shard_size))
-    return (ep for shard in shards for ep in read_shard(shard_path(store.root, shard)))
+    return (store[i] for i in range(len(store)))

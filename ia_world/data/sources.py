@@ -75,7 +75,9 @@ def source_clips(source: DataSource, path: str, frames: int, size: int, frame_st
     """The clip dataset of one file source: shards (frame_stride), CLEVRER or SSv2 (fps)."""
     match DataSource(source):
         case DataSource.shards:
-            return ClipDataset(EpisodeStore(path), frames, frame_stride, clips_per_episode)
+            store = EpisodeStore(path)
+            store.check_clips((frames - 1) * frame_stride + 1, size)  # here, not in a worker
+            return ClipDataset(store, frames, frame_stride, clips_per_episode)
         case DataSource.clevrer:
             return clevrer_clips(path, "train", frames, size, fps, seed=seed, skip_bad=skip_bad)
         case DataSource.ssv2:

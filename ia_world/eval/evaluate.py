@@ -31,7 +31,7 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
-from ia_world.errors import ConfigError, DataError
+from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import clip_targets, probe_all
 from ia_world.eval.qa_generator import generate_questions
@@ -99,11 +99,8 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
     store = EpisodeStore(path)
     if len(store) < count:
         raise DataError(f"{path}: {len(store)} episodes, {count} requested")
-    episodes = [store[k] for k in range(count)]
-    if episodes[0].frames.shape[1:3] != (size, size) or episodes[0].num_frames < frames:
-        raise DataError(f"{path}: episodes of {episodes[0].frames.shape[:3]} frames, "
-                        f"the encoder needs {frames} of {size}x{size}")
-    return episodes
+    store.check_clips(frames, size)
+    return [store[k] for k in range(count)]
 
 
 @torch.no_grad()
@@ -176,10 +173,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     """
     validate_tree(cfg)
     eval_cfg = cfg
-    result = measure(eval_cfg)
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
-    metrics = read_json(path) if path.is_file() else {}
+    metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    result = measure(eval_cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     log.info("wrote %s", path)
