@@ -14,11 +14,11 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from envs import raster
-from envs.base import check_finite_action
-from envs.bullet_backend import BulletScene
-from envs.pymunk_backend import PymunkScene
-from envs.pymunk_scenes import sample_separated
+from . import raster
+from .base import check_finite_action
+from .bullet_backend import BulletScene
+from .pymunk_backend import PymunkScene
+from .pymunk_scenes import sample_separated
 
 REWARDS = ("shaped", "sparse")
 SUCCESS_BONUS = 10.0

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from envs.base import SceneEnv, check_flag, object_record
-from envs.raster import PALETTE
+from .base import SceneEnv, check_flag, object_record
+from .raster import PALETTE
 
 # CLEVRER's two materials: restitution and friction (Bullet multiplies the two bodies' values).
 MATERIALS: dict[str, dict[str, float]] = {

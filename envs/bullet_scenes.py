@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.bullet_backend import MATERIALS, BulletScene
-from envs.pymunk_scenes import sample_separated
-from envs.raster import COLOR_NAMES
+from .bullet_backend import MATERIALS, BulletScene
+from .pymunk_scenes import sample_separated
+from .raster import COLOR_NAMES
 
 SHAPES = ("sphere", "cube", "cylinder")
 

@@ -17,8 +17,8 @@ import numpy as np
 import pymunk
 import pymunk.batch
 
-from envs import raster
-from envs.base import ENERGY_TERMS, STATE_KEYS, SceneEnv, object_record
+from . import raster
+from .base import ENERGY_TERMS, STATE_KEYS, SceneEnv, object_record
 
 # one batched read of every body gives, per body, these six values in this order
 KINEMATICS = (pymunk.batch.BodyFields.POSITION | pymunk.batch.BodyFields.ANGLE

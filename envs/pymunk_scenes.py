@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import check_flag
-from envs.pymunk_backend import PymunkScene
-from envs.raster import COLOR_NAMES
+from .base import check_flag
+from .pymunk_backend import PymunkScene
+from .raster import COLOR_NAMES
 
 MATERIAL_ELASTICITY = {"rubber": 0.6, "metal": 0.9}
 MATERIAL_FRICTION = {"rubber": 0.8, "metal": 0.3}

@@ -52,7 +52,8 @@ COMMANDS = {
 
 DRY_RUN = "--dry-run"
 USAGE = ("usage: ia-world {" + ",".join(COMMANDS) + "} [key=value ...] [--dry-run]\n"
-         + "\n".join(f"  {name:<12} {c.summary}" for name, c in COMMANDS.items()))
+         + "\n".join(f"  {name:<12} {c.summary}" for name, c in COMMANDS.items())
+         + "\n`ia-world <command> --help` lists a command's keys, defaults and config groups.")
 
 
 def load_attr(spec: str):
@@ -120,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ia-world: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
         return 2
     try:
+        if any(a in ("-h", "--help") for a in args[1:]):
+            from ia_world.config import register_schema
+            from ia_world.help import command_help
+
+            schema = load_attr(COMMANDS[command].schema)
+            register_schema(command, schema)
+            print(command_help(command, COMMANDS[command].summary, schema))
+            return 0
         run_command(command, overrides, dry_run=DRY_RUN in args[1:])
     except IAWorldError as error:
         print(f"ia-world {command}: error: {error}", file=sys.stderr)

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.phyre_lite.scene import (
+from .scene import (
     MAX_STEPS,
     SCENE,
     SOLVE_STEPS,
@@ -19,7 +19,7 @@ from envs.phyre_lite.scene import (
     placement_error,
     render,
 )
-from envs.phyre_lite.templates import TEMPLATES, VARIANTS_PER_TEMPLATE, make_puzzle, parse_task_id
+from .templates import TEMPLATES, VARIANTS_PER_TEMPLATE, make_puzzle, parse_task_id
 
 
 def puzzle_objects(puzzle: Puzzle) -> list[dict[str, Any]]:

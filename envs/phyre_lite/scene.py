@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymunk
 
-from envs import raster
+from .. import raster
 
 SCENE = 256.0
 RADIUS_RANGE = (2.0, 32.0)

@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from envs.phyre_lite.templates import TEMPLATES, VARIANTS_PER_TEMPLATE
+from .templates import TEMPLATES, VARIANTS_PER_TEMPLATE
 
 NUM_FOLDS = 5
 SPLIT_SEED = 1234

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.phyre_lite.scene import BodySpec, Puzzle
+from .scene import BodySpec, Puzzle
 
 VARIANTS_PER_TEMPLATE = 100
 STRIP = 3.0  # height of a goal strip lying on the floor
