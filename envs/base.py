@@ -29,6 +29,13 @@ class SceneEnv(gym.Env):
     info = {frame, states: {key: (K, d) float arrays}, energy: {kinetic, translational,
     rotational, potential, total}, collisions: [{frame, object_ids, impulse, position, pixel}],
     and at reset also objects: [{id, shape, color, material, size, mass, static}] and meta}.
+
+    Every registered scene documents itself in the layout of Gymnasium's classic-control
+    environments (see `CartPoleEnv`): a one-line summary, then `## Description`,
+    `## Action Space`, `## Observation Space`, `## Rewards`, `## Starting State`,
+    `## Episode End`, `## Arguments` (every constructor keyword, those of this base and of the
+    backend included) and `## Example`; `tests/test_env_docs.py` checks it. See
+    `envs.pymunk_scenes.Billiards` for a passive scene, `envs.active.PushBall` for an active one.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
