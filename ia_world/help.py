@@ -4,8 +4,8 @@ options of its config groups, all read from the schema (the dataclasses and thei
 from __future__ import annotations
 
 import dataclasses
-import json
 import inspect
+import json
 import re
 import typing
 from functools import cache
