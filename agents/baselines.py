@@ -21,8 +21,8 @@ from ia_world.config import check_range
 class RandomConfig:
     """Uniform random placements (the floor)."""
 
-    name: str = "random"
-    seed: int = 0
+    name: str = "random"  # agent name (configs/agent/<name>.yaml)
+    seed: int = 0  # placement sampling seed
 
     def validate(self) -> None:
         """Nothing to range-check."""
@@ -32,8 +32,8 @@ class RandomConfig:
 class OracleConfig:
     """Random search in the true simulator, solved candidates ranked first (the ceiling)."""
 
-    name: str = "oracle"
-    seed: int = 0
+    name: str = "oracle"  # agent name (configs/agent/<name>.yaml)
+    seed: int = 0  # placement sampling seed
     max_simulations: int = 4000  # simulated valid candidates per puzzle at most
     focus_share: float = 0.6  # share of candidates sampled around the dynamic bodies
     focus_spread: float = 40.0  # px: spread of the focused samples

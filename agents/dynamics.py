@@ -35,16 +35,16 @@ class WorldModelConfig:
     tokens_per_window: int = 16  # P: pooled tokens kept per window (a square number)
     max_windows: int = 16  # K at most (positional table size)
     action_dim: int = 0  # 0 = unconditioned; else the action vector is added to every token
-    width: int = 128
-    depth: int = 2
-    heads: int = 4
-    steps: int = 2000
-    batch_size: int = 32
+    width: int = 128  # transformer width
+    depth: int = 2  # transformer blocks
+    heads: int = 4  # attention heads
+    steps: int = 2000  # training steps
+    batch_size: int = 32  # sequences per step
     lr: float = 1e-3  # peak; cosine decay to 0 over `steps`
     rollout_steps: int = 2  # multi-step rollout loss horizon (0 = teacher forcing only)
     validation: float = 0.1  # share of training sequences that selects the best weights
-    eval_every: int = 100
-    seed: int = 0
+    eval_every: int = 100  # steps between validation checks
+    seed: int = 0  # initialisation and batch order seed
 
     def validate(self) -> None:
         """Range-check the sizes and schedule."""

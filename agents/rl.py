@@ -38,12 +38,12 @@ CURVE_POINTS = 50
 class PPOConfig:
     """PPO hyper-parameters passed to stable_baselines3.PPO."""
 
-    n_steps: int = 128
-    batch_size: int = 64
-    n_epochs: int = 4
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    ent_coef: float = 0.0
+    n_steps: int = 128  # rollout steps per env per update
+    batch_size: int = 64  # minibatch size
+    n_epochs: int = 4  # epochs per update
+    learning_rate: float = 3e-4  # Adam learning rate
+    gamma: float = 0.99  # discount factor
+    ent_coef: float = 0.0  # entropy bonus
 
     def validate(self) -> None:
         """Raise ConfigError on out-of-range hyper-parameters."""
@@ -61,17 +61,17 @@ class RLConfig:
 
     env_id: str = "ia_world/PushBall-v0"  # `env=<id>` on the command line
     encoder: str = "cnn"  # a checkpoint / run directory (frozen IA-JEPA), or cnn (NatureCNN)
-    algo: str = "ppo"
+    algo: str = "ppo"  # ppo
     steps: int = 20000  # environment steps (all envs together)
-    seed: int = 0
-    n_envs: int = 4
+    seed: int = 0  # env and policy seed
+    n_envs: int = 4  # parallel environments
     frame_stack: int = 4  # stretched to the encoder's clip length (see agents/sb3.py)
     size: int = 64  # render size; must equal the checkpoint's frame size
     episode_steps: int = 128  # env max_steps (truncation)
     pool: str = "mean"  # mean | attentive (trainable head)
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | auto
     name: str = ""  # run name; default <env>_<encoder>_seed<k>
-    out: str = "runs/rl"
+    out: str = "runs/rl"  # runs go to <out>/<name>/
     plot: list[str] = field(default_factory=list)  # run dirs to plot instead of training
     ppo: PPOConfig = field(default_factory=PPOConfig)
 

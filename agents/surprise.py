@@ -46,14 +46,14 @@ class SurpriseConfig:
 
     encoder: str = MISSING  # checkpoint or run directory of the frozen encoder
     world_model: str = MISSING  # directory written by `ia-world world_model`
-    split: str = "cross"
-    fold: int = 0
-    pairs: int = 40
+    split: str = "cross"  # within | cross
+    fold: int = 0  # 0..4
+    pairs: int = 40  # (possible, impossible) episode pairs
     windows: int = 5  # as the world model was trained
     frame_stride: int = 10  # physics steps per recorded frame
     offset: float = 60.0  # green body teleport distance in scene px
-    out: str = "runs/surprise"
-    seed: int = 0
+    out: str = "runs/surprise"  # metrics.json goes here
+    seed: int = 0  # pair sampling seed
 
     def validate(self) -> None:
         """Range-check the keys."""

@@ -54,18 +54,18 @@ class WorldModelTrainConfig:
     """`ia-world world_model`: placements simulated on a fold's train tasks, model and probe."""
 
     encoder: str = MISSING  # checkpoint or run directory of the frozen encoder
-    split: str = "cross"
-    fold: int = 0
+    split: str = "cross"  # within | cross
+    fold: int = 0  # 0..4
     episodes: int = 2000  # simulated random placements on the fold's train tasks
     test_episodes: int = 200  # on the fold's test tasks: reported, never fit or selected on
     windows: int = 5  # K: window 0 (still scene) + K-1 rollout clips
     frame_stride: int = 10  # physics steps per recorded frame
     focus_share: float = 0.5  # share of placements sampled just above the green body
-    probe_steps: int = 300
-    probe_weight_decay: float = 1e-3
+    probe_steps: int = 300  # goal-probe training steps
+    probe_weight_decay: float = 1e-3  # goal-probe weight decay
     holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
-    out: str = "runs/world_model"
-    seed: int = 0
+    out: str = "runs/world_model"  # world model, probe and metrics.json go here
+    seed: int = 0  # placement sampling seed
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def validate(self) -> None:

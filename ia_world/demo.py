@@ -54,22 +54,22 @@ class Budget:
     The defaults are the `cpu` preset (a 2-core CPU, a few minutes).
     """
 
-    name: str = "cpu"
+    name: str = "cpu"  # preset name (configs/preset/<name>.yaml)
     episodes: int = 96  # pretraining episodes
     probe_episodes: int = 48  # probe / QA-fitting split
     heldout_episodes: int = 48  # held-out split
     frames: int = 32  # frames per generated episode
     model: str = "tiny"  # model preset (configs/model/<name>.yaml)
     steps: int = 100  # pretraining steps per strategy
-    batch_size: int = 8
+    batch_size: int = 8  # clips per pretraining step
     folds: int = 4  # ridge CV folds
-    qa_epochs: int = 30
+    qa_epochs: int = 30  # causal-QA head epochs
     puzzles: int = 1  # PHYRE-Lite test puzzles per template
     attempts: int = 20  # attempts per puzzle
     planner_episodes: int = 600  # world model + goal probe: random placements on train puzzles
     planner_steps: int = 1000  # world model and goal probe training steps
     planner_population: int = 64  # CEM candidates per iteration
-    planner_iterations: int = 3
+    planner_iterations: int = 3  # CEM iterations
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""

@@ -15,17 +15,25 @@ from omegaconf import OmegaConf
 
 from ia_world.config import CONFIG_DIR, load_config
 
-FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+)$")
+FIELD = re.compile(r"^\s+(\w+)\s*:[^=#]+=[^#]*(?:#\s*(.+))?$")
+COMMENT = re.compile(r"^\s+#\s*(.+)$")
 
 
 @cache
 def field_comments(schema: type) -> dict[str, str]:
-    """The `# comment` after each field of a dataclass's source (the key's meaning)."""
-    comments = {}
+    """Each field's meaning: the `# comment` after it in the dataclass source, or just above."""
+    comments, above = {}, []
     for line in inspect.getsource(schema).splitlines():
-        match = FIELD_COMMENT.match(line)
-        if match and match.group(1) not in comments:
-            comments[match.group(1)] = match.group(2).strip()
+        comment, field = COMMENT.match(line), FIELD.match(line)
+        if comment:
+            above.append(comment.group(1).strip())
+        elif field:
+            meaning = field.group(2) or " ".join(above)
+            if meaning and field.group(1) not in comments:
+                comments[field.group(1)] = meaning.strip()
+            above = []
+        else:
+            above = []
     return comments
 
 

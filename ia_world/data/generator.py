@@ -60,8 +60,9 @@ class EnvConfig:
     other name and its `id`.
     """
 
-    name: str = "billiards"
-    id: str = ENV_NAMES["billiards"]
+    name: str = "billiards"  # built-in scene (configs/env/<name>.yaml) or a name of your own
+    id: str = ENV_NAMES["billiards"]  # registered Gymnasium id (follows from a built-in name)
+    # the env constructor's keyword arguments (`+env.kwargs.k=v`)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,7 +91,7 @@ class GenerateConfig:
     seed: int = 0  # base seed: episode k is simulated with episode_seed(seed, k)
     workers: int = 1  # simulation processes ('spawn'); 1 = in-process
     shard_index: int = 0  # this process writes the shards s with s % num_shards == shard_index
-    num_shards: int = 1
+    num_shards: int = 1  # processes (or machines) the shards are split over
     preview: int = 0  # write the first `preview` episodes as mp4 + gif under previews/
 
     def validate(self) -> None:

@@ -41,7 +41,7 @@ FILE_SOURCES = (DataSource.shards, DataSource.clevrer, DataSource.ssv2)
 class DataConfig:
     """Where clips come from: live simulation of `env`, shards, CLEVRER, SSv2 or a mix."""
 
-    source: DataSource = DataSource.live
+    source: DataSource = DataSource.live  # live | shards | clevrer | ssv2 | mix (`data=<source>`)
     path: str | None = None  # dataset root of shards / clevrer / ssv2
     frame_stride: int = 1  # shards and live: source frames per clip frame
     clips_per_episode: int = 4  # shards: evenly spaced clips taken from each episode

@@ -25,8 +25,9 @@ class CompareConfig:
 
     root: str = "runs/compare"  # run directories go here
     out: str = "runs/compare/report"  # report.md and plots
+    # masking strategies compared
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per strategy and seed
     baseline: str = "random_tube"  # gains and differences are relative to this strategy
     encoder_weights: str = "target"  # evaluate and report: target (EMA) | encoder (online)
     pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=EACH_RUN))

@@ -59,7 +59,7 @@ class EvalConfig:
     horizon: int = 16  # predictive QA: frames simulated past the clip's end
     folds: int = 5  # ridge alpha: k-fold CV on the training split
     batch_size: int = 32  # clips per encoder batch
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda
     encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
 
     def validate(self) -> None:

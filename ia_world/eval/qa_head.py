@@ -26,13 +26,13 @@ from ia_world.eval.qa import (
 class QAHeadConfig:
     """Width of the head and its training budget."""
 
-    width: int = 64
-    heads: int = 4
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    seed: int = 0
+    width: int = 64  # head width
+    heads: int = 4  # attention heads
+    epochs: int = 30  # training epochs
+    batch_size: int = 64  # questions per step
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW weight decay
+    seed: int = 0  # initialisation and batch order seed
 
     def validate(self) -> None:
         """Check ranges."""

@@ -28,7 +28,7 @@ MaskFn = Callable[[torch.Tensor, TokenGrid, torch.Generator], torch.Tensor]
 class MaskConfig:
     """Which tokens to hide: strategy, share, stochastic component and strategy parameters."""
 
-    strategy: str = "interaction"
+    strategy: str = "interaction"  # random_tube | multiblock | motion | accel | interaction
     ratio: float = 0.4  # share of the N tokens hidden, exactly round(ratio * N) per clip
     temperature: float = 0.25  # saliency strategies: p ~ saliency^(1/temperature); 0 = top-k
     random_share: float = 0.1  # saliency strategies: share of the hidden tokens drawn uniformly

@@ -15,19 +15,19 @@ from ia_world.tokens import TokenGrid
 class ModelConfig:
     """Grid (frames, size, tubelet_t, patch), encoder and predictor widths/depths."""
 
-    name: str = "tiny"
-    frames: int = 16
-    size: int = 64
-    tubelet_t: int = 2
-    patch: int = 8
-    embed_dim: int = 96
-    depth: int = 2
-    num_heads: int = 3
-    pred_dim: int = 48
-    pred_depth: int = 2
-    pred_heads: int = 3
-    mlp_ratio: float = 4.0
-    learnable_pos: bool = False
+    name: str = "tiny"  # preset name (configs/model/<name>.yaml)
+    frames: int = 16  # clip length in frames
+    size: int = 64  # frame height = width in px (must match the data)
+    tubelet_t: int = 2  # frames per tubelet token
+    patch: int = 8  # tubelet height = width in px
+    embed_dim: int = 96  # encoder width D
+    depth: int = 2  # encoder blocks
+    num_heads: int = 3  # encoder attention heads
+    pred_dim: int = 48  # predictor width
+    pred_depth: int = 2  # predictor blocks
+    pred_heads: int = 3  # predictor attention heads
+    mlp_ratio: float = 4.0  # MLP width / model width
+    learnable_pos: bool = False  # learned instead of fixed 3-D sin-cos positions
 
     def validate(self) -> None:
         """Raise ConfigError on sizes that cannot build a model."""
