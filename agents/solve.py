@@ -20,7 +20,7 @@ from tqdm import tqdm
 from envs.phyre_lite.auccess import mean_auccess, success_at
 from envs.phyre_lite.scene import Puzzle, attempt, build_space, render
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
-from envs.phyre_lite.templates import parse_task_id
+from envs.phyre_lite.templates import TEMPLATES, parse_task_id
 from ia_world.atomic import atomic_write_json, atomic_write_text
 from ia_world.cli import load_attr
 from ia_world.config import (
@@ -53,6 +53,8 @@ class SolveConfig:
     size: int = 64  # observation / video size in px
     out: str = "runs/solve"  # results go to <out>/<agent>_<split>_fold<k>/
     videos: bool = True  # mp4 of the first solved attempt per template
+    templates: list[str] = field(default_factory=list)  # only these templates' test puzzles
+    tasks: list[str] = field(default_factory=list)  # these task ids (template:variant) instead
     # the `agent` config group (configs/agent/<name>.yaml), validated on that agent's dataclass
     agent: Any = field(default_factory=lambda: {"name": "random"})
 
@@ -64,6 +66,13 @@ class SolveConfig:
         check_range("attempts", self.attempts, 1, 10**6)
         check_range("size", self.size, 16, 512)
         check_path("out", self.out)
+        for template in self.templates:
+            check_choice("templates", template, sorted(TEMPLATES))
+        for task in self.tasks:
+            try:
+                parse_task_id(task)
+            except KeyError as error:
+                raise ConfigError(f"tasks: {error.args[0]}") from None
         try:
             agent_config(self.agent)
         except ConfigError as error:
@@ -124,9 +133,13 @@ def solve_puzzle(agent, puzzle: Puzzle, attempts: int, size: int) -> PuzzleResul
                         time.perf_counter() - start, solving)
 
 
-def held_out_tasks(split: str, fold: int, per_template: int) -> list[str]:
-    """The fold's test task ids, the first `per_template` of each template (0 = all)."""
+def held_out_tasks(split: str, fold: int, per_template: int,
+                   templates: list[str] | None = None) -> list[str]:
+    """The fold's test task ids (of `templates` only, if given), the first `per_template` of
+    each template (0 = all)."""
     _, test = split_tasks(split, fold)
+    if templates:
+        test = [task for task in test if task.split(":")[0] in templates]
     if per_template == 0:
         return test
     counts: dict[str, int] = defaultdict(int)
@@ -153,10 +166,10 @@ def summarize(results: list[PuzzleResult], attempts: int) -> dict[str, dict[str,
             for name, rs in groups.items()}
 
 
-def markdown_table(summary: dict[str, dict[str, float]], title: str) -> str:
+def markdown_table(summary: dict[str, dict[str, float]], title: str, attempts: int) -> str:
     """The summary as a markdown table."""
     lines = [f"### {title}", "",
-             "| template | puzzles | AUCCESS | success@1 | solved@100 | s/puzzle |",
+             f"| template | puzzles | AUCCESS | success@1 | solved@{attempts} | s/puzzle |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, row in summary.items():
         lines.append(f"| {name} | {row['puzzles']} | {row['auccess']:.3f} | "
@@ -178,10 +191,12 @@ def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
     out = Path(config.out) / name
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for task in tqdm(held_out_tasks(config.split, config.fold, config.puzzles), desc=name):
+    tasks = config.tasks or held_out_tasks(config.split, config.fold, config.puzzles,
+                                           config.templates)
+    for task in tqdm(tasks, desc=name):
         results.append(solve_puzzle(agent, parse_task_id(task), config.attempts, config.size))
     summary = summarize(results, config.attempts)
-    table = markdown_table(summary, f"{name} ({config.attempts} attempts)")
+    table = markdown_table(summary, f"{name} ({config.attempts} attempts)", config.attempts)
     print(table)
     atomic_write_text(out / "table.md", table)
     atomic_write_json(out / "results.json", {"config": as_dict(replace(

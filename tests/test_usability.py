@@ -62,3 +62,56 @@ def test_envs_register_in_a_fresh_interpreter_in_a_folder_with_its_own_envs(tmp_
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                           text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.fixture
+def restore_templates():
+    """Leave the template registry as it was (registration is process-wide)."""
+    from envs.phyre_lite.templates import TEMPLATES
+
+    before = dict(TEMPLATES)
+    yield
+    TEMPLATES.clear()
+    TEMPLATES.update(before)
+
+
+def ledge_drop(rng):
+    """A user template: push the green ball off a ledge onto a goal strip on the floor."""
+    from envs.phyre_lite.templates import ball, floor_bin, shelf
+
+    top, edge = rng.uniform(80, 120), rng.uniform(80, 100)
+    return [shelf(0, edge, top), ball("green", edge - 20, top + 10, 10),
+            *floor_bin(edge + 20, 80, 20, 20)]
+
+
+def test_custom_template_runs_with_random_and_oracle_and_keeps_builtin_folds(
+        tmp_path, restore_templates):
+    from agents.solve import SolveConfig, solve
+    from envs.phyre_lite import register_template, split_tasks
+
+    folds = {(s, f): split_tasks(s, f) for s in ("within", "cross") for f in range(5)}
+    register_template("ledge_drop", ledge_drop)
+    for (split, fold), (train, test) in folds.items():
+        new_train, new_test = split_tasks(split, fold)
+        assert new_train == train and new_test[: len(test)] == test
+        assert new_test[len(test):] == [f"ledge_drop:{v:03d}" for v in range(100)]
+    results = {agent: solve(SolveConfig(agent={"name": agent}, templates=["ledge_drop"],
+                                        puzzles=3, attempts=20, videos=False,
+                                        out=str(tmp_path)))["overall"]
+               for agent in ("random", "oracle")}
+    assert results["oracle"]["puzzles"] == 3 and results["oracle"]["solved"] == 1.0
+    assert results["oracle"]["auccess"] > results["random"]["auccess"]
+
+
+def test_templates_solved_by_doing_nothing_or_named_twice_are_refused(restore_templates):
+    from envs.phyre_lite import TEMPLATES, register_template
+    from envs.phyre_lite.templates import ball, floor_bin
+
+    def resting_on_goal(rng):
+        return [ball("green", 100, 13, 10), *floor_bin(60, 80, 20, 20)]
+
+    with pytest.raises(ValueError, match="solved by doing nothing"):
+        register_template("resting", resting_on_goal)
+    with pytest.raises(ValueError, match="in use"):
+        register_template("ledge_push", ledge_drop)
+    assert "resting" not in TEMPLATES
