@@ -31,6 +31,7 @@ from ia_world.config import as_dict, check_choice, check_path, check_range, vali
 from ia_world.errors import ConfigError, DataError
 
 ALGOS = ("ppo",)
+CNN_MIN_SIZE = 36  # NatureCNN's three strided convolutions need at least 36x36 frames
 CURVE_POINTS = 50
 
 
@@ -93,6 +94,13 @@ class RLConfig:
             check_range(key, getattr(self, key), 1, high)
         check_range("seed", self.seed, 0, 2**31 - 1)
         check_range("ppo.batch_size", self.ppo.batch_size, 2, self.ppo.n_steps * self.n_envs)
+        if self.encoder == "cnn" and self.size < CNN_MIN_SIZE:
+            raise ConfigError(f"size={self.size}: encoder=cnn (NatureCNN) needs frames of at "
+                              f"least {CNN_MIN_SIZE}x{CNN_MIN_SIZE}")
+        if not self.plot and self.steps < self.n_envs * self.episode_steps:
+            raise ConfigError(f"steps={self.steps} is below n_envs x episode_steps = "
+                              f"{self.n_envs * self.episode_steps}: no episode would finish "
+                              "(no learning curve); raise steps or lower episode_steps")
 
 
 def encoder_label(encoder: str) -> str:
@@ -246,8 +254,14 @@ def rl(config: RLConfig) -> Path:
     """Train one run (returns its directory), or plot the runs given in `plot` (the PNG)."""
     validate_tree(config)
     if config.plot:
-        return plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+        path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+        print(f"rl: learning curves in {path}")
+        return path
     if not config.name:
         env_name = config.env_id.split("/")[-1]
         config.name = f"{env_name}_{encoder_label(config.encoder)}_seed{config.seed}"
-    return train(config)
+    run_dir = train(config)
+    steps, returns = episode_returns(run_dir)
+    print(f"rl: {len(returns)} episodes in {int(steps[-1])} env steps; mean return of the last "
+          f"{min(len(returns), 10)}: {returns[-10:].mean():.3f}; run in {run_dir}")
+    return run_dir

@@ -323,7 +323,12 @@ def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.T
 
 def pretrain(cfg: PretrainConfig) -> Path:
     """Pretrain (or resume) an encoder into cfg.out; returns the run directory."""
-    train(cfg)
+    metrics = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0:
+        done = (f"loss {metrics['loss']:.4f}, target std {metrics['target_std']:.3f}, RankMe "
+                f"{metrics['rankme']:.1f}" if "loss" in metrics else "nothing left to train")
+        print(f"pretrain: step {metrics['step']}, {done}; checkpoint "
+              f"{resolve_checkpoint(cfg.out)}")
     return Path(cfg.out)
 
 

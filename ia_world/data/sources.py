@@ -19,7 +19,7 @@ from ia_world.data.clips import ClipDataset
 from ia_world.data.mix import MixedClips
 from ia_world.data.shards import EpisodeStore, episode_seed, read_manifest
 from ia_world.data.ssv2 import ssv2_clips
-from ia_world.errors import ConfigError
+from ia_world.errors import ConfigError, DataError
 
 LIVE_LOOKAHEAD_STEPS = 64  # batches a live loader may simulate beyond the last step
 
@@ -76,7 +76,12 @@ def source_clips(source: DataSource, path: str, frames: int, size: int, frame_st
     match DataSource(source):
         case DataSource.shards:
             store = EpisodeStore(path)
-            store.check_clips((frames - 1) * frame_stride + 1, size)  # here, not in a worker
+            try:  # here, not in a DataLoader worker
+                store.check_clips((frames - 1) * frame_stride + 1, size)
+            except DataError as error:
+                longest = (store.manifest["frames"] - 1) // frame_stride + 1
+                raise DataError(f"{error}: pretrain with model.size={store.manifest['size']} "
+                                f"and model.frames <= {longest}") from None
             return ClipDataset(store, frames, frame_stride, clips_per_episode)
         case DataSource.clevrer:
             return clevrer_clips(path, "train", frames, size, fps, seed=seed, skip_bad=skip_bad)
