@@ -1,8 +1,10 @@
 """Using ia-world as a library: `--help` from the schema, environments from any folder."""
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -115,3 +117,20 @@ def test_templates_solved_by_doing_nothing_or_named_twice_are_refused(restore_te
     with pytest.raises(ValueError, match="in use"):
         register_template("ledge_push", ledge_drop)
     assert "resting" not in TEMPLATES
+
+
+def readme_python_blocks() -> list[str]:
+    """The ```python blocks of the README, dedented."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", text, re.S)]
+
+
+def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    assert namespace["metrics"]["run"]["steps"] == 4 and "probe" in namespace["metrics"]
+    assert namespace["batch"]["frames"].shape[:2] == (8, 16)
