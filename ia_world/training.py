@@ -49,10 +49,14 @@ from ia_world.data.sources import DataConfig, DataSource, clip_dataset
 from ia_world.errors import CheckpointError, ConfigError, IAWorldError
 from ia_world.eval.spectrum import rankme
 from ia_world.masking import MaskConfig, make_mask_fn
+from ia_world.masking.saliency import SALIENCY, STORED_PATCH
+from ia_world.masking.strategies import check_future
 from ia_world.models import IAJEPA, ModelConfig
+from ia_world.models.jepa import REGULARIZERS
 
 LOG_FILE = "log.csv"
-LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "clips_per_s")
+LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "rankme_centred",
+              "clips_per_s", "data_s", "compute_s")  # data_s, compute_s: seconds per step
 
 
 class DivergenceError(IAWorldError):
@@ -79,6 +83,8 @@ class PretrainConfig:
     ema_start: float = 0.996  # target-encoder momentum, linear to ema_end over the run
     ema_end: float = 1.0  # target momentum at the last step
     loss: str = "l1"  # l1 | l2
+    regularizer: str = "none"  # anti-collapse term on the context latents: none | sigreg | vicreg
+    regularizer_weight: float = 0.05  # weight of the regularizer, added to the JEPA loss
     max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
     log_every: int = 10  # steps between log.csv rows
     checkpoint_every: int = 200  # steps between checkpoints
@@ -103,6 +109,12 @@ class PretrainConfig:
         if not self.max_loss > 0:
             raise ConfigError(f"max_loss={self.max_loss} must be > 0")
         check_choice("loss", self.loss, ("l1", "l2"))
+        check_choice("regularizer", self.regularizer, REGULARIZERS)
+        check_range("regularizer_weight", self.regularizer_weight, 0.0, 1e4)
+        try:
+            check_future(self.masking, self.model.grid)
+        except ConfigError as error:
+            raise ConfigError(f"masking.{error}") from None
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
 
 
@@ -166,12 +178,26 @@ class MaskingCollate:
         self.mask_fn, self.grid, self.seed = mask_fn, grid, seed
 
     def __call__(self, items: list[dict]) -> dict:
+        stored = [item.pop("saliency", None) for item in items]  # from shards that store it
         batch = default_collate(items)
         key = [self.seed, *batch["episode"].tolist(), *batch["start"].tolist()]
         seed = int(np.random.SeedSequence([abs(int(k)) for k in key]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
-        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator)
+        saliency = torch.stack(stored) if all(s is not None for s in stored) else None
+        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator, saliency=saliency)
         return batch
+
+
+def use_stored_saliency(dataset, cfg: PretrainConfig) -> None:
+    """Let the shard clip datasets under `dataset` (alone or in a mix) hand out the saliency
+    their shards store, when the strategy has one and the grid's patch is the stored one."""
+    grid = cfg.model.grid
+    if not (cfg.masking.stored and cfg.masking.strategy in SALIENCY
+            and grid.patch == STORED_PATCH):
+        return
+    for source in getattr(dataset, "sources", [dataset]):
+        if hasattr(source, "use_stored_saliency"):
+            source.use_stored_saliency(cfg.masking.strategy, grid.tubelet_t)
 
 
 def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
@@ -187,6 +213,7 @@ def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
                          world_size=world_size, env_kwargs=cfg.env.kwargs)
         return DataLoader(live, **common)
     clips = clip_dataset(cfg.data, grid.frames, grid.size, cfg.seed)
+    use_stored_saliency(clips, cfg)
     if cfg.data.source == DataSource.mix and rank == 0:
         print(f"data mix: clips per source {clips.counts()}")
     sampler = StepSampler(len(clips), cfg.batch_size, cfg.seed, start_step, rank, world_size)
@@ -230,7 +257,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dic
 
 # keys a resumed run may change: how long it runs, how it logs, where and on how many workers
 RESUMABLE_KEYS = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "out",
-                            "device", "data.num_workers", "compile"})
+                            "device", "data.num_workers", "compile", "masking.stored"})
 
 
 def check_resumable(checkpoint: Path, config: dict) -> None:
@@ -263,7 +290,8 @@ def truncate_log(path: Path, last_step: int) -> None:
     if path.is_file():
         with path.open() as handle:
             rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
-    lines = [",".join(LOG_FIELDS)] + [",".join(row[k] for k in LOG_FIELDS) for row in rows]
+    lines = [",".join(LOG_FIELDS)] + [",".join(row.get(k) or "" for k in LOG_FIELDS)
+                                      for row in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -283,10 +311,12 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def target_stats(targets: torch.Tensor) -> tuple[float, float]:
-    """(mean per-dim std, RankMe) of target latents (B, Nt, D): both fall on collapse."""
-    flat = targets.reshape(-1, targets.shape[-1]).float()
-    return float(flat.std(0).mean()), rankme(flat[:2048].cpu().numpy())
+def target_stats(targets: torch.Tensor) -> tuple[float, float, float]:
+    """(mean per-dim std, RankMe, centred RankMe) of target latents (B, Nt, D): all fall on
+    collapse; the centred one also when the latents collapse to a constant offset."""
+    flat = targets.reshape(-1, targets.shape[-1]).float()[:2048].cpu().numpy()
+    return (float(targets.reshape(-1, targets.shape[-1]).float().std(0).mean()), rankme(flat),
+            rankme(flat - flat.mean(0)))
 
 
 def build_optimizer(cfg: PretrainConfig, model: IAJEPA) -> torch.optim.AdamW:
@@ -350,7 +380,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     run_dir = Path(cfg.out)
     config = as_dict(cfg)
     torch.manual_seed(cfg.seed)
-    model = IAJEPA(cfg.model, cfg.loss).to(device)
+    model = IAJEPA(cfg.model, cfg.loss, cfg.regularizer, cfg.regularizer_weight).to(device)
     optimizer = build_optimizer(cfg, model)
     start_step = resume(run_dir, model, optimizer, config)
     log_path = run_dir / LOG_FILE
@@ -363,10 +393,13 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     use_amp = cfg.amp and device.type == "cuda"
     batches = iter(make_loader(cfg, mask_fn, start_step, rank, world_size))
     metrics: dict = {"step": start_step}
-    clock = time.perf_counter()
+    clock, waited, computed = time.perf_counter(), 0.0, 0.0
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
                      disable=rank != 0, desc="pretrain"):
+        started = time.perf_counter()
         batch = next(batches)
+        fetched = time.perf_counter()
+        waited += fetched - started
         frames, mask = batch["frames"], batch["mask"].to(device)  # B T H W 3 uint8, B N
         lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
         for group in optimizer.param_groups:
@@ -376,13 +409,18 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         check_divergence(loss, grad_norm, step + 1, cfg, run_dir)
         optimizer.step()
         model.update_target(momentum)
+        computed += time.perf_counter() - fetched
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            std, effective_rank = target_stats(targets)
+            std, effective_rank, centred_rank = target_stats(targets)
             elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+            steps_done = done - max(metrics["step"], start_step)
             metrics = {"step": done, "loss": loss, "lr": lr, "momentum": momentum,
                        "target_std": std, "rankme": effective_rank,
-                       "clips_per_s": cfg.log_every * cfg.batch_size * world_size / elapsed}
+                       "rankme_centred": centred_rank,
+                       "clips_per_s": steps_done * cfg.batch_size * world_size / elapsed,
+                       "data_s": waited / steps_done, "compute_s": computed / steps_done}
+            waited = computed = 0.0
             write_log_row(log_path, metrics)
             if writer is not None:
                 for key, value in metrics.items():

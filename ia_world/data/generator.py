@@ -3,6 +3,8 @@
 Episode k is simulated with seed `episode_seed(seed, k)`; process `shard_index` of `num_shards`
 writes the shards s with s % num_shards == shard_index, so split runs add up to a single run.
 Complete shards (present and matching their checksum) are skipped: re-running resumes.
+The workers also store each episode's saliency maps (`episode_saliency`) in its shard, so that
+saliency masks cost no saliency computation at training time.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ia_world.data.shards import (
     write_shard,
 )
 from ia_world.errors import ConfigError, DataError
+from ia_world.masking.saliency import STORED_PATCH, episode_saliency
 
 # configs/env/<name>.yaml: scene name -> registered Gymnasium id
 ENV_NAMES = {
@@ -174,6 +177,8 @@ def produce_episode(task: EpisodeTask, job: tuple[int, int]) -> tuple[int, Episo
     k, seed = job
     env = cached_env(task.env_id, task.env_kwargs_json, task.size, task.frames)
     episode = simulate_episode(env, seed, task.frames)
+    if task.size % STORED_PATCH == 0 and task.frames >= 3:
+        episode.saliency = episode_saliency(episode.frames)
     write_annotation(task.root, episode, k)
     if k < task.preview:
         write_previews(task.root, episode, k)

@@ -6,7 +6,10 @@ Layout of a dataset directory:
     shards/shard-00000.sha256             sha256sum-style checksum of the shard file
 A shard holds, per episode k (global index), the tensors `{k}/frames` uint8 (T, H, W, 3),
 `{k}/{state}` float64 (T, K, d) for each state key and `{k}/energy/{term}` float64 (T,); the
-objects, collisions and meta of every episode are JSON in the safetensors metadata. Every file is
+objects, collisions and meta of every episode are JSON in the safetensors metadata. Shards
+written since the saliency was stored also hold `{k}/saliency/{name}` float32 (T, H/8, W/8) per
+saliency strategy (ia_world.masking.saliency.episode_saliency); older shards lack them and read
+as before. Every file is
 written to a temporary name and renamed when complete, the checksum before its shard.
 """
 
@@ -101,9 +104,12 @@ def encode_shard(episodes: list[tuple[int, Episode]]) -> bytes:
             tensors[f"{k}/{key}"] = np.ascontiguousarray(value, np.float64)
         for term, value in (ep.energy or {}).items():
             tensors[f"{k}/energy/{term}"] = np.ascontiguousarray(value, np.float64)
+        for name, value in (ep.saliency or {}).items():
+            tensors[f"{k}/saliency/{name}"] = np.ascontiguousarray(value, np.float32)
         records.append({"index": k, "state_keys": list(ep.states),
                         "energy_terms": None if ep.energy is None else list(ep.energy),
-                        "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta})
+                        "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta,
+                        **({"saliency": list(ep.saliency)} if ep.saliency else {})})
     header = {"format_version": FORMAT_VERSION,
               "summary": shard_summary([ep for _, ep in episodes]), "episodes": records}
     # one metadata key: safetensors keeps metadata in a hash map whose order varies per process
@@ -154,10 +160,39 @@ def shard_metadata(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: not a readable episode shard ({error})") from None
 
 
-def decode_episode(handle, record: dict[str, Any]) -> Episode:
+def decode_saliency(handle, record: dict[str, Any], shape: tuple[int, ...],
+                    path: str | Path) -> dict[str, np.ndarray] | None:
+    """The stored saliency of one episode (None when its shard has none); DataError naming the
+    shard when one is not float32 of `shape` (T, H/8, W/8), or not finite and >= 0."""
+    names = record.get("saliency")
+    if not names:
+        return None
+    stored = {}
+    for name in names:
+        value = handle.get_tensor(f"{record['index']}/saliency/{name}")
+        if value.dtype != np.float32 or value.shape != shape:
+            raise DataError(f"{path}: episode {record['index']} has saliency {name} "
+                            f"{value.dtype} {value.shape}, expected float32 {shape}: "
+                            "corrupt shard (generate it again)")
+        if not (np.isfinite(value).all() and (value >= 0).all()):
+            raise DataError(f"{path}: episode {record['index']} has non-finite or negative "
+                            f"saliency {name}: corrupt shard (generate it again)")
+        stored[name] = value
+    return stored
+
+
+def saliency_shape(frames_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Shape of the stored saliency of an episode with frames (T, H, W, 3)."""
+    from ia_world.masking.saliency import STORED_PATCH
+    t, h, w = frames_shape[:3]
+    return t, h // STORED_PATCH, w // STORED_PATCH
+
+
+def decode_episode(handle, record: dict[str, Any], path: str | Path = "shard") -> Episode:
     """Rebuild one Episode from an open safetensors shard and its metadata record."""
     k = record["index"]
     terms = record["energy_terms"]
+    shape = saliency_shape(tuple(handle.get_slice(f"{k}/frames").get_shape()))
     return Episode(
         frames=handle.get_tensor(f"{k}/frames"),
         objects=record["objects"],
@@ -165,7 +200,8 @@ def decode_episode(handle, record: dict[str, Any]) -> Episode:
         energy=None if terms is None else {t: handle.get_tensor(f"{k}/energy/{t}")
                                            for t in terms},
         collisions=record["collisions"],
-        meta=record["meta"])
+        meta=record["meta"],
+        saliency=decode_saliency(handle, record, shape, path))
 
 
 def read_shard(path: str | Path) -> list[Episode]:
@@ -174,7 +210,7 @@ def read_shard(path: str | Path) -> list[Episode]:
     records = shard_metadata(path)["episodes"]
     try:
         with safe_open(str(path), framework="np") as handle:
-            return [decode_episode(handle, record) for record in records]
+            return [decode_episode(handle, record, path) for record in records]
     except (SafetensorError, KeyError) as error:
         raise DataError(f"{path}: corrupt episode shard ({error})") from None
 
@@ -204,6 +240,12 @@ def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> list[
                 if found != shape:
                     raise DataError(f"{path}: episode {k} has frames {found}, the manifest says "
                                     f"{shape}: another dataset's shard")
+                for name in record.get("saliency") or []:
+                    stored = tuple(handle.get_slice(f"{k}/saliency/{name}").get_shape())
+                    if stored != saliency_shape(shape):
+                        raise DataError(f"{path}: episode {k} has saliency {name} of shape "
+                                        f"{stored}, expected {saliency_shape(shape)}: corrupt "
+                                        "shard (generate it again)")
     except (KeyError, TypeError, AttributeError, SafetensorError) as error:
         raise DataError(f"{path}: malformed episode records ({error!r})") from None
     return records
@@ -258,7 +300,7 @@ class EpisodeStore:
         path = shard_path(self.root, shard)
         try:
             with safe_open(str(path), framework="np") as handle:
-                return decode_episode(handle, record)
+                return decode_episode(handle, record, path)
         except (SafetensorError, KeyError) as error:
             raise DataError(f"{path}: corrupt episode shard ({error})") from None
 

@@ -21,7 +21,8 @@ from ia_world.tokens import TokenGrid
 
 STRATEGIES = ("random_tube", "multiblock", *SALIENCY)
 
-MaskFn = Callable[[torch.Tensor, TokenGrid, torch.Generator], torch.Tensor]
+# fn(clip, grid, generator, saliency=None): `saliency` (B, N) stored with the data, if any
+MaskFn = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -35,6 +36,10 @@ class MaskConfig:
     num_blocks: int = 8  # multiblock: spatial blocks per clip, each spanning all time steps
     block_scale: float = 0.15  # multiblock: share of the frame one block covers
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # multiblock: h/w range
+    # hide only future tokens: 0 = off, in (0, 1) = that share of the token time steps, >= 1 =
+    # that many last token time steps (the context keeps the first frames)
+    future: float = 0.0
+    stored: bool = True  # saliency strategies: use the saliency stored in shards when present
 
     def validate(self) -> None:
         """Raise ConfigError on an unknown strategy or an out-of-range value."""
@@ -49,6 +54,43 @@ class MaskConfig:
         if len(self.aspect_ratio) != 2 or not 0 < self.aspect_ratio[0] <= self.aspect_ratio[1]:
             raise ConfigError(f"aspect_ratio={self.aspect_ratio} must be [low, high] "
                               "with 0 < low <= high")
+        check_range("future", self.future, 0.0, 10_000.0)
+        if self.future >= 1 and self.future != int(self.future):
+            raise ConfigError(f"future={self.future} must be a share in (0, 1) or a whole "
+                              "number of token time steps")
+
+
+def future_steps(future: float, grid: TokenGrid) -> int:
+    """How many last token time steps hold the targets under masking.future (0 = off)."""
+    steps = grid.shape[0]
+    return round(future * steps) if 0 < future < 1 else int(future)
+
+
+def check_future(cfg: MaskConfig, grid: TokenGrid) -> None:
+    """ConfigError unless masking.future leaves context frames and room for the hidden tokens."""
+    if not cfg.future:
+        return
+    steps, k = future_steps(cfg.future, grid), num_hidden(cfg.ratio, grid)
+    t, h, w = grid.shape
+    if not 1 <= steps < t or steps * h * w < k:
+        raise ConfigError(f"future={cfg.future}: {steps} of the clip's {t} token time steps, "
+                          f"needs 1 .. {t - 1} steps holding >= round(ratio * N) = {k} tokens "
+                          f"({h * w} per step)")
+
+
+def future_tokens(cfg: MaskConfig, grid: TokenGrid, device) -> torch.Tensor | None:
+    """Bool (N,): tokens in the last future_steps token time steps; None without future."""
+    if not cfg.future:
+        return None
+    check_future(cfg, grid)
+    t, h, w = grid.shape
+    steps = torch.arange(grid.num_tokens, device=device) // (h * w)
+    return steps >= t - future_steps(cfg.future, grid)
+
+
+def restrict(keys: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Keys (B, N) with the tokens outside `allowed` (N,) ranked last (-inf)."""
+    return keys if allowed is None else keys.masked_fill(~allowed, float("-inf"))
 
 
 def num_hidden(ratio: float, grid: TokenGrid) -> int:
@@ -67,32 +109,45 @@ def saliency(strategy: str, clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor
 
 
 def _saliency_mask(cfg: MaskConfig, clip: torch.Tensor, grid: TokenGrid,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Gumbel top-k on saliency plus a random share; random tubes where frames never change."""
+                   generator: torch.Generator, stored: torch.Tensor | None = None,
+                   allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Gumbel top-k on saliency plus a random share; random tubes where frames never change.
+
+    `stored` (B, N) is the clips' saliency read from the shards; else it is computed here.
+    """
     k = num_hidden(cfg.ratio, grid)
-    scores = saliency(cfg.strategy, clip, grid)  # (B, N)
-    by_saliency = top_k_mask(gumbel_keys(scores, cfg.temperature, generator),
+    scores = stored.to(clip.device) if stored is not None else saliency(cfg.strategy, clip, grid)
+    by_saliency = top_k_mask(restrict(gumbel_keys(scores, cfg.temperature, generator), allowed),
                              k - round(cfg.random_share * k))
-    fill = uniform_keys(scores.shape, generator, scores.device)
+    fill = restrict(uniform_keys(scores.shape, generator, scores.device), allowed)
     mixed = top_k_mask(torch.where(by_saliency, 2.0, fill), k)  # chosen first, then uniform
-    tubes = top_k_mask(random_tube_keys(clip.shape[0], grid, generator, scores.device), k)
+    tubes = top_k_mask(restrict(random_tube_keys(clip.shape[0], grid, generator, scores.device),
+                                allowed), k)
     static = (clip[:, 1:] == clip[:, :-1]).flatten(1).all(dim=1, keepdim=True)  # (B, 1)
     return torch.where(static, tubes, mixed)
 
 
 def make_mask_fn(cfg: MaskConfig) -> MaskFn:
-    """The strategy of `cfg` as fn(clip uint8 (B, T, H, W, 3), grid, generator) -> bool (B, N)."""
+    """The strategy of `cfg` as fn(clip uint8 (B, T, H, W, 3), grid, generator, saliency=None)
+    -> bool (B, N). `saliency` (B, N), the clips' stored saliency, skips computing it.
+
+    With `future`, every strategy ranks its keys among the future tokens only: the hidden tokens
+    lie in the last token time steps and the context holds the first frames.
+    """
     cfg.validate()
 
-    def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator) -> torch.Tensor:
+    def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator,
+                saliency: torch.Tensor | None = None) -> torch.Tensor:
         k = num_hidden(cfg.ratio, grid)
         batch = clip.shape[0]
+        allowed = future_tokens(cfg, grid, clip.device)
         if cfg.strategy == "random_tube":
-            return top_k_mask(random_tube_keys(batch, grid, generator, clip.device), k)
+            return top_k_mask(restrict(random_tube_keys(batch, grid, generator, clip.device),
+                                       allowed), k)
         if cfg.strategy == "multiblock":
             keys = multiblock_keys(batch, grid, generator, clip.device, cfg.num_blocks,
                                    cfg.block_scale, tuple(cfg.aspect_ratio))
-            return top_k_mask(keys, k)
-        return _saliency_mask(cfg, clip, grid, generator)
+            return top_k_mask(restrict(keys, allowed), k)
+        return _saliency_mask(cfg, clip, grid, generator, saliency, allowed)
 
     return mask_fn
