@@ -206,7 +206,10 @@ def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
     grid = cfg.model.grid
     common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
               "pin_memory": torch.cuda.is_available(),
-              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed)}
+              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed),
+              # its own generator: starting the loader must not draw from torch's global RNG,
+              # which the checkpoint restores (SIGReg's directions come from it)
+              "generator": torch.Generator().manual_seed(cfg.seed)}
     if cfg.data.source == DataSource.live:
         live = LiveClips(cfg.env.id, grid.frames, cfg.data.frame_stride, grid.size, cfg.seed,
                          block=cfg.batch_size, start_block=start_step, rank=rank,
