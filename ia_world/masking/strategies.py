@@ -36,9 +36,7 @@ class MaskConfig:
     num_blocks: int = 8  # multiblock: spatial blocks per clip, each spanning all time steps
     block_scale: float = 0.15  # multiblock: share of the frame one block covers
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # multiblock: h/w range
-    # hide only future tokens: 0 = off, in (0, 1) = that share of the token time steps, >= 1 =
-    # that many last token time steps (the context keeps the first frames)
-    future: float = 0.0
+    future: float = 0.0  # targets in the last token time steps: share in (0, 1), count >= 1; 0 off
     stored: bool = True  # saliency strategies: use the saliency stored in shards when present
 
     def validate(self) -> None:
