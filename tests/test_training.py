@@ -1,6 +1,7 @@
 """Clip datasets, the live source and the pretraining loop (resume, divergence guard, DDP)."""
 
 import csv
+import json
 import math
 import os
 import socket
@@ -20,7 +21,7 @@ from ia_world.data.clips import ClipDataset
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.live import LiveClips
 from ia_world.data.shards import EpisodeStore, read_shard, shard_path, write_shard
-from ia_world.errors import DataError
+from ia_world.errors import CheckpointError, DataError
 from ia_world.masking.saliency import SALIENCY
 from ia_world.models import IAJEPA
 
@@ -248,3 +249,17 @@ def test_sigreg_prevents_the_collapse_of_a_run_built_to_collapse(tmp_path):
         final[regularizer] = logged(out, "target_std")[-1], logged(out, "rankme")[-1]
     assert final["none"][0] < 0.1 and final["none"][1] < 2.5  # collapsed
     assert final["sigreg"][0] > 0.5 and final["sigreg"][1] > 4  # not collapsed
+
+
+def test_a_run_checkpointed_before_the_issue_13_keys_still_resumes(tmp_path):
+    out = tmp_path / "run"
+    training.train(pretrain_config(out, "steps=2", "checkpoint_every=2"))
+    config_file = resolve_checkpoint(out) / "config.json"
+    config = json.loads(config_file.read_text())
+    for key in ("regularizer", "regularizer_weight"):
+        del config[key]
+    del config["masking"]["future"], config["masking"]["stored"]
+    config_file.write_text(json.dumps(config))
+    assert training.train(pretrain_config(out, "steps=3", "checkpoint_every=2"))["step"] == 3
+    with pytest.raises(CheckpointError, match="regularizer"):
+        training.train(pretrain_config(out, "steps=4", "regularizer=sigreg"))
