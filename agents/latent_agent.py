@@ -19,6 +19,7 @@ from agents.baselines import puzzle_rng, sample_valid
 from agents.dynamics import load_world_model
 from agents.planner import PlannerConfig, plan
 from agents.world_model import (
+    FIRST_WINDOW_PROBE,
     check_zero_shot,
     encode_windows,
     frame_with_ball,
@@ -28,6 +29,7 @@ from agents.world_model import (
 from envs.phyre_lite.scene import Puzzle, build_space, placement_error
 from ia_world.checkpoint import load_encoder
 from ia_world.config import check_path
+from ia_world.errors import CheckpointError
 
 
 @dataclass
@@ -37,7 +39,9 @@ class LatentAgentConfig:
     name: str = "latent"
     encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
     world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
-    seed: int = 0
+    seed: int = 0  # fallback placement seed
+    rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
+    ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
     def validate(self) -> None:
@@ -54,7 +58,9 @@ class LatentAgent:
         self.encoder = load_encoder(cfg.encoder)
         self.model, self.extra = load_world_model(cfg.world_model)
         self.horizon = int(self.extra["horizon"])
-        self.probe = {k: v for k, v in self.extra.items() if k.startswith("probe.")}
+        if not cfg.rollout and f"{FIRST_WINDOW_PROBE}weight" not in self.extra:
+            raise CheckpointError(f"{cfg.world_model}: no window-0 probe (written by an older "
+                                  "version: retrain it with `ia-world world_model`)")
 
     def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
         """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""
@@ -66,8 +72,12 @@ class LatentAgent:
         frames = np.stack([frame_with_ball(space, actions[i], grid.size) for i in valid])
         clips = repeat(frames, "m h w c -> m t h w c", t=grid.frames)
         context = encode_windows(self.encoder, clips, self.model.cfg.tokens_per_window)
-        features = probe_features(self.model, context[:, None], self.horizon)
-        scores[valid] = probe_logits(self.probe, features).numpy()
+        if self.cfg.rollout:
+            logits = probe_logits(self.extra, probe_features(self.model, context[:, None],
+                                                             self.horizon))
+        else:
+            logits = probe_logits(self.extra, context.flatten(1), FIRST_WINDOW_PROBE)
+        scores[valid] = logits.numpy()
         return scores
 
     def propose(self, observation: np.ndarray, n: int, puzzle: Puzzle) -> np.ndarray:

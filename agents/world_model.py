@@ -164,8 +164,8 @@ def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> to
 
 
 def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
-                weight_decay: float) -> dict[str, torch.Tensor]:
-    """Standardised logistic regression (class-balanced) -> {mean, std, weight, bias}."""
+                weight_decay: float, prefix: str = "probe.") -> dict[str, torch.Tensor]:
+    """Standardised logistic regression (class-balanced) -> {prefix + mean, std, weight, bias}."""
     mean, std = features.mean(0), features.std(0) + 1e-6
     x = (features - mean) / std
     weight = torch.zeros(x.shape[1], requires_grad=True)
@@ -179,14 +179,15 @@ def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return {"probe.mean": mean, "probe.std": std, "probe.weight": weight.detach(),
-            "probe.bias": bias.detach()}
+    return {f"{prefix}mean": mean, f"{prefix}std": std, f"{prefix}weight": weight.detach(),
+            f"{prefix}bias": bias.detach()}
 
 
-def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
+def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor,
+                 prefix: str = "probe.") -> torch.Tensor:
     """Goal-probe logits (B,) of features (B, F)."""
-    return ((features - probe["probe.mean"]) / probe["probe.std"]) @ probe["probe.weight"] \
-        + probe["probe.bias"]
+    return ((features - probe[f"{prefix}mean"]) / probe[f"{prefix}std"]) \
+        @ probe[f"{prefix}weight"] + probe[f"{prefix}bias"]
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -195,6 +196,9 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     if labels.all() or not labels.any():
         return float("nan")
     return float(roc_auc_score(labels, scores))
+
+
+FIRST_WINDOW_PROBE = "probe0."  # tensors of the window-0 goal probe (no rollout)
 
 
 def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
@@ -210,9 +214,10 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
                 "true_future": windows[:, 1:].flatten(1)}
     metrics = {}
     for name, feature in features.items():
-        fitted = probe if name == "rollout" else train_probe(
+        prefix = FIRST_WINDOW_PROBE if name == "first_window" else "probe."
+        fitted = probe if name != "true_future" else train_probe(
             feature[fit], labels[fit], cfg.probe_steps, cfg.probe_weight_decay)
-        scores = probe_logits(fitted, feature[check]).numpy()
+        scores = probe_logits(fitted, feature[check], prefix).numpy()
         metrics[f"probe_auroc_{name}"] = auroc(scores, labels[check].numpy())
     return metrics
 
@@ -240,6 +245,9 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     horizon = config.windows - 1
     probe = train_probe(probe_features(model, windows[fit, :1], horizon), labels[fit],
                         config.probe_steps, config.probe_weight_decay)
+    # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
+    probe.update(train_probe(windows[fit, 0].flatten(1), labels[fit], config.probe_steps,
+                             config.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
     metrics = {"episodes": len(episodes), "solved_share": float(labels[fit].float().mean())}
     for name, check in (("heldout", heldout), ("test_tasks", test)):
         if check.start < len(windows):

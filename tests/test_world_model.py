@@ -1,6 +1,7 @@
 """World model: beats copy-last on held-out latents, block-causality, save/load; latent agent."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,9 +18,13 @@ from agents.dynamics import (
 from agents.latent_agent import LatentAgent, LatentAgentConfig
 from agents.surprise import SurpriseConfig, make_pairs, score_pairs
 from agents.world_model import (
+    FIRST_WINDOW_PROBE,
     WorldModelTrainConfig,
     check_zero_shot,
+    encode_windows,
     episode_windows,
+    frame_with_ball,
+    probe_logits,
     simulate_episodes,
     train_stage,
 )
@@ -129,6 +134,18 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     assert all(placement_error(space, a) is None for a in actions)
     scores = agent.score(space, actions[:8])  # the planned ones come first, best first
     assert np.isfinite(scores).all()
+    # the ablation (agent.rollout=false) changes the scoring only: same candidates, same
+    # invalid ones, scores = the window-0 probe on the encoded placement
+    still = LatentAgent(replace(agent.cfg, rollout=False))
+    candidates = np.concatenate([actions[:4], [[0.5, 0.0, 1.0]]])  # the last one is invalid
+    ablated, full = still.score(space, candidates), agent.score(space, candidates)
+    assert np.isneginf(ablated[-1]) and np.isneginf(full[-1])
+    assert np.isfinite(ablated[:-1]).all() and not np.allclose(ablated[:-1], full[:-1])
+    frames = np.stack([frame_with_ball(space, a, 64) for a in candidates[:-1]])
+    context = encode_windows(still.encoder, np.repeat(frames[:, None], 16, 1),
+                             still.model.cfg.tokens_per_window)
+    np.testing.assert_allclose(ablated[:-1], probe_logits(still.extra, context.flatten(1),
+                                                          FIRST_WINDOW_PROBE).numpy(), rtol=1e-5)
     np.testing.assert_array_equal(actions, agent.propose(render(space, 64), 12, puzzle))
     train, _ = split_tasks("cross", 0)  # its own training puzzles are refused, as is another fold
     seen = parse_task_id(train[0])
