@@ -40,6 +40,7 @@ AGENTS = {
     "random": ("agents.baselines:RandomConfig", "agents.baselines:RandomAgent"),
     "oracle": ("agents.baselines:OracleConfig", "agents.baselines:OracleAgent"),
     "latent": ("agents.latent_agent:LatentAgentConfig", "agents.latent_agent:LatentAgent"),
+    "state_wm": ("agents.latent_agent:StateAgentConfig", "agents.latent_agent:LatentAgent"),
 }
 
 
