@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymunk
+import torch
 from einops import repeat
 from omegaconf import MISSING
 
@@ -19,15 +20,20 @@ from agents.baselines import puzzle_rng, sample_valid
 from agents.dynamics import load_world_model
 from agents.planner import PlannerConfig, plan
 from agents.world_model import (
+    FEATURES,
+    FIRST_WINDOW_PROBE,
     check_zero_shot,
     encode_windows,
     frame_with_ball,
+    placement_state,
     probe_features,
     probe_logits,
+    state_tokens,
 )
 from envs.phyre_lite.scene import Puzzle, build_space, placement_error
 from ia_world.checkpoint import load_encoder
 from ia_world.config import check_path
+from ia_world.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -37,7 +43,9 @@ class LatentAgentConfig:
     name: str = "latent"
     encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
     world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
-    seed: int = 0
+    seed: int = 0  # fallback placement seed
+    rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
+    ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
     def validate(self) -> None:
@@ -46,15 +54,43 @@ class LatentAgentConfig:
         check_path("world_model", self.world_model)
 
 
-class LatentAgent:
-    """CEM over placements scored by the goal probe on world-model rollouts of the first frame."""
+@dataclass
+class StateAgentConfig:
+    """The `agent=state_wm` config group: the positive control on simulator states."""
 
-    def __init__(self, cfg: LatentAgentConfig):
+    name: str = "state_wm"
+    world_model: str = MISSING  # written by `ia-world world_model features=state`
+    seed: int = 0  # fallback placement seed
+    rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
+    ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+
+    def validate(self) -> None:
+        """The world model path is required."""
+        check_path("world_model", self.world_model)
+
+
+class LatentAgent:
+    """CEM over placements scored by the goal probe on world-model rollouts of the first window.
+
+    The first window is the frozen encoder's latents of the placement drawn into the initial
+    scene (`agent=latent`), or the simulator's body states of that scene (`agent=state_wm`, the
+    world model trained with `features=state`): the same dynamics model, probe and CEM.
+    """
+
+    def __init__(self, cfg: LatentAgentConfig | StateAgentConfig):
         self.cfg = cfg
-        self.encoder = load_encoder(cfg.encoder)
         self.model, self.extra = load_world_model(cfg.world_model)
+        self.state = FEATURES[int(self.extra.get("features", 0))] == "state"
+        if self.state != (cfg.name == "state_wm"):
+            raise ConfigError(f"{cfg.world_model}: a world model on "
+                              f"{'states' if self.state else 'encoder latents'} needs "
+                              f"agent={'state_wm' if self.state else 'latent'}")
+        self.encoder = None if self.state else load_encoder(cfg.encoder)
         self.horizon = int(self.extra["horizon"])
-        self.probe = {k: v for k, v in self.extra.items() if k.startswith("probe.")}
+        if not cfg.rollout and f"{FIRST_WINDOW_PROBE}weight" not in self.extra:
+            raise CheckpointError(f"{cfg.world_model}: no window-0 probe (written by an older "
+                                  "version: retrain it with `ia-world world_model`)")
 
     def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
         """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""
@@ -62,13 +98,24 @@ class LatentAgent:
         valid = [i for i, a in enumerate(actions) if placement_error(space, a) is None]
         if not valid:
             return scores
-        grid = self.encoder.grid
-        frames = np.stack([frame_with_ball(space, actions[i], grid.size) for i in valid])
-        clips = repeat(frames, "m h w c -> m t h w c", t=grid.frames)
-        context = encode_windows(self.encoder, clips, self.model.cfg.tokens_per_window)
-        features = probe_features(self.model, context[:, None], self.horizon)
-        scores[valid] = probe_logits(self.probe, features).numpy()
+        context = self.first_windows(space, actions[valid])
+        if self.cfg.rollout:
+            logits = probe_logits(self.extra, probe_features(self.model, context[:, None],
+                                                             self.horizon))
+        else:
+            logits = probe_logits(self.extra, context.flatten(1), FIRST_WINDOW_PROBE)
+        scores[valid] = logits.numpy()
         return scores
+
+    def first_windows(self, space: pymunk.Space, actions: np.ndarray) -> torch.Tensor:
+        """Window-0 tokens (M, P, D) of valid placements: encoder latents or body states."""
+        if self.state:
+            return torch.from_numpy(np.stack([state_tokens(placement_state(space, a))
+                                              for a in actions]))
+        grid = self.encoder.grid
+        frames = np.stack([frame_with_ball(space, a, grid.size) for a in actions])
+        clips = repeat(frames, "m h w c -> m t h w c", t=grid.frames)
+        return encode_windows(self.encoder, clips, self.model.cfg.tokens_per_window)
 
     def propose(self, observation: np.ndarray, n: int, puzzle: Puzzle) -> np.ndarray:
         """(n, 3) placements, best probe score first; random valid ones fill any shortfall."""

@@ -22,6 +22,7 @@ from envs.phyre_lite.scene import Puzzle, attempt, build_space, render
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import TEMPLATES, parse_task_id
 from ia_world.atomic import atomic_write_json, atomic_write_text
+from ia_world.checkpoint import read_json
 from ia_world.cli import load_attr
 from ia_world.config import (
     as_dict,
@@ -39,6 +40,7 @@ AGENTS = {
     "random": ("agents.baselines:RandomConfig", "agents.baselines:RandomAgent"),
     "oracle": ("agents.baselines:OracleConfig", "agents.baselines:OracleAgent"),
     "latent": ("agents.latent_agent:LatentAgentConfig", "agents.latent_agent:LatentAgent"),
+    "state_wm": ("agents.latent_agent:StateAgentConfig", "agents.latent_agent:LatentAgent"),
 }
 
 
@@ -103,12 +105,6 @@ class PuzzleResult:
     invalid_attempts: int
     seconds: float
     solving_action: list[float] | None = None
-
-
-def make_agent(agent: Any) -> Any:
-    """Build the agent named in the `agent` config group."""
-    config = agent_config(agent)
-    return load_attr(AGENTS[config.name][1])(config)
 
 
 def solve_puzzle(agent, puzzle: Puzzle, attempts: int, size: int) -> PuzzleResult:
@@ -183,29 +179,56 @@ def write_solution_video(path: Path, puzzle: Puzzle, action, size: int) -> None:
     write_video(path, attempt(build_space(puzzle), action, record_size=size).frames, fps=10)
 
 
+def solve_tasks(agent_cfg, tasks: list[str], attempts: int, size: int,
+                desc: str) -> list[PuzzleResult]:
+    """The agent built from `agent_cfg` on every task, in order."""
+    agent = load_attr(AGENTS[agent_cfg.name][1])(agent_cfg)
+    return [solve_puzzle(agent, parse_task_id(task), attempts, size)
+            for task in tqdm(tasks, desc=desc)]
+
+
+def rollout_ablation(agent_cfg, tasks: list[str], config: SolveConfig, name: str) -> dict:
+    """For the latent agent: AUCCESS without rollouts and the world model's own diagnostics."""
+    if not getattr(agent_cfg, "ablation", False) or not agent_cfg.rollout:
+        return {}
+    without = solve_tasks(replace(agent_cfg, rollout=False, ablation=False), tasks,
+                          config.attempts, config.size, f"{name} without rollouts")
+    metrics = Path(agent_cfg.world_model) / "metrics.json"
+    return {"without_rollout": summarize(without, config.attempts),
+            "world_model": read_json(metrics)["metrics"] if metrics.is_file()
+            else None}
+
+
 def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
-    """Evaluate the configured agent on the configured fold; print and save the table."""
+    """Evaluate the configured agent on the configured fold; print and save the table.
+
+    The latent agent is also run with `rollout=false` (unless `agent.ablation=false`): both
+    tables are printed and saved, with the world model's diagnostics, in results.json.
+    """
     validate_tree(config)
-    agent = make_agent(config.agent)
-    name = f"{agent_config(config.agent).name}_{config.split}_fold{config.fold}"
+    agent_cfg = agent_config(config.agent)
+    name = f"{agent_cfg.name}_{config.split}_fold{config.fold}"
     out = Path(config.out) / name
     out.mkdir(parents=True, exist_ok=True)
-    results = []
     tasks = config.tasks or held_out_tasks(config.split, config.fold, config.puzzles,
                                            config.templates)
-    for task in tqdm(tasks, desc=name):
-        results.append(solve_puzzle(agent, parse_task_id(task), config.attempts, config.size))
+    results = solve_tasks(agent_cfg, tasks, config.attempts, config.size, name)
     summary = summarize(results, config.attempts)
     table = markdown_table(summary, f"{name} ({config.attempts} attempts)", config.attempts)
+    ablation = rollout_ablation(agent_cfg, tasks, config, name)
+    if ablation:
+        table += "\n" + markdown_table(ablation["without_rollout"], f"{name} without rollouts "
+                                        f"(window-0 probe, {config.attempts} attempts)",
+                                        config.attempts)
     print(table)
     atomic_write_text(out / "table.md", table)
-    atomic_write_json(out / "results.json", {"config": as_dict(replace(
-        config, agent=agent_config(config.agent))), "summary": summary,
-        "puzzles": [vars(r) for r in results]})
+    atomic_write_json(out / "results.json", {"config": as_dict(replace(config, agent=agent_cfg)),
+                                             "summary": summary, **ablation,
+                                             "puzzles": [vars(r) for r in results]})
     if config.videos:
         (out / "videos").mkdir(exist_ok=True)
         first_solved = {r.template: r for r in reversed(results) if r.solving_action}
         for template, result in sorted(first_solved.items()):
             write_solution_video(out / "videos" / f"{template}.mp4", parse_task_id(result.task),
-                        result.solving_action, config.size)
+                                 result.solving_action, config.size)
     return summary

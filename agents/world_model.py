@@ -19,7 +19,6 @@ import pymunk
 import torch
 import torch.nn.functional as F
 from einops import repeat
-from omegaconf import MISSING
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
@@ -37,6 +36,7 @@ from envs.phyre_lite.scene import (
     SCENE,
     add_action_ball,
     attempt,
+    body_states,
     build_space,
     placement_error,
     render,
@@ -53,7 +53,7 @@ from ia_world.errors import CheckpointError, ConfigError
 class WorldModelTrainConfig:
     """`ia-world world_model`: placements simulated on a fold's train tasks, model and probe."""
 
-    encoder: str = MISSING  # checkpoint or run directory of the frozen encoder
+    encoder: str = ""  # checkpoint or run directory of the frozen encoder (features=encoder)
     split: str = "cross"  # within | cross
     fold: int = 0  # 0..4
     episodes: int = 2000  # simulated random placements on the fold's train tasks
@@ -66,11 +66,15 @@ class WorldModelTrainConfig:
     holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
     out: str = "runs/world_model"  # world model, probe and metrics.json go here
     seed: int = 0  # placement sampling seed
+    # encoder: frozen-encoder latents; state: the simulator's body states (positive control)
+    features: str = "encoder"
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def validate(self) -> None:
         """Range-check the keys."""
-        check_path("encoder", self.encoder)
+        check_choice("features", self.features, FEATURES)
+        if self.features == "encoder":
+            check_path("encoder", self.encoder)
         check_path("out", self.out)
         check_choice("split", self.split, SPLITS)
         check_range("fold", self.fold, 0, NUM_FOLDS - 1)
@@ -92,6 +96,7 @@ class Placement:
     frames: np.ndarray
     action: np.ndarray
     solved: bool
+    states: list = field(default_factory=list)  # body_states per recorded frame (0: initial)
 
 
 def frame_with_ball(space: pymunk.Space, action, size: int) -> np.ndarray:
@@ -124,7 +129,7 @@ def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, 
         action = sample_placement(rng, space, cfg.focus_share)
         outcome = attempt(space, action, record_size=size, frame_stride=cfg.frame_stride)
         episodes.append(Placement(frame_with_ball(space, action, size), outcome.frames[1:],
-                                action, outcome.solved))
+                                  action, outcome.solved, outcome.states))
     return episodes
 
 
@@ -137,6 +142,45 @@ def episode_clips(episode: Placement, windows: int, clip_frames: int) -> np.ndar
         frames = np.concatenate([frames, pad])
     still = repeat(episode.initial, "h w c -> 1 t h w c", t=clip_frames)
     return np.concatenate([still, frames.reshape(windows - 1, clip_frames, *frames.shape[1:])])
+
+
+FEATURES = ("encoder", "state")
+STATE_COLORS = ("green", "blue", "gray", "red")  # dynamic body roles (static ones never move)
+STATE_ORDER = ("red", "green", "blue")  # these bodies take the first slots
+STATE_SLOTS = 9  # bodies per window (a square number: the world model's token grid), padded
+STATE_DIM = 7 + len(STATE_COLORS)  # present, x, y, vx, vy, sin, cos + role one-hot
+WINDOW_FRAMES = 16  # recorded frames per window for state features (the encoders' clip length)
+STATE_RENDER_SIZE = 16  # state features record frames only to get the states: keep them small
+
+
+def state_tokens(bodies: list[dict]) -> np.ndarray:
+    """One window's state tokens (STATE_SLOTS, STATE_DIM) from body_states (scene units / 256)."""
+    tokens = np.zeros((STATE_SLOTS, STATE_DIM), np.float32)
+    ordered = sorted(bodies, key=lambda b: STATE_ORDER.index(b["color"])
+                     if b["color"] in STATE_ORDER else len(STATE_ORDER))  # ball, green first
+    for slot, body in enumerate(ordered[:STATE_SLOTS]):
+        (x, y), (vx, vy), angle = body["position"], body["velocity"], body["angle"]
+        tokens[slot, :7] = (1.0, x / SCENE, y / SCENE, vx / SCENE, vy / SCENE, np.sin(angle),
+                            np.cos(angle))
+        if body["color"] in STATE_COLORS:
+            tokens[slot, 7 + STATE_COLORS.index(body["color"])] = 1.0
+    return tokens
+
+
+def placement_state(space: pymunk.Space, action) -> list[dict]:
+    """body_states of the initial scene with the red ball placed (nothing simulated)."""
+    placed = space.copy()
+    add_action_ball(placed, action)
+    return body_states(placed)
+
+
+def state_windows(episodes: list[Placement], windows: int) -> torch.Tensor:
+    """State tokens (E K P D): the initial state, then the state at the end of each window."""
+    result = []
+    for episode in episodes:
+        index = [min(k * WINDOW_FRAMES, len(episode.states) - 1) for k in range(windows)]
+        result.append(np.stack([state_tokens(episode.states[i]) for i in index]))
+    return torch.from_numpy(np.stack(result))
 
 
 def encode_windows(encoder: FrozenEncoder, clips: np.ndarray, tokens_per_window: int,
@@ -164,8 +208,8 @@ def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> to
 
 
 def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
-                weight_decay: float) -> dict[str, torch.Tensor]:
-    """Standardised logistic regression (class-balanced) -> {mean, std, weight, bias}."""
+                weight_decay: float, prefix: str = "probe.") -> dict[str, torch.Tensor]:
+    """Standardised logistic regression (class-balanced) -> {prefix + mean, std, weight, bias}."""
     mean, std = features.mean(0), features.std(0) + 1e-6
     x = (features - mean) / std
     weight = torch.zeros(x.shape[1], requires_grad=True)
@@ -179,14 +223,15 @@ def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return {"probe.mean": mean, "probe.std": std, "probe.weight": weight.detach(),
-            "probe.bias": bias.detach()}
+    return {f"{prefix}mean": mean, f"{prefix}std": std, f"{prefix}weight": weight.detach(),
+            f"{prefix}bias": bias.detach()}
 
 
-def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
+def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor,
+                 prefix: str = "probe.") -> torch.Tensor:
     """Goal-probe logits (B,) of features (B, F)."""
-    return ((features - probe["probe.mean"]) / probe["probe.std"]) @ probe["probe.weight"] \
-        + probe["probe.bias"]
+    return ((features - probe[f"{prefix}mean"]) / probe[f"{prefix}std"]) \
+        @ probe[f"{prefix}weight"] + probe[f"{prefix}bias"]
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -195,6 +240,9 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     if labels.all() or not labels.any():
         return float("nan")
     return float(roc_auc_score(labels, scores))
+
+
+FIRST_WINDOW_PROBE = "probe0."  # tensors of the window-0 goal probe (no rollout)
 
 
 def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
@@ -210,9 +258,10 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
                 "true_future": windows[:, 1:].flatten(1)}
     metrics = {}
     for name, feature in features.items():
-        fitted = probe if name == "rollout" else train_probe(
+        prefix = FIRST_WINDOW_PROBE if name == "first_window" else "probe."
+        fitted = probe if name != "true_future" else train_probe(
             feature[fit], labels[fit], cfg.probe_steps, cfg.probe_weight_decay)
-        scores = probe_logits(fitted, feature[check]).numpy()
+        scores = probe_logits(fitted, feature[check], prefix).numpy()
         metrics[f"probe_auroc_{name}"] = auroc(scores, labels[check].numpy())
     return metrics
 
@@ -224,15 +273,20 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     (used for these numbers only; nothing is fit or selected on them). Returns the directory.
     """
     validate_tree(config)
-    encoder = load_encoder(config.encoder)
-    config.world_model.latent_dim = encoder.embed_dim
+    state = config.features == "state"
+    encoder = None if state else load_encoder(config.encoder)
+    size = STATE_RENDER_SIZE if state else encoder.grid.size
     train_tasks, test_tasks = split_tasks(config.split, config.fold)
-    episodes = simulate_episodes(train_tasks, config.episodes, config, encoder.grid.size,
-                                 config.seed)
-    test_episodes = simulate_episodes(test_tasks, config.test_episodes, config,
-                                      encoder.grid.size, config.seed + 1)
-    windows = episode_windows(encoder, episodes + test_episodes, config.windows,
-                              config.world_model.tokens_per_window)
+    episodes = simulate_episodes(train_tasks, config.episodes, config, size, config.seed)
+    test_episodes = simulate_episodes(test_tasks, config.test_episodes, config, size,
+                                      config.seed + 1)
+    if state:
+        config.world_model.latent_dim, config.world_model.tokens_per_window = STATE_DIM, STATE_SLOTS
+        windows = state_windows(episodes + test_episodes, config.windows)
+    else:
+        config.world_model.latent_dim = encoder.embed_dim
+        windows = episode_windows(encoder, episodes + test_episodes, config.windows,
+                                  config.world_model.tokens_per_window)
     labels = torch.tensor([e.solved for e in episodes + test_episodes])
     held = max(1, int(config.holdout * len(episodes)))
     fit, heldout, test = slice(held, len(episodes)), slice(0, held), slice(len(episodes), None)
@@ -240,6 +294,9 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     horizon = config.windows - 1
     probe = train_probe(probe_features(model, windows[fit, :1], horizon), labels[fit],
                         config.probe_steps, config.probe_weight_decay)
+    # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
+    probe.update(train_probe(windows[fit, 0].flatten(1), labels[fit], config.probe_steps,
+                             config.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
     metrics = {"episodes": len(episodes), "solved_share": float(labels[fit].float().mean())}
     for name, check in (("heldout", heldout), ("test_tasks", test)):
         if check.start < len(windows):
@@ -251,7 +308,8 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
                                   "surprise.reference": reference,
                                   "train.split": torch.tensor(SPLITS.index(config.split)),
-                                  "train.fold": torch.tensor(config.fold)})
+                                  "train.fold": torch.tensor(config.fold),
+                                  "features": torch.tensor(FEATURES.index(config.features))})
     atomic_write_json(out / METRICS_FILE, {"config": as_dict(config), "metrics": metrics})
     print(json.dumps(metrics, indent=1))
     return out

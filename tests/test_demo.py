@@ -53,6 +53,9 @@ def test_demo_writes_report_and_summary(demo_out):
         assert 0.0 <= row["hit@0.1"] <= 1.0 and np.isfinite(row["R2 total_energy"])
     assert summary["solve"]["random"]["puzzles"] >= 1
     assert summary["solve"]["latent"]["puzzles"] >= 1
+    latent = json.loads((demo_out / "solve" / "latent_within_fold0" / "results.json").read_text())
+    assert latent["without_rollout"]["overall"]["puzzles"] == summary["solve"]["latent"]["puzzles"]
+    assert set(latent["world_model"]["test_tasks"]) >= {"rollout_l1", "probe_auroc_first_window"}
     html = (demo_out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/gif;base64," in html
     assert "src=\"http" not in html and "<table" in html

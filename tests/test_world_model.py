@@ -1,6 +1,7 @@
 """World model: beats copy-last on held-out latents, block-causality, save/load; latent agent."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,9 +18,13 @@ from agents.dynamics import (
 from agents.latent_agent import LatentAgent, LatentAgentConfig
 from agents.surprise import SurpriseConfig, make_pairs, score_pairs
 from agents.world_model import (
+    FIRST_WINDOW_PROBE,
     WorldModelTrainConfig,
     check_zero_shot,
+    encode_windows,
     episode_windows,
+    frame_with_ball,
+    probe_logits,
     simulate_episodes,
     train_stage,
 )
@@ -129,6 +134,18 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     assert all(placement_error(space, a) is None for a in actions)
     scores = agent.score(space, actions[:8])  # the planned ones come first, best first
     assert np.isfinite(scores).all()
+    # the ablation (agent.rollout=false) changes the scoring only: same candidates, same
+    # invalid ones, scores = the window-0 probe on the encoded placement
+    still = LatentAgent(replace(agent.cfg, rollout=False))
+    candidates = np.concatenate([actions[:4], [[0.5, 0.0, 1.0]]])  # the last one is invalid
+    ablated, full = still.score(space, candidates), agent.score(space, candidates)
+    assert np.isneginf(ablated[-1]) and np.isneginf(full[-1])
+    assert np.isfinite(ablated[:-1]).all() and not np.allclose(ablated[:-1], full[:-1])
+    frames = np.stack([frame_with_ball(space, a, 64) for a in candidates[:-1]])
+    context = encode_windows(still.encoder, np.repeat(frames[:, None], 16, 1),
+                             still.model.cfg.tokens_per_window)
+    np.testing.assert_allclose(ablated[:-1], probe_logits(still.extra, context.flatten(1),
+                                                          FIRST_WINDOW_PROBE).numpy(), rtol=1e-5)
     np.testing.assert_array_equal(actions, agent.propose(render(space, 64), 12, puzzle))
     train, _ = split_tasks("cross", 0)  # its own training puzzles are refused, as is another fold
     seen = parse_task_id(train[0])
@@ -152,3 +169,35 @@ def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path
         assert (possible.frames[24] != impossible.frames[24]).any()
     metrics = score_pairs(load_encoder(encoder_path), model, torch.ones(cfg.windows - 1), pairs)
     assert metrics["pairs"] == 2 and 0.0 <= metrics["auroc"] <= 1.0
+
+
+def test_state_tokens_put_the_ball_and_green_first_with_their_roles():
+    from agents.world_model import STATE_COLORS, STATE_SLOTS, placement_state, state_tokens
+
+    puzzle = parse_task_id(split_tasks("within", 0)[1][0])
+    space = build_space(puzzle)
+    bodies = placement_state(space, [0.5, 0.9, 0.3])
+    tokens = state_tokens(bodies)
+    assert tokens.shape[0] == STATE_SLOTS
+    assert tokens[0, 7 + STATE_COLORS.index("red")] == 1 and tokens[0, 0] == 1
+    assert tokens[1, 7 + STATE_COLORS.index("green")] == 1
+    assert tokens[0, 1:3] == pytest.approx([0.5, 0.9], abs=0.05)  # x, y in scene units / 256
+    present = int(tokens[:, 0].sum())
+    assert present == min(len(bodies), STATE_SLOTS) and not tokens[present:].any()
+
+
+def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path):
+    from agents.latent_agent import StateAgentConfig
+
+    out = train_stage(parse("world_model", [
+        "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=8",
+        "test_episodes=4", "windows=3", "probe_steps=5", "world_model.steps=3",
+        "world_model.batch_size=4", "world_model.rollout_steps=1"]))
+    agent = LatentAgent(to_dataclass({"world_model": str(out), "planner": {
+        "iterations": 1, "population": 8, "elites": 2, "batch_size": 8}}, StateAgentConfig))
+    puzzle = parse_task_id(split_tasks("within", 0)[1][0])
+    space = build_space(puzzle)
+    actions = agent.propose(render(space, 64), 6, puzzle)
+    assert actions.shape == (6, 3) and all(placement_error(space, a) is None for a in actions)
+    with pytest.raises(ConfigError, match="needs agent=state_wm"):
+        LatentAgent(to_dataclass({"encoder": "x", "world_model": str(out)}, LatentAgentConfig))
