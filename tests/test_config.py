@@ -87,8 +87,9 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
     raw = OmegaConf.to_container(OmegaConf.load(path)) or {}
     if group == "agent":
         schema = load_attr(AGENTS[path.stem][0])
-        overrides = [f"agent={path.stem}", "agent.encoder=x", "agent.world_model=y"][
-            : 1 if path.stem != "latent" else 3]
+        paths = {"latent": ["agent.encoder=x", "agent.world_model=y"],
+                 "state_wm": ["agent.world_model=y"]}
+        overrides = [f"agent={path.stem}", *paths.get(path.stem, [])]
         config = parse("solve", overrides)
         assert type(config.agent) is schema
     else:
@@ -117,6 +118,7 @@ def fuzz_cases() -> list[tuple[str, list[str], str]]:
     bases = {name: [] for name in COMMANDS}
     bases["solve oracle"] = ["agent=oracle"]
     bases["solve latent"] = ["agent=latent", "agent.encoder=x", "agent.world_model=y"]
+    bases["solve state_wm"] = ["agent=state_wm", "agent.world_model=y"]
     cases, seen = [], set()
     for name, base in bases.items():
         command = name.split()[0]
