@@ -201,3 +201,21 @@ def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path
     assert actions.shape == (6, 3) and all(placement_error(space, a) is None for a in actions)
     with pytest.raises(ConfigError, match="needs agent=state_wm"):
         LatentAgent(to_dataclass({"encoder": "x", "world_model": str(out)}, LatentAgentConfig))
+
+
+@pytest.mark.slow
+def test_state_world_model_planner_beats_random_on_a_tiny_within_fold(tmp_path):
+    from agents.solve import SolveConfig, solve
+
+    out = train_stage(parse("world_model", [
+        "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=300",
+        "test_episodes=0", "windows=3", "probe_steps=200", "world_model.steps=20",
+        "world_model.width=32", "world_model.depth=1", "world_model.heads=2",
+        "world_model.batch_size=16", "world_model.rollout_steps=1", "world_model.eval_every=10"]))
+    planner = {"iterations": 2, "population": 16, "elites": 4, "batch_size": 16}
+    common = dict(split="within", puzzles=2, attempts=20, videos=False, out=str(tmp_path))
+    state = solve(SolveConfig(agent={"name": "state_wm", "world_model": str(out),
+                                     "planner": planner, "ablation": False}, **common))
+    floor = solve(SolveConfig(agent={"name": "random"}, **common))
+    assert state["overall"]["puzzles"] == floor["overall"]["puzzles"] == 20
+    assert state["overall"]["auccess"] > 1.5 * floor["overall"]["auccess"]
