@@ -14,15 +14,15 @@ import numpy as np
 import pymunk
 
 from envs.phyre_lite.scene import GREEN, SCENE, Puzzle, attempt, build_space, placement_error
-from ia_world.config import check_range, to_dataclass
+from ia_world.config import check_range
 
 
 @dataclass
 class RandomConfig:
     """Uniform random placements (the floor)."""
 
-    name: str = "random"
-    seed: int = 0
+    name: str = "random"  # agent name (configs/agent/<name>.yaml)
+    seed: int = 0  # placement sampling seed
 
     def validate(self) -> None:
         """Nothing to range-check."""
@@ -32,17 +32,17 @@ class RandomConfig:
 class OracleConfig:
     """Random search in the true simulator, solved candidates ranked first (the ceiling)."""
 
-    name: str = "oracle"
-    seed: int = 0
+    name: str = "oracle"  # agent name (configs/agent/<name>.yaml)
+    seed: int = 0  # placement sampling seed
     max_simulations: int = 4000  # simulated valid candidates per puzzle at most
     focus_share: float = 0.6  # share of candidates sampled around the dynamic bodies
     focus_spread: float = 40.0  # px: spread of the focused samples
 
     def validate(self) -> None:
         """Range-check the search budget and sampling mix."""
-        check_range("agent.max_simulations", self.max_simulations, 1, None)
-        check_range("agent.focus_share", self.focus_share, 0.0, 1.0)
-        check_range("agent.focus_spread", self.focus_spread, 1.0, SCENE)
+        check_range("max_simulations", self.max_simulations, 1, 10**7)
+        check_range("focus_share", self.focus_share, 0.0, 1.0)
+        check_range("focus_spread", self.focus_spread, 1.0, SCENE)
 
 
 def puzzle_rng(seed: int, puzzle: Puzzle) -> np.random.Generator:
@@ -106,12 +106,3 @@ class OracleAgent:
             tried.append(action)
         return np.array(tried[:n]).reshape(-1, 3)
 
-
-def make_random_agent(cfg) -> RandomAgent:
-    """RandomAgent from the `agent` config group (validated)."""
-    return RandomAgent(to_dataclass(cfg, RandomConfig))
-
-
-def make_oracle_agent(cfg) -> OracleAgent:
-    """OracleAgent from the `agent` config group (validated)."""
-    return OracleAgent(to_dataclass(cfg, OracleConfig))

@@ -1,95 +1,39 @@
-"""The zero-shot latent planner for PHYRE-Lite and `ia-world world_model` that trains its parts.
+"""The zero-shot latent planner for PHYRE-Lite (`agent=latent`).
 
-Training (`run`): random placements on the fold's TRAIN tasks only (the other variants for the
-within split, the other templates for the cross split) are simulated; each episode becomes window
-latents: window 0 encodes the still initial scene with the red ball (the frame repeated), windows
-1..K-1 encode consecutive clips of the recorded rollout. A block-causal world model is fit on
-them and a linear goal probe is fit on the world model's rollouts from window 0 (label: solved).
-
-Agent (`agent=latent`): a candidate's placement is drawn into the initial scene by the env's own
-renderer (t=0 only, nothing simulated), encoded, rolled out by the world model and scored by the
-probe; CEM searches the placements and the evaluated ones are returned best first.
+A candidate's placement is drawn into the initial scene by the env's own renderer (t=0 only,
+nothing simulated), encoded by the frozen encoder, rolled out by the world model and scored by
+the goal probe (both trained by `ia-world world_model`, agents/world_model.py); CEM searches the
+placements and the evaluated ones are returned best first.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pymunk
 import torch
-import torch.nn.functional as F
 from einops import repeat
-from omegaconf import DictConfig
-from tqdm import tqdm
+from omegaconf import MISSING
 
 from agents.baselines import puzzle_rng, sample_valid
+from agents.dynamics import load_world_model
 from agents.planner import PlannerConfig, plan
 from agents.world_model import (
-    WorldModel,
-    WorldModelConfig,
-    load_world_model,
-    pool_window,
-    rollout_errors,
-    save_world_model,
-    train_world_model,
-    window_errors,
+    FEATURES,
+    FIRST_WINDOW_PROBE,
+    check_zero_shot,
+    encode_windows,
+    frame_with_ball,
+    placement_state,
+    probe_features,
+    probe_logits,
+    state_tokens,
 )
-from envs.phyre_lite.scene import (
-    GREEN,
-    SCENE,
-    Puzzle,
-    add_action_ball,
-    attempt,
-    build_space,
-    placement_error,
-    render,
-)
-from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
-from envs.phyre_lite.templates import parse_task_id
-from ia_world.checkpoint import FrozenEncoder, clip_batches, encode_batches, load_encoder
-from ia_world.config import check_range, to_dataclass
+from envs.phyre_lite.scene import Puzzle, build_space, placement_error
+from ia_world.checkpoint import load_encoder
+from ia_world.config import check_path
 from ia_world.errors import CheckpointError, ConfigError
-from ia_world.eval.stats import auroc
-
-
-@dataclass
-class WorldModelTrainConfig:
-    """The `world_model` command's config (configs/world_model.yaml)."""
-
-    encoder: str = ""  # checkpoint or run directory of the frozen encoder
-    split: str = "cross"
-    fold: int = 0
-    episodes: int = 2000  # simulated random placements on the fold's train tasks
-    test_episodes: int = 200  # on the fold's test tasks: reported, never fit or selected on
-    windows: int = 5  # K: window 0 (still scene) + K-1 rollout clips
-    frame_stride: int = 10  # physics steps per recorded frame
-    focus_share: float = 0.5  # share of placements sampled just above the green body
-    probe_steps: int = 300
-    probe_weight_decay: float = 1e-3
-    holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
-    out: str = "runs/world_model"
-    seed: int = 0
-    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
-
-    def validate(self) -> None:
-        """Range-check the keys."""
-        if not self.encoder:
-            raise ConfigError("encoder= is required (a checkpoint or pretrain run directory)")
-        if self.split not in SPLITS:
-            raise ConfigError(f"split={self.split!r} is not one of {SPLITS}")
-        check_range("fold", self.fold, 0, NUM_FOLDS - 1)
-        check_range("episodes", self.episodes, 4, None)
-        check_range("test_episodes", self.test_episodes, 0, None)
-        check_range("windows", self.windows, 2, self.world_model.max_windows)
-        check_range("frame_stride", self.frame_stride, 1, None)
-        check_range("focus_share", self.focus_share, 0.0, 1.0)
-        check_range("probe_steps", self.probe_steps, 1, None)
-        check_range("holdout", self.holdout, 0.0, 0.9)
-        self.world_model.validate()
 
 
 @dataclass
@@ -97,211 +41,56 @@ class LatentAgentConfig:
     """The `agent=latent` config group: trained parts and the CEM budget."""
 
     name: str = "latent"
-    encoder: str = ""
-    world_model: str = ""  # directory written by `ia-world world_model`
-    seed: int = 0
+    encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
+    world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
+    seed: int = 0  # fallback placement seed
+    rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
+    ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
     def validate(self) -> None:
         """Both paths are required; the planner budget is range-checked."""
-        if not self.encoder or not self.world_model:
-            raise ConfigError("agent.encoder= and agent.world_model= are required for agent=latent")
-        self.planner.validate()
+        check_path("encoder", self.encoder)
+        check_path("world_model", self.world_model)
 
 
 @dataclass
-class Episode:
-    """One simulated placement: still initial frame (H W 3), rollout frames (T H W 3), label."""
+class StateAgentConfig:
+    """The `agent=state_wm` config group: the positive control on simulator states."""
 
-    initial: np.ndarray
-    frames: np.ndarray
-    action: np.ndarray
-    solved: bool
+    name: str = "state_wm"
+    world_model: str = MISSING  # written by `ia-world world_model features=state`
+    seed: int = 0  # fallback placement seed
+    rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
+    ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
 
-
-def frame_with_ball(space: pymunk.Space, action, size: int) -> np.ndarray:
-    """The initial scene with the red ball placed (the env's renderer at t=0, no simulation)."""
-    placed = space.copy()
-    add_action_ball(placed, action)
-    return render(placed, size)
-
-
-def sample_placement(rng: np.random.Generator, space: pymunk.Space, focus_share: float):
-    """A valid placement: uniform, or (focus_share of the time) just above the green body."""
-    green = next(b for b in space.bodies if any(s.collision_type == GREEN for s in b.shapes))
-    while True:
-        if rng.random() < focus_share:
-            x, y = (np.array(green.position) + [rng.normal(0, 30), abs(rng.normal(20, 40))]) / SCENE
-            action = np.array([x, y, rng.uniform()])
-        else:
-            action = rng.uniform(0.0, 1.0, 3)
-        if placement_error(space, action) is None:
-            return action
-
-
-def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
-                      seed: int) -> list[Episode]:
-    """`count` recorded random placements on puzzles drawn from `tasks`."""
-    rng = np.random.default_rng(seed)
-    episodes = []
-    for _ in tqdm(range(count), desc="simulate", leave=False):
-        space = build_space(parse_task_id(tasks[int(rng.integers(len(tasks)))]))
-        action = sample_placement(rng, space, cfg.focus_share)
-        outcome = attempt(space, action, record_size=size, frame_stride=cfg.frame_stride)
-        episodes.append(Episode(frame_with_ball(space, action, size), outcome.frames[1:],
-                                action, outcome.solved))
-    return episodes
-
-
-def episode_clips(episode: Episode, windows: int, clip_frames: int) -> np.ndarray:
-    """(K, T, H, W, 3): the still initial clip, then rollout clips (padded with the last frame)."""
-    needed = (windows - 1) * clip_frames
-    frames = episode.frames[:needed]
-    if len(frames) < needed:
-        pad = repeat(frames[-1], "h w c -> n h w c", n=needed - len(frames))
-        frames = np.concatenate([frames, pad])
-    still = repeat(episode.initial, "h w c -> 1 t h w c", t=clip_frames)
-    return np.concatenate([still, frames.reshape(windows - 1, clip_frames, *frames.shape[1:])])
-
-
-def encode_windows(encoder: FrozenEncoder, clips: np.ndarray, tokens_per_window: int,
-                   batch_size: int = 32) -> torch.Tensor:
-    """Clips (M, T, H, W, 3) uint8 -> pooled window tokens (M, P, D)."""
-    grid = encoder.grid.shape
-    return encode_batches(encoder.encode, clip_batches(clips, batch_size),
-                          pool=lambda tokens: pool_window(tokens, grid, tokens_per_window))
-
-
-def episode_windows(encoder: FrozenEncoder, episodes: list[Episode], windows: int,
-                    tokens_per_window: int) -> torch.Tensor:
-    """Window latents (E K P D) of episodes: the still clip, then K-1 rollout clips."""
-    clips = np.stack([episode_clips(e, windows, encoder.grid.frames) for e in episodes])
-    latents = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]), tokens_per_window)
-    return latents.reshape(len(episodes), windows, *latents.shape[1:])
-
-
-def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Goal-probe features of rollouts from context windows (B 1 P D) -> (B, horizon*P*D)."""
-    with torch.no_grad():
-        return model.rollout(context, horizon).flatten(1)
-
-
-def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
-                weight_decay: float) -> dict[str, torch.Tensor]:
-    """Standardised logistic regression (class-balanced) -> {mean, std, weight, bias}."""
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    x = (features - mean) / std
-    weight = torch.zeros(x.shape[1], requires_grad=True)
-    bias = torch.zeros(1, requires_grad=True)
-    positive = labels.float().mean().clamp(1e-3, 1 - 1e-3)
-    pos_weight = (1 - positive) / positive
-    optimizer = torch.optim.Adam([weight, bias], lr=0.01, weight_decay=weight_decay)
-    for _ in range(steps):
-        loss = F.binary_cross_entropy_with_logits(x @ weight + bias, labels.float(),
-                                                  pos_weight=pos_weight)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return {"probe.mean": mean, "probe.std": std, "probe.weight": weight.detach(),
-            "probe.bias": bias.detach()}
-
-
-def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
-    """Goal-probe logits (B,) of features (B, F)."""
-    return ((features - probe["probe.mean"]) / probe["probe.std"]) @ probe["probe.weight"] \
-        + probe["probe.bias"]
-
-
-def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
-                      labels: torch.Tensor, fit: slice, check: slice, cfg) -> dict[str, float]:
-    """Goal-probe AUROC on `check` episodes, with two reference probes fit on `fit` episodes.
-
-    `first_window`: a probe on window 0 alone (what the placement looks like, no dynamics);
-    `true_future`: a probe on the encoded real future windows (a perfect world model's bound).
-    """
-    horizon = windows.shape[1] - 1
-    features = {"rollout": probe_features(model, windows[:, :1], horizon),
-                "first_window": windows[:, 0].flatten(1),
-                "true_future": windows[:, 1:].flatten(1)}
-    metrics = {}
-    for name, feature in features.items():
-        fitted = probe if name == "rollout" else train_probe(
-            feature[fit], labels[fit], cfg.probe_steps, cfg.probe_weight_decay)
-        scores = probe_logits(fitted, feature[check]).numpy()
-        metrics[f"probe_auroc_{name}"] = auroc(scores, labels[check].numpy())
-    return metrics
-
-
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Train the world model and goal probe on the fold's train tasks; save them; print checks.
-
-    Checked on held-out train-task episodes and on `test_episodes` of the fold's test tasks
-    (used for these numbers only; nothing is fit or selected on them).
-    """
-    config = to_dataclass(cfg, WorldModelTrainConfig)
-    encoder = load_encoder(config.encoder)
-    config.world_model.latent_dim = encoder.embed_dim
-    train_tasks, test_tasks = split_tasks(config.split, config.fold)
-    episodes = simulate_episodes(train_tasks, config.episodes, config, encoder.grid.size,
-                                 config.seed)
-    test_episodes = simulate_episodes(test_tasks, config.test_episodes, config,
-                                      encoder.grid.size, config.seed + 1)
-    windows = episode_windows(encoder, episodes + test_episodes, config.windows,
-                              config.world_model.tokens_per_window)
-    labels = torch.tensor([e.solved for e in episodes + test_episodes])
-    held = max(1, int(config.holdout * len(episodes)))
-    fit, heldout, test = slice(held, len(episodes)), slice(0, held), slice(len(episodes), None)
-    model = train_world_model(config.world_model, windows[fit])
-    horizon = config.windows - 1
-    probe = train_probe(probe_features(model, windows[fit, :1], horizon), labels[fit],
-                        config.probe_steps, config.probe_weight_decay)
-    metrics = {"episodes": len(episodes), "solved_share": float(labels[fit].float().mean())}
-    for name, check in (("heldout", heldout), ("test_tasks", test)):
-        if check.start < len(windows):
-            metrics[name] = {**rollout_errors(model, windows[check]),
-                             **probe_diagnostics(model, probe, windows, labels, fit, check,
-                                                 config)}
-    out = Path(config.out)
-    reference = window_errors(model, windows[heldout]).median(0).values.clamp_min(1e-8)
-    save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
-                                  "surprise.reference": reference,
-                                  "train.split": torch.tensor(SPLITS.index(config.split)),
-                                  "train.fold": torch.tensor(config.fold)})
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps({"config": asdict(config), "metrics": metrics}, indent=1))
-    os.replace(tmp, out / "metrics.json")
-    print(json.dumps(metrics, indent=1))
-    return metrics
-
-
-def trained_tasks(directory: str | Path, extra: dict[str, torch.Tensor]) -> set[str]:
-    """Task ids a saved world model and its probe were trained on (the train tasks of its fold)."""
-    if "train.split" not in extra or "train.fold" not in extra:
-        raise CheckpointError(f"{directory}: no train.split / train.fold (written by an older "
-                              "version: retrain it with `ia-world world_model`)")
-    return set(split_tasks(SPLITS[int(extra["train.split"])], int(extra["train.fold"]))[0])
-
-
-def check_zero_shot(directory: str | Path, extra: dict[str, torch.Tensor],
-                    tasks: list[str]) -> None:
-    """Refuse to test a world model on puzzles it was trained on (a split or fold mismatch)."""
-    seen = sorted(trained_tasks(directory, extra).intersection(tasks))
-    if seen:
-        split, fold = SPLITS[int(extra["train.split"])], int(extra["train.fold"])
-        raise ConfigError(f"{directory}: trained on split={split} fold={fold}, whose train tasks "
-                          f"include {len(seen)} of the {len(set(tasks))} test puzzles (e.g. "
-                          f"{seen[0]}): zero-shot needs a world model of the same split and fold")
+    def validate(self) -> None:
+        """The world model path is required."""
+        check_path("world_model", self.world_model)
 
 
 class LatentAgent:
-    """CEM over placements scored by the goal probe on world-model rollouts of the first frame."""
+    """CEM over placements scored by the goal probe on world-model rollouts of the first window.
 
-    def __init__(self, cfg: LatentAgentConfig):
+    The first window is the frozen encoder's latents of the placement drawn into the initial
+    scene (`agent=latent`), or the simulator's body states of that scene (`agent=state_wm`, the
+    world model trained with `features=state`): the same dynamics model, probe and CEM.
+    """
+
+    def __init__(self, cfg: LatentAgentConfig | StateAgentConfig):
         self.cfg = cfg
-        self.encoder = load_encoder(cfg.encoder)
         self.model, self.extra = load_world_model(cfg.world_model)
+        self.state = FEATURES[int(self.extra.get("features", 0))] == "state"
+        if self.state != (cfg.name == "state_wm"):
+            raise ConfigError(f"{cfg.world_model}: a world model on "
+                              f"{'states' if self.state else 'encoder latents'} needs "
+                              f"agent={'state_wm' if self.state else 'latent'}")
+        self.encoder = None if self.state else load_encoder(cfg.encoder)
         self.horizon = int(self.extra["horizon"])
-        self.probe = {k: v for k, v in self.extra.items() if k.startswith("probe.")}
+        if not cfg.rollout and f"{FIRST_WINDOW_PROBE}weight" not in self.extra:
+            raise CheckpointError(f"{cfg.world_model}: no window-0 probe (written by an older "
+                                  "version: retrain it with `ia-world world_model`)")
 
     def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
         """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""
@@ -309,13 +98,24 @@ class LatentAgent:
         valid = [i for i, a in enumerate(actions) if placement_error(space, a) is None]
         if not valid:
             return scores
-        grid = self.encoder.grid
-        frames = np.stack([frame_with_ball(space, actions[i], grid.size) for i in valid])
-        clips = repeat(frames, "m h w c -> m t h w c", t=grid.frames)
-        context = encode_windows(self.encoder, clips, self.model.cfg.tokens_per_window)
-        features = probe_features(self.model, context[:, None], self.horizon)
-        scores[valid] = probe_logits(self.probe, features).numpy()
+        context = self.first_windows(space, actions[valid])
+        if self.cfg.rollout:
+            logits = probe_logits(self.extra, probe_features(self.model, context[:, None],
+                                                             self.horizon))
+        else:
+            logits = probe_logits(self.extra, context.flatten(1), FIRST_WINDOW_PROBE)
+        scores[valid] = logits.numpy()
         return scores
+
+    def first_windows(self, space: pymunk.Space, actions: np.ndarray) -> torch.Tensor:
+        """Window-0 tokens (M, P, D) of valid placements: encoder latents or body states."""
+        if self.state:
+            return torch.from_numpy(np.stack([state_tokens(placement_state(space, a))
+                                              for a in actions]))
+        grid = self.encoder.grid
+        frames = np.stack([frame_with_ball(space, a, grid.size) for a in actions])
+        clips = repeat(frames, "m h w c -> m t h w c", t=grid.frames)
+        return encode_windows(self.encoder, clips, self.model.cfg.tokens_per_window)
 
     def propose(self, observation: np.ndarray, n: int, puzzle: Puzzle) -> np.ndarray:
         """(n, 3) placements, best probe score first; random valid ones fill any shortfall."""
@@ -329,7 +129,3 @@ class LatentAgent:
             ranked = np.concatenate([ranked, sample_valid(rng, space, n - len(ranked))])
         return ranked
 
-
-def make_latent_agent(cfg) -> LatentAgent:
-    """LatentAgent from the `agent` config group (validated)."""
-    return LatentAgent(to_dataclass(cfg, LatentAgentConfig))

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ia_world.config import check_range
-from ia_world.errors import ConfigError
+from ia_world.config import check_choice, check_range
 
 Objective = Callable[[np.ndarray], np.ndarray]
 
@@ -23,7 +22,7 @@ class PlannerConfig:
     """Search budget: iterations x population candidates, CEM elites, chunk size."""
 
     method: str = "cem"  # cem | random
-    iterations: int = 4
+    iterations: int = 3
     population: int = 64
     elites: int = 8
     batch_size: int = 64  # candidates per objective call (memory budget)
@@ -32,13 +31,12 @@ class PlannerConfig:
 
     def validate(self) -> None:
         """Range-check the budget."""
-        if self.method not in ("cem", "random"):
-            raise ConfigError(f"planner.method={self.method!r} is not 'cem' or 'random'")
-        check_range("planner.iterations", self.iterations, 1, None)
-        check_range("planner.population", self.population, 1, None)
-        check_range("planner.elites", self.elites, 1, self.population)
-        check_range("planner.batch_size", self.batch_size, 1, None)
-        check_range("planner.min_std", self.min_std, 0.0, None)
+        check_choice("method", self.method, ("cem", "random"))
+        check_range("iterations", self.iterations, 1, 10_000)
+        check_range("population", self.population, 1, 10**6)
+        check_range("elites", self.elites, 1, self.population)
+        check_range("batch_size", self.batch_size, 1, 10**6)
+        check_range("min_std", self.min_std, 0.0, 1.0)
 
 
 @dataclass

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from omegaconf import DictConfig
 from safetensors.torch import save_file
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -27,11 +26,12 @@ from tqdm import tqdm
 
 import envs
 from agents.sb3 import IAJEPAExtractor
-from ia_world.config import as_dict, check_range, to_dataclass
-from ia_world.data.shards import atomic_write, atomic_write_json
+from ia_world.atomic import atomic_write, atomic_write_json
+from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.errors import ConfigError, DataError
 
 ALGOS = ("ppo",)
+CNN_MIN_SIZE = 36  # NatureCNN's three strided convolutions need at least 36x36 frames
 CURVE_POINTS = 50
 
 
@@ -39,46 +39,68 @@ CURVE_POINTS = 50
 class PPOConfig:
     """PPO hyper-parameters passed to stable_baselines3.PPO."""
 
-    n_steps: int = 128
-    batch_size: int = 64
-    n_epochs: int = 4
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    ent_coef: float = 0.0
+    n_steps: int = 128  # rollout steps per env per update
+    batch_size: int = 64  # minibatch size
+    n_epochs: int = 4  # epochs per update
+    learning_rate: float = 3e-4  # Adam learning rate
+    gamma: float = 0.99  # discount factor
+    ent_coef: float = 0.0  # entropy bonus
+
+    def validate(self) -> None:
+        """Raise ConfigError on out-of-range hyper-parameters."""
+        check_range("n_steps", self.n_steps, 2, 10**7)
+        check_range("batch_size", self.batch_size, 2, 10**7)
+        check_range("n_epochs", self.n_epochs, 1, 10_000)
+        check_range("learning_rate", self.learning_rate, 0.0, 10.0)
+        check_range("gamma", self.gamma, 0.0, 1.0)
+        check_range("ent_coef", self.ent_coef, 0.0, 10.0)
 
 
 @dataclass
 class RLConfig:
-    """The `rl` command's config (configs/rl.yaml)."""
+    """`ia-world rl`: env, encoder (frozen IA-JEPA checkpoint or a CNN), PPO budget; or plots."""
 
     env_id: str = "ia_world/PushBall-v0"  # `env=<id>` on the command line
-    encoder: str = "cnn"
-    algo: str = "ppo"
-    steps: int = 20000
-    seed: int = 0
-    n_envs: int = 4
-    frame_stack: int = 4
-    size: int = 64
-    episode_steps: int = 128
-    pool: str = "mean"
-    device: str = "cpu"
-    name: str = ""
-    out: str = "runs/rl"
-    plot: list[str] = field(default_factory=list)
+    encoder: str = "cnn"  # a checkpoint / run directory (frozen IA-JEPA), or cnn (NatureCNN)
+    algo: str = "ppo"  # ppo
+    steps: int = 20000  # environment steps (all envs together)
+    seed: int = 0  # env and policy seed
+    n_envs: int = 4  # parallel environments
+    frame_stack: int = 4  # stretched to the encoder's clip length (see agents/sb3.py)
+    size: int = 64  # render size; must equal the checkpoint's frame size
+    episode_steps: int = 128  # env max_steps (truncation)
+    pool: str = "mean"  # mean | attentive (trainable head)
+    device: str = "cpu"  # cpu | cuda | auto
+    name: str = ""  # run name; default <env>_<encoder>_seed<k>
+    out: str = "runs/rl"  # runs go to <out>/<name>/
+    plot: list[str] = field(default_factory=list)  # run dirs to plot instead of training
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def validate(self) -> None:
         """Raise ConfigError on unknown algorithms or out-of-range sizes."""
-        if self.algo not in ALGOS:
-            raise ConfigError(f"rl: algo must be one of {ALGOS}, got {self.algo!r}")
-        if self.env_id not in envs.ENV_IDS:
-            raise ConfigError(f"rl: unknown env {self.env_id!r} (known: {sorted(envs.ENV_IDS)})")
+        check_choice("algo", self.algo, ALGOS)
+        check_choice("env_id", self.env_id, list(envs.ENV_IDS))
+        check_choice("pool", self.pool, ("mean", "attentive"))
+        check_choice("device", self.device, ("cpu", "cuda", "auto"))
+        check_path("out", self.out)
         if self.encoder != "cnn" and not Path(self.encoder).exists():
-            raise ConfigError(f"rl: encoder must be 'cnn' or a checkpoint directory; "
+            raise ConfigError(f"encoder must be 'cnn' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
-        for key in ("steps", "n_envs", "frame_stack", "size", "episode_steps"):
-            check_range(f"rl.{key}", getattr(self, key), 1)
-        check_range("rl.ppo.batch_size", self.ppo.batch_size, 1, self.ppo.n_steps * self.n_envs)
+        if self.name in (".", "..") or Path(self.name).name != self.name:
+            raise ConfigError(f"name={self.name!r} must be a plain directory name (the run "
+                              "directory goes inside out=)")
+        for key, high in (("steps", 10**9), ("n_envs", 256), ("frame_stack", 64),
+                          ("size", 512), ("episode_steps", 10**6)):
+            check_range(key, getattr(self, key), 1, high)
+        check_range("seed", self.seed, 0, 2**31 - 1)
+        check_range("ppo.batch_size", self.ppo.batch_size, 2, self.ppo.n_steps * self.n_envs)
+        if self.encoder == "cnn" and self.size < CNN_MIN_SIZE:
+            raise ConfigError(f"size={self.size}: encoder=cnn (NatureCNN) needs frames of at "
+                              f"least {CNN_MIN_SIZE}x{CNN_MIN_SIZE}")
+        if not self.plot and self.steps < self.n_envs * self.episode_steps:
+            raise ConfigError(f"steps={self.steps} is below n_envs x episode_steps = "
+                              f"{self.n_envs * self.episode_steps}: no episode would finish "
+                              "(no learning curve); raise steps or lower episode_steps")
 
 
 def encoder_label(encoder: str) -> str:
@@ -228,12 +250,18 @@ def plot_curves(runs: list[Path], out: Path) -> Path:
     return out
 
 
-def run(cfg: DictConfig) -> Path:
-    """Entry point of `ia-world rl`: train one run, or plot the runs given in `plot`."""
-    config = to_dataclass(cfg, RLConfig)
+def rl(config: RLConfig) -> Path:
+    """Train one run (returns its directory), or plot the runs given in `plot` (the PNG)."""
+    validate_tree(config)
     if config.plot:
-        return plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+        path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+        print(f"rl: learning curves in {path}")
+        return path
     if not config.name:
         env_name = config.env_id.split("/")[-1]
         config.name = f"{env_name}_{encoder_label(config.encoder)}_seed{config.seed}"
-    return train(config)
+    run_dir = train(config)
+    steps, returns = episode_returns(run_dir)
+    print(f"rl: {len(returns)} episodes in {int(steps[-1])} env steps; mean return of the last "
+          f"{min(len(returns), 10)}: {returns[-10:].mean():.3f}; run in {run_dir}")
+    return run_dir

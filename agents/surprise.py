@@ -13,87 +13,82 @@ the fold's TEST tasks, which the world model never saw.
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pymunk
 import torch
-from omegaconf import DictConfig
+from omegaconf import MISSING
 from tqdm import tqdm
 
-from agents.latent_agent import (
-    Episode,
-    auroc,
+from agents.dynamics import WorldModel, load_world_model, window_errors
+from agents.world_model import (
+    Placement,
     check_zero_shot,
     episode_windows,
     frame_with_ball,
     sample_placement,
 )
-from agents.world_model import WorldModel, load_world_model, window_errors
-from envs.phyre_lite.scene import (
-    GREEN,
-    STEPS_PER_SECOND,
-    SUBSTEPS,
-    add_action_ball,
-    build_space,
-    render,
-)
+from envs.phyre_lite.scene import GREEN, attempt, build_space
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.checkpoint import FrozenEncoder, load_encoder
-from ia_world.config import check_range, to_dataclass
+from ia_world.atomic import atomic_write_json
+from ia_world.checkpoint import METRICS_FILE, FrozenEncoder, load_encoder
+from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.errors import CheckpointError, ConfigError
+from ia_world.eval.stats import auroc
 
 
 @dataclass
 class SurpriseConfig:
-    """The `surprise` command's config (configs/surprise.yaml)."""
+    """`ia-world surprise`: teleport pairs from a fold's TEST tasks, scored by a world model."""
 
-    encoder: str = ""
-    world_model: str = ""
-    split: str = "cross"
-    fold: int = 0
-    pairs: int = 40
+    encoder: str = MISSING  # checkpoint or run directory of the frozen encoder
+    world_model: str = MISSING  # directory written by `ia-world world_model`
+    split: str = "cross"  # within | cross
+    fold: int = 0  # 0..4
+    pairs: int = 40  # (possible, impossible) episode pairs
     windows: int = 5  # as the world model was trained
-    frame_stride: int = 10
-    offset: float = 60.0  # teleport distance in scene px
-    out: str = "runs/surprise"
-    seed: int = 0
+    frame_stride: int = 10  # physics steps per recorded frame
+    offset: float = 60.0  # green body teleport distance in scene px
+    out: str = "runs/surprise"  # metrics.json goes here
+    seed: int = 0  # pair sampling seed
 
     def validate(self) -> None:
         """Range-check the keys."""
-        if not self.encoder or not self.world_model:
-            raise ConfigError("encoder= and world_model= are required")
-        if self.split not in SPLITS:
-            raise ConfigError(f"split={self.split!r} is not one of {SPLITS}")
+        check_path("encoder", self.encoder)
+        check_path("world_model", self.world_model)
+        check_path("out", self.out)
+        check_choice("split", self.split, SPLITS)
         check_range("fold", self.fold, 0, NUM_FOLDS - 1)
-        check_range("pairs", self.pairs, 1, None)
-        check_range("windows", self.windows, 3, None)
-        check_range("frame_stride", self.frame_stride, 1, None)
-        check_range("offset", self.offset, 1.0, None)
+        check_range("pairs", self.pairs, 1, 10**6)
+        check_range("windows", self.windows, 3, 64)
+        check_range("frame_stride", self.frame_stride, 1, 100)
+        check_range("offset", self.offset, 1.0, 1000.0)
 
 
 def record_rollout(space, action, frames: int, frame_stride: int, size: int,
                    teleport: tuple[int, np.ndarray] | None = None) -> np.ndarray:
-    """(frames, H, W, 3) of the placed ball's rollout; optionally move the green body at a frame."""
-    space = space.copy()
-    add_action_ball(space, action)
-    green = next(b for b in space.bodies if any(s.collision_type == GREEN for s in b.shapes))
-    dt = 1.0 / (STEPS_PER_SECOND * SUBSTEPS)
-    recorded = []
-    for frame in range(frames):
-        for _ in range(frame_stride * SUBSTEPS):
-            space.step(dt)
-        if teleport is not None and frame == teleport[0]:
+    """(frames, H, W, 3) of the placed ball's rollout; optionally move the green body at a frame.
+
+    The puzzle simulation loop itself (envs.phyre_lite.scene.simulate), run for exactly
+    `frames` recorded frames without early stops; teleport = (frame index, offset in px).
+    """
+    def move_green(moved: pymunk.Space, k: int) -> None:
+        if teleport is not None and k - 1 == teleport[0]:
+            green = next(b for b in moved.bodies
+                         if any(s.collision_type == GREEN for s in b.shapes))
             green.position = tuple(np.array(green.position) + teleport[1])
-            space.reindex_shapes_for_body(green)
-        recorded.append(render(space, size))
-    return np.stack(recorded)
+            moved.reindex_shapes_for_body(green)
+
+    outcome = attempt(space, action, record_size=size, frame_stride=frame_stride,
+                      until_done=False, max_steps=frames * frame_stride, on_frame=move_green)
+    return outcome.frames[1:]
 
 
 def make_pairs(tasks: list[str], cfg: SurpriseConfig, clip_frames: int,
-               size: int) -> list[tuple[Episode, Episode]]:
+               size: int) -> list[tuple[Placement, Placement]]:
     """(possible, impossible) episode pairs; the teleport happens inside rollout window 2."""
     rng = np.random.default_rng(cfg.seed)
     frames = (cfg.windows - 1) * clip_frames
@@ -106,7 +101,7 @@ def make_pairs(tasks: list[str], cfg: SurpriseConfig, clip_frames: int,
                                                                            np.sin(angle)]))
         initial = frame_with_ball(space, action, size)
         pairs.append(tuple(
-            Episode(initial, record_rollout(space, action, frames, cfg.frame_stride, size, t),
+            Placement(initial, record_rollout(space, action, frames, cfg.frame_stride, size, t),
                     action, False)
             for t in (None, teleport)))
     return pairs
@@ -119,7 +114,7 @@ def surprise_scores(model: WorldModel, windows: torch.Tensor,
 
 
 def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tensor,
-                pairs: list[tuple[Episode, Episode]]) -> dict[str, float]:
+                pairs: list[tuple[Placement, Placement]]) -> dict[str, float]:
     """Pairwise accuracy and AUROC of the surprise scores of (possible, impossible) pairs."""
     windows = len(reference) + 1
     episodes = [e for pair in pairs for e in pair]
@@ -131,9 +126,9 @@ def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tens
             "auroc": auroc(scores, labels)}
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def surprise(config: SurpriseConfig) -> dict[str, float]:
     """Score teleport pairs made from the fold's test tasks; print and save the metrics."""
-    config = to_dataclass(cfg, SurpriseConfig)
+    validate_tree(config)
     encoder = load_encoder(config.encoder)
     model, extra = load_world_model(config.world_model)
     if "surprise.reference" not in extra:
@@ -147,10 +142,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     check_zero_shot(config.world_model, extra, test_tasks)
     pairs = make_pairs(test_tasks, config, encoder.grid.frames, encoder.grid.size)
     metrics = score_pairs(encoder, model, reference, pairs)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps({"config": asdict(config), "metrics": metrics}, indent=1))
-    os.replace(tmp, out / "metrics.json")
+    atomic_write_json(Path(config.out) / METRICS_FILE,
+                      {"config": as_dict(config), "metrics": metrics})
     print(json.dumps(metrics, indent=1))
     return metrics

@@ -1,243 +1,330 @@
-"""Latent dynamics on frozen encoder latents (V-JEPA 2-AC style).
+"""`ia-world world_model`: train the latent world model and goal probe on a PHYRE-Lite fold.
 
-A sequence of windows, each a 16-frame clip encoded by the frozen encoder and pooled to P tokens
-(B K P D), is modelled by a block-causal transformer: tokens of window k attend to the tokens of
-windows <= k and predict window k+1 as a residual on window k (so it starts as copy-last).
-Training combines teacher forcing (every next window from the true past) with a multi-step
-rollout loss (the model's own predictions fed back). A validation share of the sequences picks the
-best weights (rollout L1 checked every `eval_every` steps, step 0 included), so the returned model
-is never worse on validation than copy-last, which is where it starts.
+Random placements on the fold's TRAIN tasks only (the other variants for the within split, the
+other templates for the cross split) are simulated; each placement becomes window latents:
+window 0 encodes the still initial scene with the red ball (the frame repeated), windows 1..K-1
+encode consecutive clips of the recorded rollout. A block-causal world model (agents.dynamics)
+is fit on them and a linear goal probe is fit on the world model's rollouts from window 0
+(label: solved). The directory it writes is what `agent=latent` and `ia-world surprise` load.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pymunk
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
-from safetensors.torch import load_file, save_file
-from torch import nn
+from einops import repeat
 from tqdm import tqdm
 
-from ia_world.config import check_range
-from ia_world.errors import CheckpointError, ConfigError, DataError
-
-WEIGHTS_FILE, CONFIG_FILE = "world_model.safetensors", "world_model.json"
+from agents.dynamics import (
+    WorldModel,
+    WorldModelConfig,
+    pool_window,
+    rollout_errors,
+    save_world_model,
+    train_world_model,
+    window_errors,
+)
+from envs.phyre_lite.scene import (
+    GREEN,
+    SCENE,
+    add_action_ball,
+    attempt,
+    body_states,
+    build_space,
+    placement_error,
+    render,
+)
+from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
+from envs.phyre_lite.templates import parse_task_id
+from ia_world.atomic import atomic_write_json
+from ia_world.checkpoint import (
+    METRICS_FILE,
+    FrozenEncoder,
+    clip_batches,
+    encode_batches,
+    load_encoder,
+)
+from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
+from ia_world.errors import CheckpointError, ConfigError
+from ia_world.eval.stats import auroc
 
 
 @dataclass
-class WorldModelConfig:
-    """Sizes and training schedule of the latent dynamics model."""
+class WorldModelTrainConfig:
+    """`ia-world world_model`: placements simulated on a fold's train tasks, model and probe."""
 
-    latent_dim: int = 96  # D of the frozen encoder
-    tokens_per_window: int = 16  # P: pooled tokens kept per window (a square number)
-    max_windows: int = 16  # K at most (positional table size)
-    action_dim: int = 0  # 0 = unconditioned; else the action vector is added to every token
-    width: int = 128
-    depth: int = 2
-    heads: int = 4
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 1e-3  # peak; cosine decay to 0 over `steps`
-    rollout_steps: int = 2  # multi-step rollout loss horizon (0 = teacher forcing only)
-    validation: float = 0.1  # share of training sequences that selects the best weights
-    eval_every: int = 100
-    seed: int = 0
+    encoder: str = ""  # checkpoint or run directory of the frozen encoder (features=encoder)
+    split: str = "cross"  # within | cross
+    fold: int = 0  # 0..4
+    episodes: int = 2000  # simulated random placements on the fold's train tasks
+    test_episodes: int = 200  # on the fold's test tasks: reported, never fit or selected on
+    windows: int = 5  # K: window 0 (still scene) + K-1 rollout clips
+    frame_stride: int = 10  # physics steps per recorded frame
+    focus_share: float = 0.5  # share of placements sampled just above the green body
+    probe_steps: int = 300  # goal-probe training steps
+    probe_weight_decay: float = 1e-3  # goal-probe weight decay
+    holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
+    out: str = "runs/world_model"  # world model, probe and metrics.json go here
+    seed: int = 0  # placement sampling seed
+    # encoder: frozen-encoder latents; state: the simulator's body states (positive control)
+    features: str = "encoder"
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def validate(self) -> None:
-        """Range-check the sizes and schedule."""
-        check_range("world_model.latent_dim", self.latent_dim, 1, None)
-        side = round(self.tokens_per_window ** 0.5)
-        if side * side != self.tokens_per_window:
-            raise ConfigError(f"world_model.tokens_per_window={self.tokens_per_window} is not a "
-                            "square number")
-        check_range("world_model.max_windows", self.max_windows, 2, None)
-        check_range("world_model.action_dim", self.action_dim, 0, None)
-        check_range("world_model.depth", self.depth, 1, None)
-        if self.width % self.heads:
-            raise ConfigError(f"world_model.width={self.width} is not divisible by heads="
-                            f"{self.heads}")
-        check_range("world_model.steps", self.steps, 1, None)
-        check_range("world_model.batch_size", self.batch_size, 1, None)
-        check_range("world_model.rollout_steps", self.rollout_steps, 0, self.max_windows - 2)
-        check_range("world_model.validation", self.validation, 0.0, 0.5)
-        check_range("world_model.eval_every", self.eval_every, 1, None)
+        """Range-check the keys."""
+        check_choice("features", self.features, FEATURES)
+        if self.features == "encoder":
+            check_path("encoder", self.encoder)
+        check_path("out", self.out)
+        check_choice("split", self.split, SPLITS)
+        check_range("fold", self.fold, 0, NUM_FOLDS - 1)
+        check_range("episodes", self.episodes, 4, 10**7)
+        check_range("test_episodes", self.test_episodes, 0, 10**7)
+        check_range("windows", self.windows, 2, self.world_model.max_windows)
+        check_range("frame_stride", self.frame_stride, 1, 100)
+        check_range("focus_share", self.focus_share, 0.0, 1.0)
+        check_range("probe_steps", self.probe_steps, 1, 10**6)
+        check_range("probe_weight_decay", self.probe_weight_decay, 0.0, 10.0)
+        check_range("holdout", self.holdout, 0.0, 0.9)
 
 
-def pool_window(latents: torch.Tensor, grid_shape: tuple[int, int, int],
-                tokens_per_window: int) -> torch.Tensor:
-    """Encoder latents of one clip (B, N, D) -> layer-normed window tokens (B, P, D).
+@dataclass
+class Placement:
+    """One simulated placement: still initial frame (H W 3), rollout frames (T H W 3), label."""
 
-    Time is averaged and space is average-pooled to a sqrt(P) x sqrt(P) grid.
-    """
-    t, h, w = grid_shape
-    side = round(tokens_per_window ** 0.5)
-    volume = rearrange(latents, "b (t h w) d -> b d t h w", t=t, h=h, w=w).mean(2)
-    pooled = F.adaptive_avg_pool2d(volume, side)
-    tokens = rearrange(pooled, "b d h w -> b (h w) d")
-    return F.layer_norm(tokens, tokens.shape[-1:])
+    initial: np.ndarray
+    frames: np.ndarray
+    action: np.ndarray
+    solved: bool
+    states: list = field(default_factory=list)  # body_states per recorded frame (0: initial)
 
 
-def block_causal_mask(windows: int, tokens_per_window: int) -> torch.Tensor:
-    """Boolean (L, L) mask, True = blocked: token i sees token j iff window(j) <= window(i)."""
-    window = torch.arange(windows).repeat_interleave(tokens_per_window)
-    return window[None, :] > window[:, None]
+def frame_with_ball(space: pymunk.Space, action, size: int) -> np.ndarray:
+    """The initial scene with the red ball placed (the env's renderer at t=0, no simulation)."""
+    placed = space.copy()
+    add_action_ball(placed, action)
+    return render(placed, size)
 
 
-class WorldModel(nn.Module):
-    """Block-causal transformer predicting the next window's tokens (B K P D) -> (B K P D)."""
-
-    def __init__(self, cfg: WorldModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Linear(cfg.latent_dim, cfg.width)
-        self.action_embed = nn.Linear(cfg.action_dim, cfg.width) if cfg.action_dim else None
-        self.pos = nn.Parameter(torch.zeros(1, cfg.max_windows, cfg.tokens_per_window, cfg.width))
-        nn.init.trunc_normal_(self.pos, std=0.02)
-        layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, 4 * cfg.width, dropout=0.0,
-                                           batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.width)
-        self.head = nn.Linear(cfg.width, cfg.latent_dim)
-        nn.init.zeros_(self.head.weight)  # start as the copy-last-window predictor
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, windows: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        """Predictions of windows 1..K from windows 0..K-1 (residual on each window): (B K P D)."""
-        _, k, p, _ = windows.shape
-        if k > self.cfg.max_windows:
-            raise DataError(f"world model: {k} windows > max_windows={self.cfg.max_windows}")
-        x = self.embed(windows) + self.pos[:, :k]
-        if self.action_embed is not None:
-            x = x + self.action_embed(actions)[:, None, None]
-        x = rearrange(x, "b k p c -> b (k p) c")
-        x = self.blocks(x, mask=block_causal_mask(k, p).to(x.device))
-        delta = rearrange(self.head(self.norm(x)), "b (k p) d -> b k p d", k=k)
-        return windows + delta
-
-    def rollout(self, context: torch.Tensor, horizon: int,
-                actions: torch.Tensor | None = None) -> torch.Tensor:
-        """Autoregressive future (B horizon P D) from context windows (B C P D)."""
-        sequence = context
-        for _ in range(horizon):
-            predicted = self(sequence, actions)[:, -1:]
-            sequence = torch.cat([sequence, predicted], 1)
-        return sequence[:, context.shape[1]:]
+def sample_placement(rng: np.random.Generator, space: pymunk.Space, focus_share: float):
+    """A valid placement: uniform, or (focus_share of the time) just above the green body."""
+    green = next(b for b in space.bodies if any(s.collision_type == GREEN for s in b.shapes))
+    while True:
+        if rng.random() < focus_share:
+            x, y = (np.array(green.position) + [rng.normal(0, 30), abs(rng.normal(20, 40))]) / SCENE
+            action = np.array([x, y, rng.uniform()])
+        else:
+            action = rng.uniform(0.0, 1.0, 3)
+        if placement_error(space, action) is None:
+            return action
 
 
-def world_model_loss(model: WorldModel, windows: torch.Tensor,
-                     actions: torch.Tensor | None = None) -> torch.Tensor:
-    """Teacher-forcing L1 plus the multi-step rollout L1 from the first window (B K P D)."""
-    teacher = F.l1_loss(model(windows[:, :-1], actions), windows[:, 1:])
-    steps = min(model.cfg.rollout_steps, windows.shape[1] - 1)
-    if steps == 0:
-        return teacher
-    rolled = model.rollout(windows[:, :1], steps, actions)
-    return teacher + F.l1_loss(rolled, windows[:, 1:1 + steps])
+def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
+                      seed: int) -> list[Placement]:
+    """`count` recorded random placements on puzzles drawn from `tasks`."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for _ in tqdm(range(count), desc="simulate", leave=False):
+        space = build_space(parse_task_id(tasks[int(rng.integers(len(tasks)))]))
+        action = sample_placement(rng, space, cfg.focus_share)
+        outcome = attempt(space, action, record_size=size, frame_stride=cfg.frame_stride)
+        episodes.append(Placement(frame_with_ball(space, action, size), outcome.frames[1:],
+                                  action, outcome.solved, outcome.states))
+    return episodes
 
 
-def train_world_model(cfg: WorldModelConfig, windows: torch.Tensor,
-                      actions: torch.Tensor | None = None) -> WorldModel:
-    """Fit a WorldModel on window sequences (E K P D) (and actions (E A) if conditioned).
+def episode_clips(episode: Placement, windows: int, clip_frames: int) -> np.ndarray:
+    """(K, T, H, W, 3): the still initial clip, then rollout clips (padded with the last frame)."""
+    needed = (windows - 1) * clip_frames
+    frames = episode.frames[:needed]
+    if len(frames) < needed:
+        pad = repeat(frames[-1], "h w c -> n h w c", n=needed - len(frames))
+        frames = np.concatenate([frames, pad])
+    still = repeat(episode.initial, "h w c -> 1 t h w c", t=clip_frames)
+    return np.concatenate([still, frames.reshape(windows - 1, clip_frames, *frames.shape[1:])])
 
-    The last `cfg.validation` share of the sequences is held out to pick the best weights.
-    """
-    if windows.ndim != 4 or windows.shape[2:] != (cfg.tokens_per_window, cfg.latent_dim):
-        raise DataError(f"train_world_model: expected windows (E, K, {cfg.tokens_per_window}, "
-                        f"{cfg.latent_dim}), got {tuple(windows.shape)}")
-    held = math.ceil(cfg.validation * len(windows))
-    if held >= len(windows):
-        raise DataError(f"train_world_model: {len(windows)} sequences are too few for "
-                        f"validation={cfg.validation}")
-    fit, val = windows[:len(windows) - held], windows[len(windows) - held:]
-    fit_actions = actions[:len(fit)] if actions is not None else None
-    val_actions = actions[len(fit):] if actions is not None else None
-    torch.manual_seed(cfg.seed)
-    model = WorldModel(cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    best_error, best_state = float("inf"), None
-    progress = tqdm(range(cfg.steps + 1), desc="world model", leave=False)
-    for step in progress:
-        if held and (step % cfg.eval_every == 0 or step == cfg.steps):
-            error = rollout_errors(model.eval(), val, 1, val_actions)["rollout_l1"]
-            model.train()
-            if error < best_error:
-                best_error, best_state = error, copy.deepcopy(model.state_dict())
-            progress.set_postfix(val_rollout_l1=f"{best_error:.4g}")
-        if step == cfg.steps:
-            break
-        index = torch.randint(len(fit), (cfg.batch_size,), generator=generator)
-        batch_actions = fit_actions[index] if fit_actions is not None else None
-        loss = world_model_loss(model, fit[index], batch_actions)
-        optimizer.zero_grad(set_to_none=True)
+
+FEATURES = ("encoder", "state")
+STATE_COLORS = ("green", "blue", "gray", "red")  # dynamic body roles (static ones never move)
+STATE_ORDER = ("red", "green", "blue")  # these bodies take the first slots
+STATE_SLOTS = 9  # bodies per window (a square number: the world model's token grid), padded
+STATE_DIM = 7 + len(STATE_COLORS)  # present, x, y, vx, vy, sin, cos + role one-hot
+WINDOW_FRAMES = 16  # recorded frames per window for state features (the encoders' clip length)
+STATE_RENDER_SIZE = 16  # state features record frames only to get the states: keep them small
+
+
+def state_tokens(bodies: list[dict]) -> np.ndarray:
+    """One window's state tokens (STATE_SLOTS, STATE_DIM) from body_states (scene units / 256)."""
+    tokens = np.zeros((STATE_SLOTS, STATE_DIM), np.float32)
+    ordered = sorted(bodies, key=lambda b: STATE_ORDER.index(b["color"])
+                     if b["color"] in STATE_ORDER else len(STATE_ORDER))  # ball, green first
+    for slot, body in enumerate(ordered[:STATE_SLOTS]):
+        (x, y), (vx, vy), angle = body["position"], body["velocity"], body["angle"]
+        tokens[slot, :7] = (1.0, x / SCENE, y / SCENE, vx / SCENE, vy / SCENE, np.sin(angle),
+                            np.cos(angle))
+        if body["color"] in STATE_COLORS:
+            tokens[slot, 7 + STATE_COLORS.index(body["color"])] = 1.0
+    return tokens
+
+
+def placement_state(space: pymunk.Space, action) -> list[dict]:
+    """body_states of the initial scene with the red ball placed (nothing simulated)."""
+    placed = space.copy()
+    add_action_ball(placed, action)
+    return body_states(placed)
+
+
+def state_windows(episodes: list[Placement], windows: int) -> torch.Tensor:
+    """State tokens (E K P D): the initial state, then the state at the end of each window."""
+    result = []
+    for episode in episodes:
+        index = [min(k * WINDOW_FRAMES, len(episode.states) - 1) for k in range(windows)]
+        result.append(np.stack([state_tokens(episode.states[i]) for i in index]))
+    return torch.from_numpy(np.stack(result))
+
+
+def encode_windows(encoder: FrozenEncoder, clips: np.ndarray, tokens_per_window: int,
+                   batch_size: int = 32) -> torch.Tensor:
+    """Clips (M, T, H, W, 3) uint8 -> pooled window tokens (M, P, D)."""
+    grid = encoder.grid.shape
+    return encode_batches(encoder.encode, clip_batches(clips, batch_size),
+                          pool=lambda tokens: pool_window(tokens, grid, tokens_per_window))
+
+
+def episode_windows(encoder: FrozenEncoder, episodes: list[Placement], windows: int,
+                    tokens_per_window: int) -> torch.Tensor:
+    """Window latents (E K P D) of episodes: the still clip, then K-1 rollout clips."""
+    clips = np.stack([episode_clips(e, windows, encoder.grid.frames) for e in episodes])
+    latents = encode_windows(encoder, clips.reshape(-1, *clips.shape[2:]), tokens_per_window)
+    return latents.reshape(len(episodes), windows, *latents.shape[1:])
+
+
+def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Goal-probe features of rollouts from context windows (B 1 P D) -> (B, horizon*P*D)."""
+    with torch.no_grad():
+        return model.rollout(context, horizon).flatten(1)
+
+
+def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
+                weight_decay: float, prefix: str = "probe.") -> dict[str, torch.Tensor]:
+    """Standardised logistic regression (class-balanced) -> {prefix + mean, std, weight, bias}."""
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    x = (features - mean) / std
+    weight = torch.zeros(x.shape[1], requires_grad=True)
+    bias = torch.zeros(1, requires_grad=True)
+    positive = labels.float().mean().clamp(1e-3, 1 - 1e-3)
+    pos_weight = (1 - positive) / positive
+    optimizer = torch.optim.Adam([weight, bias], lr=0.01, weight_decay=weight_decay)
+    for _ in range(steps):
+        loss = F.binary_cross_entropy_with_logits(x @ weight + bias, labels.float(),
+                                                  pos_weight=pos_weight)
+        optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        schedule.step()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model.eval()
+    return {f"{prefix}mean": mean, f"{prefix}std": std, f"{prefix}weight": weight.detach(),
+            f"{prefix}bias": bias.detach()}
 
 
-def rollout_errors(model: WorldModel, windows: torch.Tensor, context: int = 1,
-                   actions: torch.Tensor | None = None) -> dict[str, float]:
-    """Mean L1 of the rollout vs copying the last context window, on held-out (E K P D)."""
-    with torch.no_grad():
-        future = windows[:, context:]
-        rolled = model.rollout(windows[:, :context], future.shape[1], actions)
-        copy = repeat(windows[:, context - 1], "e p d -> e k p d", k=future.shape[1])
-    return {"rollout_l1": float(F.l1_loss(rolled, future)),
-            "copy_last_l1": float(F.l1_loss(copy, future))}
+def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor,
+                 prefix: str = "probe.") -> torch.Tensor:
+    """Goal-probe logits (B,) of features (B, F)."""
+    return ((features - probe[f"{prefix}mean"]) / probe[f"{prefix}std"]) \
+        @ probe[f"{prefix}weight"] + probe[f"{prefix}bias"]
 
 
-def window_errors(model: WorldModel, windows: torch.Tensor) -> torch.Tensor:
-    """Teacher-forced L1 error of each next-window prediction: (E K P D) -> (E, K-1)."""
-    with torch.no_grad():
-        return (model(windows[:, :-1]) - windows[:, 1:]).abs().mean((2, 3))
+FIRST_WINDOW_PROBE = "probe0."  # tensors of the window-0 goal probe (no rollout)
 
 
-def save_world_model(model: WorldModel, directory: str | Path,
-                     extra: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write world_model.safetensors (+ extra tensors) and its config json, atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"extra.{k}": v.contiguous() for k, v in (extra or {}).items()})
-    for name, write in ((WEIGHTS_FILE, lambda p: save_file(tensors, p)),
-                        (CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(asdict(model.cfg))))):
-        tmp = directory / f".{name}.tmp"
-        write(str(tmp))
-        os.replace(tmp, directory / name)
-    return directory
+def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
+                      labels: torch.Tensor, fit: slice, check: slice, cfg) -> dict[str, float]:
+    """Goal-probe AUROC on `check` episodes, with two reference probes fit on `fit` episodes.
+
+    `first_window`: a probe on window 0 alone (what the placement looks like, no dynamics);
+    `true_future`: a probe on the encoded real future windows (a perfect world model's bound).
+    """
+    horizon = windows.shape[1] - 1
+    features = {"rollout": probe_features(model, windows[:, :1], horizon),
+                "first_window": windows[:, 0].flatten(1),
+                "true_future": windows[:, 1:].flatten(1)}
+    metrics = {}
+    for name, feature in features.items():
+        prefix = FIRST_WINDOW_PROBE if name == "first_window" else "probe."
+        fitted = probe if name != "true_future" else train_probe(
+            feature[fit], labels[fit], cfg.probe_steps, cfg.probe_weight_decay)
+        scores = probe_logits(fitted, feature[check], prefix).numpy()
+        metrics[f"probe_auroc_{name}"] = auroc(scores, labels[check].numpy())
+    return metrics
 
 
-def load_world_model(directory: str | Path) -> tuple[WorldModel, dict[str, torch.Tensor]]:
-    """(WorldModel in eval mode, extra tensors) from a directory written by save_world_model."""
-    directory = Path(directory)
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (directory / name).is_file():
-            raise CheckpointError(f"{directory / name}: missing "
-                                  "(train it with `ia-world world_model`)")
-    try:
-        cfg = WorldModelConfig(**json.loads((directory / CONFIG_FILE).read_text()))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: bad world model config "
-                              f"({error})") from None
-    tensors = load_file(str(directory / WEIGHTS_FILE))
-    model = WorldModel(cfg)
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: does not match its config "
-                              f"({str(error).splitlines()[0]})") from None
-    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
-    return model.eval(), extra
+def train_stage(config: WorldModelTrainConfig) -> Path:
+    """Train the world model and goal probe on the fold's train tasks; save them; print checks.
+
+    Checked on held-out train-task episodes and on `test_episodes` of the fold's test tasks
+    (used for these numbers only; nothing is fit or selected on them). Returns the directory.
+    """
+    validate_tree(config)
+    state = config.features == "state"
+    encoder = None if state else load_encoder(config.encoder)
+    size = STATE_RENDER_SIZE if state else encoder.grid.size
+    train_tasks, test_tasks = split_tasks(config.split, config.fold)
+    episodes = simulate_episodes(train_tasks, config.episodes, config, size, config.seed)
+    test_episodes = simulate_episodes(test_tasks, config.test_episodes, config, size,
+                                      config.seed + 1)
+    if state:
+        config.world_model.latent_dim, config.world_model.tokens_per_window = STATE_DIM, STATE_SLOTS
+        windows = state_windows(episodes + test_episodes, config.windows)
+    else:
+        config.world_model.latent_dim = encoder.embed_dim
+        windows = episode_windows(encoder, episodes + test_episodes, config.windows,
+                                  config.world_model.tokens_per_window)
+    labels = torch.tensor([e.solved for e in episodes + test_episodes])
+    held = max(1, int(config.holdout * len(episodes)))
+    fit, heldout, test = slice(held, len(episodes)), slice(0, held), slice(len(episodes), None)
+    model = train_world_model(config.world_model, windows[fit])
+    horizon = config.windows - 1
+    probe = train_probe(probe_features(model, windows[fit, :1], horizon), labels[fit],
+                        config.probe_steps, config.probe_weight_decay)
+    # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
+    probe.update(train_probe(windows[fit, 0].flatten(1), labels[fit], config.probe_steps,
+                             config.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
+    metrics = {"episodes": len(episodes), "solved_share": float(labels[fit].float().mean())}
+    for name, check in (("heldout", heldout), ("test_tasks", test)):
+        if check.start < len(windows):
+            metrics[name] = {**rollout_errors(model, windows[check]),
+                             **probe_diagnostics(model, probe, windows, labels, fit, check,
+                                                 config)}
+    out = Path(config.out)
+    reference = window_errors(model, windows[heldout]).median(0).values.clamp_min(1e-8)
+    save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
+                                  "surprise.reference": reference,
+                                  "train.split": torch.tensor(SPLITS.index(config.split)),
+                                  "train.fold": torch.tensor(config.fold),
+                                  "features": torch.tensor(FEATURES.index(config.features))})
+    atomic_write_json(out / METRICS_FILE, {"config": as_dict(config), "metrics": metrics})
+    print(json.dumps(metrics, indent=1))
+    return out
+
+
+def trained_tasks(directory: str | Path, extra: dict[str, torch.Tensor]) -> set[str]:
+    """Task ids a saved world model and its probe were trained on (the train tasks of its fold)."""
+    if "train.split" not in extra or "train.fold" not in extra:
+        raise CheckpointError(f"{directory}: no train.split / train.fold (written by an older "
+                              "version: retrain it with `ia-world world_model`)")
+    return set(split_tasks(SPLITS[int(extra["train.split"])], int(extra["train.fold"]))[0])
+
+
+def check_zero_shot(directory: str | Path, extra: dict[str, torch.Tensor],
+                    tasks: list[str]) -> None:
+    """Refuse to test a world model on puzzles it was trained on (a split or fold mismatch)."""
+    seen = sorted(trained_tasks(directory, extra).intersection(tasks))
+    if seen:
+        split, fold = SPLITS[int(extra["train.split"])], int(extra["train.fold"])
+        raise ConfigError(f"{directory}: trained on split={split} fold={fold}, whose train tasks "
+                          f"include {len(seen)} of the {len(set(tasks))} test puzzles (e.g. "
+                          f"{seen[0]}): zero-shot needs a world model of the same split and fold")

@@ -1,4 +1,8 @@
-"""Gymnasium environments of ia-world, registered on import under the `ia_world/` namespace."""
+"""Gymnasium environments of ia-world, registered on import under the `ia_world/` namespace.
+
+Entry points are relative to this package's own name, so the package also works when loaded
+under an alias (ia_world.registration does that when another `envs` package shadows it).
+"""
 
 from gymnasium.envs.registration import register, registry
 
@@ -26,7 +30,8 @@ ENV_KWARGS = {
 def _register_all() -> None:
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in registry:
-            register(id=env_id, entry_point=entry_point, disable_env_checker=True,
+            here = f"{__name__}.{entry_point.split('.', 1)[1]}"  # envs.x:Y under any name
+            register(id=env_id, entry_point=here, disable_env_checker=True,
                      kwargs=ENV_KWARGS.get(env_id, {}))
 
 

@@ -29,6 +29,13 @@ class SceneEnv(gym.Env):
     info = {frame, states: {key: (K, d) float arrays}, energy: {kinetic, translational,
     rotational, potential, total}, collisions: [{frame, object_ids, impulse, position, pixel}],
     and at reset also objects: [{id, shape, color, material, size, mass, static}] and meta}.
+
+    Every registered scene documents itself in the layout of Gymnasium's classic-control
+    environments (see `CartPoleEnv`): a one-line summary, then `## Description`,
+    `## Action Space`, `## Observation Space`, `## Rewards`, `## Starting State`,
+    `## Episode End`, `## Arguments` (every constructor keyword, those of this base and of the
+    backend included) and `## Example`; `tests/test_env_docs.py` checks it. See
+    `envs.pymunk_scenes.Billiards` for a passive scene, `envs.active.PushBall` for an active one.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -114,9 +121,13 @@ class SceneEnv(gym.Env):
         super().reset(seed=seed)
         self._backend_close()
         options = dict(options or {})
-        self._excluded_ids = {int(i) for i in options.get("exclude_ids", ())}
+        self._excluded_ids = check_exclude_ids(options.get("exclude_ids", ()))
         self._next_object_id = 0
         self.objects = self._backend_reset(self.np_random, options)
+        unknown = sorted(self._excluded_ids - set(range(self._next_object_id)))
+        if unknown:
+            raise ValueError(f"exclude_ids: {unknown} are not object ids of this scene "
+                             f"(0..{self._next_object_id - 1})")
         self._frame_index = 0
         info = self._info([])
         info["objects"] = copy.deepcopy(self.objects)
@@ -174,7 +185,7 @@ class SceneEnv(gym.Env):
         if not self.objects:
             raise RuntimeError("call reset() before step()")
         self._apply_action(action)
-        events = self._backend_advance()
+        events = merge_pair_events(self._backend_advance())
         self._frame_index += 1
         for event in events:
             event["frame"] = self._frame_index
@@ -206,8 +217,56 @@ class SceneEnv(gym.Env):
 
 
 def object_record(object_id: int, shape: str, color: str, material: str, size: float,
-                  mass: float, static: bool) -> dict[str, Any]:
-    """One entry of the episode's `objects` list (static bodies get mass 0, as in JSON)."""
+                  mass: float, static: bool, **dims) -> dict[str, Any]:
+    """One entry of the episode's `objects` list (static bodies get mass 0, as in JSON).
+
+    `size` is the largest extent; `dims` are the full dimensions (radius, width, height, ...)
+    and the moment of inertia, which rotational energy needs.
+    """
     return {"id": int(object_id), "shape": shape, "color": color, "material": material,
             "size": float(size), "mass": 0.0 if static else float(mass),
-            "static": bool(static)}
+            "static": bool(static), **{k: to_plain(v) for k, v in dims.items()}}
+
+
+def to_plain(value) -> float | list[float]:
+    """A float, or a list of floats for a vector (JSON-able)."""
+    array = np.asarray(value, np.float64)
+    return float(array) if array.ndim == 0 else array.tolist()
+
+
+def check_flag(name: str, value) -> bool:
+    """Validate a boolean kwarg: ValueError unless it is True or False (not "maybe", not 1)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def check_exclude_ids(ids) -> set[int]:
+    """The `exclude_ids` option as a set; ValueError unless it is a list of integers >= 0."""
+    if isinstance(ids, str | bytes) or not hasattr(ids, "__iter__"):
+        raise ValueError(f"exclude_ids must be a list of object ids, got {ids!r}")
+    ids = list(ids)
+    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int | np.integer) or i < 0]
+    if bad:
+        raise ValueError(f"exclude_ids: {bad} are not object ids (integers >= 0)")
+    return {int(i) for i in ids}
+
+
+def check_finite_action(action, shape: tuple[int, ...]) -> np.ndarray:
+    """The action as a float64 array; ValueError unless it has `shape` and is finite."""
+    array = np.asarray(action, np.float64)
+    if array.shape != shape or not np.all(np.isfinite(array)):
+        raise ValueError(f"action must be finite of shape {shape}, got {action!r}")
+    return array
+
+
+def merge_pair_events(events: list[dict]) -> list[dict]:
+    """One collision event per object pair in a frame: the first, with the pair's total impulse."""
+    merged: dict[tuple[int, ...], dict] = {}
+    for event in events:
+        pair = tuple(sorted(event["object_ids"]))
+        if pair in merged:
+            merged[pair]["impulse"] += event["impulse"]
+        else:
+            merged[pair] = event
+    return list(merged.values())

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from envs.base import SceneEnv, object_record
-from envs.raster import PALETTE
+from .base import SceneEnv, check_flag, object_record
+from .raster import PALETTE
 
 # CLEVRER's two materials: restitution and friction (Bullet multiplies the two bodies' values).
 MATERIALS: dict[str, dict[str, float]] = {
@@ -44,7 +44,7 @@ class BulletScene(SceneEnv):
         self.gravity = float(gravity)
         self.physics_dt = float(physics_dt)
         self.frame_skip = int(frame_skip)
-        self.shadow = bool(shadow)
+        self.shadow = check_flag("shadow", shadow)
         self.release_distance = float(release_distance)  # a touching pair must part this far
         self.camera = {"eye": [float(v) for v in camera_eye],
                        "target": [float(v) for v in camera_target],
@@ -104,6 +104,7 @@ class BulletScene(SceneEnv):
                          angularDamping=0.0, physicsClientId=client)
         p.resetBaseVelocity(body, list(velocity), list(angular_velocity), physicsClientId=client)
         mass, _, inertia = p.getDynamicsInfo(body, -1, physicsClientId=client)[:3]
+        record["inertia"] = [float(v) for v in inertia]  # principal moments, body frame
         self._mass = np.append(self._mass, mass)
         self._inertia = np.concatenate([self._inertia, [inertia]])
         self._index_of[body] = len(self._records)
@@ -113,11 +114,12 @@ class BulletScene(SceneEnv):
 
     def _add_dynamic(self, shape: str, geometry: dict, size: float, position, velocity,
                      mass: float, color: str, material: str, orientation,
-                     angular_velocity) -> int | None:
+                     angular_velocity, **dims) -> int | None:
         object_id = self._new_id()
         if object_id is None:
             return None
-        record = object_record(object_id, shape, color, material, size, mass, static=False)
+        record = object_record(object_id, shape, color, material, size, mass, static=False,
+                               **dims)
         return self._add_body(record, geometry, position, velocity, orientation,
                               angular_velocity, MATERIALS[material],
                               MATERIALS[material]["specular"])
@@ -128,7 +130,7 @@ class BulletScene(SceneEnv):
         """Add a dynamic sphere; returns its object id (None when excluded)."""
         return self._add_dynamic("sphere", {"shapeType": p.GEOM_SPHERE, "radius": radius},
                                  2 * radius, position, velocity, mass, color, material,
-                                 orientation, angular_velocity)
+                                 orientation, angular_velocity, radius=radius)
 
     def add_cube(self, position, velocity, side: float, mass: float, color: str,
                  material: str = "rubber", orientation=(0, 0, 0),
@@ -137,7 +139,7 @@ class BulletScene(SceneEnv):
         return self._add_dynamic("cube", {"shapeType": p.GEOM_BOX,
                                           "halfExtents": [side / 2] * 3},
                                  side, position, velocity, mass, color, material,
-                                 orientation, angular_velocity)
+                                 orientation, angular_velocity, side=side)
 
     def add_cylinder(self, position, velocity, radius: float, height: float, mass: float,
                      color: str, material: str = "rubber", orientation=(0, 0, 0),
@@ -146,7 +148,8 @@ class BulletScene(SceneEnv):
         return self._add_dynamic("cylinder", {"shapeType": p.GEOM_CYLINDER, "radius": radius,
                                               "height": height},
                                  max(2 * radius, height), position, velocity, mass, color,
-                                 material, orientation, angular_velocity)
+                                 material, orientation, angular_velocity, radius=radius,
+                                 height=height)
 
     def add_floor(self, half_extent: float = 100.0, thickness: float = 0.2) -> int | None:
         """Add the static floor, a thin box whose top face is z = 0; it gets an id too."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.bullet_backend import MATERIALS, BulletScene
-from envs.pymunk_scenes import sample_separated
-from envs.raster import COLOR_NAMES
+from .bullet_backend import MATERIALS, BulletScene
+from .pymunk_scenes import sample_separated
+from .raster import COLOR_NAMES
 
 SHAPES = ("sphere", "cube", "cylinder")
 
@@ -27,9 +27,109 @@ def add_object(scene: BulletScene, shape: str, position, velocity, size: float, 
 class Tabletop3D(BulletScene):
     """CLEVRER-like: spheres, cubes and upright cylinders sliding and colliding on a floor.
 
-    Some objects rest or move inside the arena, others enter from outside the view; every moving
-    object is aimed (with jitter) at a resting one, so most episodes hold collisions. Spheres
-    start rolling without slipping; cubes and cylinders slide and spin about the vertical.
+    ## Description
+
+    A passive 3D scene (PyBullet): some objects rest or move inside the arena, others enter
+    from outside the view; every moving object is aimed (with jitter) at a resting one, so most
+    episodes hold collisions. Spheres start rolling without slipping; cubes and cylinders slide
+    and spin about the vertical. Materials are CLEVRER's rubber (restitution 0.6, friction
+    0.8) and metal (0.85, 0.3).
+
+    ## Action Space
+
+    Passive scene: `Discrete(1)`, whose only action is the no-op `0`. `step` ignores its action
+    entirely (any value is accepted and has no effect); the scene evolves on its own.
+
+    ## Observation Space
+
+    The rendered frame: `Box(0, 255, (size, size, 3), uint8)`, a perspective view (PyBullet's
+    TinyRenderer) from a fixed camera (`camera_eye`, `camera_target`, `fov`; z up). Ground truth
+    comes in `info` (see "Ground truth in `info`" below).
+
+    ## Rewards
+
+    None: every `step` returns reward `0.0`.
+
+    ## Starting State
+
+    From the `reset` seed: the static floor (id 0, top face z = 0), then the objects, whose
+    count is uniform in `num_objects`; of them, a count uniform in `num_entering` (at most all
+    but one) start on the circle of radius `entry_radius` and the rest without overlap in the
+    square [-arena, arena]^2. Each has a random shape (sphere, cube, cylinder), colour and
+    material, a size 0.45-0.75 m, density 2-6 and a random yaw, and stands 1 mm above the
+    floor. The entering objects and each inside one with probability 1/2 (the first surely
+    when none enters) move at a speed uniform in `speed` towards a randomly drawn inside
+    object (Gaussian jitter, sd 0.12 rad); moving cubes and cylinders spin about z at a rate
+    uniform in [-3, 3] rad/s.
+    `reset(options={"exclude_ids": [k, ...]})` leaves those objects out; every other object
+    keeps its id.
+
+    ## Episode End
+
+    The episode never terminates (`terminated` is always False). It is truncated
+    (`truncated=True`) at the step that reaches `max_steps` frames after `reset`; `step` keeps
+    simulating if called again (no wrapper enforces the end).
+
+    ## Arguments
+
+    - `num_objects` (tuple[int, int], default `(3, 6)`): inclusive range of the object count.
+    - `num_entering` (tuple[int, int], default `(1, 2)`): inclusive range of the count of
+      objects entering from outside the arena.
+    - `speed` (tuple[float, float], default `(2.5, 4.5)`): range of initial speeds in m/s.
+    - `arena` (float, default `1.5`): half side in metres of the square holding the inside
+      objects.
+    - `entry_radius` (float, default `2.8`): distance in metres from the origin at which the
+      entering objects start.
+
+    Keyword arguments shared with `BulletScene` and `SceneEnv`:
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `gravity` (float, default `9.81`): gravity in m/s^2, pointing down (-z).
+    - `physics_dt` (float, default `1 / 240`): Bullet step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `camera_eye` (3 floats, default `(0.0, -4.2, 3.8)` for this scene): camera position in metres.
+    - `camera_target` (3 floats, default `(0.0, -0.1, 0.0)` for this scene): point the camera
+      looks at.
+    - `fov` (float, default `45.0`): vertical field of view in degrees.
+    - `shadow` (bool, default `False`): TinyRenderer shadows; must be a real bool.
+    - `release_distance` (float, default `0.005`): metres a touching pair must part before a
+      new contact between them counts as a new collision.
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, the floor included, in object-id order:
+    `position` (K, 3) centre of mass in metres, `velocity` (K, 3), `orientation` (K, 3) as
+    Euler angles (roll, pitch, yaw), `angular_velocity` (K, 3) in the world frame, `pixel`
+    (K, 2) the projected position as (column, row), `bbox` (K, 4) the projected world AABB as
+    (left, top, right, bottom) in pixels, the whole frame for the floor), `energy` (floats
+    `kinetic` = `translational` + `rotational`, `potential` = m g z, `total`) and `collisions`
+    (one dict per object pair that came into contact during the frame after being apart:
+    `frame`, `object_ids`, `impulse` (normal force x dt summed over the frame's substeps while
+    in contact, N s), `position` ([x, y, z] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, its dimensions and principal `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `gravity`, `camera`).
+
+    ## Example
+
+    ```python
+    import gymnasium
+    import envs  # registers the ia_world/ ids
+
+    env = gymnasium.make("ia_world/Tabletop3D-v0", size=64)
+    obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
+    info["objects"], info["meta"]  # scene description, physics and camera facts
+    info["states"]["position"]  # (K, 3) ground-truth positions, K objects (floor included)
+    obs, reward, terminated, truncated, info = env.step(0)
+    info["energy"]["total"], info["collisions"]  # ground truth of the new frame
+    env.close()  # disconnects the PyBullet client
+    ```
     """
 
     def __init__(self, num_objects: tuple[int, int] = (3, 6),
@@ -86,8 +186,102 @@ class Tabletop3D(BulletScene):
 
 
 class Drop3D(BulletScene):
-    """Objects of random shape and pose dropped from staggered heights onto each other and the
-    floor: potential energy turns into kinetic energy, then into bounces, tumbling and rest."""
+    """Objects of random shape and pose dropped from staggered heights onto a floor.
+
+    ## Description
+
+    A passive 3D scene (PyBullet): objects dropped from staggered heights onto each other and
+    the floor: potential energy turns into kinetic energy, then into bounces, tumbling and
+    rest.
+
+    ## Action Space
+
+    Passive scene: `Discrete(1)`, whose only action is the no-op `0`. `step` ignores its action
+    entirely (any value is accepted and has no effect); the scene evolves on its own.
+
+    ## Observation Space
+
+    The rendered frame: `Box(0, 255, (size, size, 3), uint8)`, a perspective view (PyBullet's
+    TinyRenderer) from a fixed camera (`camera_eye`, `camera_target`, `fov`; z up). Ground truth
+    comes in `info` (see "Ground truth in `info`" below).
+
+    ## Rewards
+
+    None: every `step` returns reward `0.0`.
+
+    ## Starting State
+
+    From the `reset` seed: the static floor (id 0, top face z = 0), then the objects, whose
+    count is uniform in `num_objects`, each with a random shape (sphere, cube, cylinder),
+    colour and material, a size 0.4-0.6 m, mass 0.5-2 kg, a horizontal position uniform in
+    [-spread, spread]^2, Euler angles uniform in [-pi, pi], zero velocity and a Gaussian spin
+    (sd 1 rad/s per axis), one above the other at heights whose bounding spheres never overlap
+    (random gaps of 0.05-0.4 m).
+    `reset(options={"exclude_ids": [k, ...]})` leaves those objects out; every other object
+    keeps its id.
+
+    ## Episode End
+
+    The episode never terminates (`terminated` is always False). It is truncated
+    (`truncated=True`) at the step that reaches `max_steps` frames after `reset`; `step` keeps
+    simulating if called again (no wrapper enforces the end).
+
+    ## Arguments
+
+    - `num_objects` (tuple[int, int], default `(3, 5)`): inclusive range of the object count.
+    - `spread` (float, default `0.3`): half side in metres of the square of horizontal start
+      positions.
+
+    Keyword arguments shared with `BulletScene` and `SceneEnv`:
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `gravity` (float, default `9.81`): gravity in m/s^2, pointing down (-z).
+    - `physics_dt` (float, default `1 / 240`): Bullet step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `camera_eye` (3 floats, default `(0.0, -6.0, 4.6)` for this scene): camera position in metres.
+    - `camera_target` (3 floats, default `(0.0, 0.0, 1.6)` for this scene): point the camera
+      looks at.
+    - `fov` (float, default `45.0`): vertical field of view in degrees.
+    - `shadow` (bool, default `False`): TinyRenderer shadows; must be a real bool.
+    - `release_distance` (float, default `0.005`): metres a touching pair must part before a
+      new contact between them counts as a new collision.
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, the floor included, in object-id order:
+    `position` (K, 3) centre of mass in metres, `velocity` (K, 3), `orientation` (K, 3) as
+    Euler angles (roll, pitch, yaw), `angular_velocity` (K, 3) in the world frame, `pixel`
+    (K, 2) the projected position as (column, row), `bbox` (K, 4) the projected world AABB as
+    (left, top, right, bottom) in pixels, the whole frame for the floor), `energy` (floats
+    `kinetic` = `translational` + `rotational`, `potential` = m g z, `total`) and `collisions`
+    (one dict per object pair that came into contact during the frame after being apart:
+    `frame`, `object_ids`, `impulse` (normal force x dt summed over the frame's substeps while
+    in contact, N s), `position` ([x, y, z] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, its dimensions and principal `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `gravity`, `camera`).
+
+    ## Example
+
+    ```python
+    import gymnasium
+    import envs  # registers the ia_world/ ids
+
+    env = gymnasium.make("ia_world/Drop3D-v0", size=64)
+    obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
+    info["objects"], info["meta"]  # scene description, physics and camera facts
+    info["states"]["position"]  # (K, 3) ground-truth positions, K objects (floor included)
+    obs, reward, terminated, truncated, info = env.step(0)
+    info["energy"]["total"], info["collisions"]  # ground truth of the new frame
+    env.close()  # disconnects the PyBullet client
+    ```
+    """
 
     def __init__(self, num_objects: tuple[int, int] = (3, 5), spread: float = 0.3, **kwargs):
         kwargs.setdefault("camera_eye", (0.0, -6.0, 4.6))

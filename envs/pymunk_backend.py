@@ -17,8 +17,8 @@ import numpy as np
 import pymunk
 import pymunk.batch
 
-from envs import raster
-from envs.base import ENERGY_TERMS, STATE_KEYS, SceneEnv, object_record
+from . import raster
+from .base import ENERGY_TERMS, STATE_KEYS, SceneEnv, object_record
 
 # one batched read of every body gives, per body, these six values in this order
 KINEMATICS = (pymunk.batch.BodyFields.POSITION | pymunk.batch.BodyFields.ANGLE
@@ -104,7 +104,8 @@ class PymunkScene(SceneEnv):
         shape = pymunk.Circle(body, radius)
         shape.elasticity, shape.friction = elasticity, friction
         self._register(body, shape, object_record(object_id, "sphere", color, material,
-                                                  2 * radius, mass, static=False))
+                                                  2 * radius, mass, static=False, radius=radius,
+                                                  inertia=body.moment))
         return object_id
 
     def add_box(self, position, velocity, width: float, height: float, mass: float, color: str,
@@ -120,7 +121,9 @@ class PymunkScene(SceneEnv):
         shape = pymunk.Poly.create_box(body, (width, height))
         shape.elasticity, shape.friction = elasticity, friction
         self._register(body, shape, object_record(object_id, "cube", color, material,
-                                                  max(width, height), mass, static=False))
+                                                  max(width, height), mass, static=False,
+                                                  width=width, height=height,
+                                                  inertia=body.moment))
         return object_id
 
     def add_wall(self, a, b, thickness: float = 0.2, elasticity: float = 1.0,
@@ -132,7 +135,8 @@ class PymunkScene(SceneEnv):
         shape = pymunk.Segment(self.space.static_body, tuple(a), tuple(b), thickness / 2)
         shape.elasticity, shape.friction = elasticity, friction
         self._register(self.space.static_body, shape,
-                       object_record(object_id, "wall", "black", "static", thickness, 0.0, True))
+                       object_record(object_id, "wall", "black", "static", thickness, 0.0, True,
+                                     thickness=thickness, length=np.hypot(*np.subtract(b, a))))
         return object_id
 
     def add_border(self, elasticity: float = 1.0, friction: float = 0.0) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.pymunk_backend import PymunkScene
-from envs.raster import COLOR_NAMES
+from .base import check_flag
+from .pymunk_backend import PymunkScene
+from .raster import COLOR_NAMES
 
 MATERIAL_ELASTICITY = {"rubber": 0.6, "metal": 0.9}
 MATERIAL_FRICTION = {"rubber": 0.8, "metal": 0.3}
@@ -41,16 +42,109 @@ def sample_separated(rng: np.random.Generator, radii, low, high,
 class Billiards(PymunkScene):
     """Balls of varied mass, size and colour on a frictionless walled table, no gravity.
 
-    `elastic=True`: every contact has restitution 1 (energy is conserved); `elastic=False`:
-    restitution follows each ball's material, so energy drops exactly at collisions. Initial
-    velocities are aimed at other balls so that most episodes hold collisions.
+    ## Description
+
+    A passive 2D scene (Pymunk): balls bounce inside four static walls along the edges of the
+    world, with no gravity and no friction. `elastic=True`: every contact has restitution 1
+    (energy is conserved); `elastic=False`: elasticity follows each ball's material (rubber
+    0.6, metal 0.9; walls 0.9, and Pymunk multiplies the two shapes' values), so energy drops
+    exactly at collisions. Initial velocities are aimed at other balls so that most episodes
+    hold collisions. Registered as `ia_world/Billiards-v0` (`elastic=True`) and
+    `ia_world/BilliardsInelastic-v0` (registered with `elastic=False`).
+
+    ## Action Space
+
+    Passive scene: `Discrete(1)`, whose only action is the no-op `0`. `step` ignores its action
+    entirely (any value is accepted and has no effect); the scene evolves on its own.
+
+    ## Observation Space
+
+    The rendered frame: `Box(0, 255, (size, size, 3), uint8)`, an orthographic view of the
+    world (x right, y up; the frame's row 0 is the top of the world). Ground truth comes in
+    `info` (see "Ground truth in `info`" below).
+
+    ## Rewards
+
+    None: every `step` returns reward `0.0`.
+
+    ## Starting State
+
+    From the `reset` seed: the four walls get object ids 0-3, then the balls, whose count is
+    drawn uniformly from `num_balls` (inclusive). Each ball has a radius uniform in
+    [0.45, 0.9] m, density uniform in [0.5, 2] (mass = density x pi r^2), a random colour and
+    material (rubber or metal) and a non-overlapping position inside the walls. Its speed is
+    uniform in `speed`, aimed at a randomly drawn ball (the world centre when it drew itself)
+    with Gaussian jitter (sd 0.25 rad); its spin is uniform in [-2, 2] rad/s.
+    `reset(options={"exclude_ids": [k, ...]})` leaves those objects out; every other object
+    starts exactly as in the full scene and keeps its id.
+
+    ## Episode End
+
+    The episode never terminates (`terminated` is always False). It is truncated
+    (`truncated=True`) at the step that reaches `max_steps` frames after `reset`; `step` keeps
+    simulating if called again (no wrapper enforces the end).
+
+    ## Arguments
+
+    - `num_balls` (tuple[int, int], default `(3, 6)`): inclusive range of the ball count,
+      within [1, 12] (ValueError otherwise).
+    - `elastic` (bool, default `True`): restitution 1 everywhere if True, per material if
+      False; must be a real bool (ValueError otherwise).
+    - `speed` (tuple[float, float], default `(4.0, 9.0)`): range of initial speeds in m/s,
+      within [0, 30].
+
+    Keyword arguments shared with `PymunkScene` and `SceneEnv`:
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
+    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
+    - `gravity`: fixed at 0 m/s^2 by this scene; passing it raises TypeError (multiple
+      values for `gravity`).
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, static ones included, in object-id order:
+    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
+    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
+    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
+    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
+    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
+    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
+    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
+    `camera`).
+
+    ## Example
+
+    ```python
+    import gymnasium
+    import envs  # registers the ia_world/ ids
+
+    env = gymnasium.make("ia_world/Billiards-v0", size=64)
+    obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
+    info["objects"], info["meta"]  # scene description, physics and camera facts
+    info["states"]["position"]  # (K, 3) ground-truth positions, K objects (static included)
+    obs, reward, terminated, truncated, info = env.step(0)
+    info["energy"]["total"], info["collisions"]  # ground truth of the new frame
+    env.close()
+    ```
     """
 
     def __init__(self, num_balls: tuple[int, int] = (3, 6), elastic: bool = True,
                  speed: tuple[float, float] = (4.0, 9.0), **kwargs):
         super().__init__(gravity=0.0, **kwargs)
         self.num_balls = check_interval("num_balls", num_balls, 1, 12)
-        self.elastic = bool(elastic)
+        self.elastic = check_flag("elastic", elastic)
         self.speed = check_interval("speed", speed, 0.0, 30.0)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
@@ -82,10 +176,100 @@ class Billiards(PymunkScene):
 class Gravity2D(PymunkScene):
     """Balls and boxes falling under gravity 9.81 onto a floor, ramps and a stack of boxes.
 
-    Bodies start in the upper half with random velocities; 0-2 static ramps in the middle band
-    send them sliding and rolling; with probability `stack_chance` a tower of boxes stands on the
-    floor (dropped from a hair above it, so it settles in the first frames). Contacts lose energy
-    (restitution < 1, friction), so the total energy never rises.
+    ## Description
+
+    A passive 2D scene (Pymunk) seen from the side: bodies start in the upper part of the world
+    with random velocities; 0-2 static ramps in the middle band send them sliding and rolling;
+    with probability `stack_chance` a tower of boxes stands on the floor (dropped from a hair
+    above it, so it settles in the first frames). Contacts lose energy (restitution < 1,
+    friction), so the total energy never rises.
+
+    ## Action Space
+
+    Passive scene: `Discrete(1)`, whose only action is the no-op `0`. `step` ignores its action
+    entirely (any value is accepted and has no effect); the scene evolves on its own.
+
+    ## Observation Space
+
+    The rendered frame: `Box(0, 255, (size, size, 3), uint8)`, an orthographic view of the
+    world (x right, y up; the frame's row 0 is the top of the world). Ground truth comes in
+    `info` (see "Ground truth in `info`" below).
+
+    ## Rewards
+
+    None: every `step` returns reward `0.0`.
+
+    ## Starting State
+
+    From the `reset` seed: four border walls (ids 0-3; the bottom one is the floor), then the
+    ramps (count uniform in `num_ramps`, each from a side wall at 50-60 % of the height,
+    sloping down towards the middle), then the tower (2-3 rubber boxes, with probability
+    `stack_chance`), then the falling bodies (count uniform in `num_bodies`; each a ball of
+    radius 0.3-0.6 m or a box of sides 0.5-1.1 m with equal odds, density 0.5-2, random colour,
+    material, angle and spin in [-2, 2] rad/s, velocity uniform in [-3, 3] x [-2, 0.5] m/s,
+    placed without overlap with y above 62 % of the world).
+    `reset(options={"exclude_ids": [k, ...]})` leaves those objects out; every other object
+    starts exactly as in the full scene and keeps its id.
+
+    ## Episode End
+
+    The episode never terminates (`terminated` is always False). It is truncated
+    (`truncated=True`) at the step that reaches `max_steps` frames after `reset`; `step` keeps
+    simulating if called again (no wrapper enforces the end).
+
+    ## Arguments
+
+    - `num_bodies` (tuple[int, int], default `(3, 6)`): inclusive range of the falling-body
+      count, within [1, 10].
+    - `num_ramps` (tuple[int, int], default `(0, 2)`): inclusive range of the ramp count,
+      within [0, 2].
+    - `stack_chance` (float, default `0.6`): probability of the box tower, in [0, 1].
+
+    Keyword arguments shared with `PymunkScene` and `SceneEnv`:
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
+    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
+    - `gravity`: fixed at 9.81 m/s^2 by this scene; passing it raises TypeError (multiple
+      values for `gravity`).
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, static ones included, in object-id order:
+    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
+    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
+    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
+    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
+    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
+    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
+    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
+    `camera`).
+
+    ## Example
+
+    ```python
+    import gymnasium
+    import envs  # registers the ia_world/ ids
+
+    env = gymnasium.make("ia_world/Gravity2D-v0", size=64)
+    obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
+    info["objects"], info["meta"]  # scene description, physics and camera facts
+    info["states"]["position"]  # (K, 3) ground-truth positions, K objects (static included)
+    obs, reward, terminated, truncated, info = env.step(0)
+    info["energy"]["total"], info["collisions"]  # ground truth of the new frame
+    env.close()
+    ```
     """
 
     def __init__(self, num_bodies: tuple[int, int] = (3, 6), num_ramps: tuple[int, int] = (0, 2),
@@ -156,10 +340,96 @@ class Gravity2D(PymunkScene):
 class Cradle(PymunkScene):
     """Newton's cradle: a row of pendulum balls; a swinging striker starts a chain of collisions.
 
-    The balls hang from a static bar on rigid strings, a hair apart, all with restitution 1 and
-    no friction; their masses differ per ball. The striker (the first or last ball, at random)
-    starts raised and already swinging towards the row, with a random amplitude small enough that
-    every later swing (even of a lighter ball) stays inside the frame.
+    ## Description
+
+    A passive 2D scene (Pymunk) under gravity 9.81 seen from the side. The balls hang from a
+    static bar on rigid, massless strings, a hair apart, all metal with restitution 1 and no
+    friction; their masses differ per ball. The striker (the first or last ball, at random)
+    starts raised and already swinging towards the row, with a random amplitude small enough
+    that every later swing (even of a lighter ball) stays inside the frame.
+
+    ## Action Space
+
+    Passive scene: `Discrete(1)`, whose only action is the no-op `0`. `step` ignores its action
+    entirely (any value is accepted and has no effect); the scene evolves on its own.
+
+    ## Observation Space
+
+    The rendered frame: `Box(0, 255, (size, size, 3), uint8)`, an orthographic view of the
+    world (x right, y up; the frame's row 0 is the top of the world). Ground truth comes in
+    `info` (see "Ground truth in `info`" below).
+
+    ## Rewards
+
+    None: every `step` returns reward `0.0`.
+
+    ## Starting State
+
+    From the `reset` seed: the bar (id 0) at 80 % of the world's height, then the balls
+    (count uniform in `num_balls`) left to right, with one radius for all (4.5-5.5 % of
+    `world_size`), one string length (25-35 % of `world_size`) and masses pi r^2 times a
+    factor uniform in [1 - mass_spread, 1 + mass_spread]. All balls hang at rest except the
+    striker, raised outwards and moving towards the row.
+    `reset(options={"exclude_ids": [k, ...]})` leaves those objects out; every other object
+    starts exactly as in the full scene and keeps its id.
+
+    ## Episode End
+
+    The episode never terminates (`terminated` is always False). It is truncated
+    (`truncated=True`) at the step that reaches `max_steps` frames after `reset`; `step` keeps
+    simulating if called again (no wrapper enforces the end).
+
+    ## Arguments
+
+    - `num_balls` (tuple[int, int], default `(3, 5)`): inclusive range of the ball count,
+      within [2, 6].
+    - `mass_spread` (float, default `0.25`): relative spread of the ball masses, in [0, 0.5].
+
+    Keyword arguments shared with `PymunkScene` and `SceneEnv`:
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
+    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
+    - `gravity`: fixed at 9.81 m/s^2 by this scene; passing it raises TypeError (multiple
+      values for `gravity`).
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, static ones included, in object-id order:
+    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
+    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
+    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
+    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
+    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
+    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
+    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
+    `camera`).
+
+    ## Example
+
+    ```python
+    import gymnasium
+    import envs  # registers the ia_world/ ids
+
+    env = gymnasium.make("ia_world/Cradle-v0", size=64)
+    obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
+    info["objects"], info["meta"]  # scene description, physics and camera facts
+    info["states"]["position"]  # (K, 3) ground-truth positions, K objects (static included)
+    obs, reward, terminated, truncated, info = env.step(0)
+    info["energy"]["total"], info["collisions"]  # ground truth of the new frame
+    env.close()
+    ```
     """
 
     def __init__(self, num_balls: tuple[int, int] = (3, 5), mass_spread: float = 0.25,

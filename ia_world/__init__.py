@@ -1,4 +1,11 @@
-"""IA-JEPA: interaction-aware video JEPA world models."""
+"""IA-JEPA: interaction-aware video JEPA world models.
+
+Importing `ia_world` registers the Gymnasium environments (`ia_world/Billiards-v0`, ...).
+"""
+
+from ia_world.registration import envs_package
+
+envs_package()
 
 
 def __getattr__(name: str):

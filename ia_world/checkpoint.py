@@ -19,14 +19,29 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text
 from ia_world.config import as_dict, to_dataclass
-from ia_world.data.shards import atomic_write_json
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.models import IAJEPA, ModelConfig, VideoEncoder, preset
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
 TRAIN_STATE_FILE, TRAIN_INFO_FILE = "train_state.safetensors", "train_state.json"
 LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
+
+
+def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], config: dict,
+                    metrics: dict | None = None) -> Path:
+    """Write model.safetensors + config.json (+ metrics.json) into a directory, each atomically.
+
+    The one weights writer: pretraining checkpoints and the world model both use it.
+    """
+    directory = Path(directory)
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(directory / MODEL_FILE, lambda temp: save_file(cpu, temp))
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
+    if metrics is not None:
+        atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
+    return directory
 
 
 def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Tensor],
@@ -40,13 +55,11 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
         shutil.rmtree(stale, ignore_errors=True)
     temp = root / f".tmp-{os.getpid()}-{final.name}"
     temp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, temp / MODEL_FILE)
-    (temp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
-    (temp / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+    write_model_dir(temp, tensors, config, metrics)
     if train_tensors is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in train_tensors.items()},
-                  temp / TRAIN_STATE_FILE)
-        (temp / TRAIN_INFO_FILE).write_text(json.dumps(train_info or {}) + "\n")
+        cpu = {k: v.detach().cpu().contiguous() for k, v in train_tensors.items()}
+        atomic_write(temp / TRAIN_STATE_FILE, lambda path: save_file(cpu, path))
+        atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temp, final)
     atomic_write_json(Path(run_dir) / LATEST_FILE, {"checkpoint": f"{CHECKPOINT_DIR}/{final.name}"})
@@ -88,9 +101,13 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 def checkpoint_model_config(checkpoint: Path) -> ModelConfig:
     """The ModelConfig stored in a checkpoint's config.json."""
     config = read_json(checkpoint / CONFIG_FILE)
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: expected an object with a 'model' "
+                              f"object, got {json.dumps(config)[:60]}")
     try:
-        return to_dataclass(config["model"], ModelConfig)
-    except (KeyError, ConfigError) as error:
+        return to_dataclass(model, ModelConfig)
+    except ConfigError as error:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: bad model config ({error})") from None
 
 

@@ -1,12 +1,22 @@
-"""Hydra configs: compose `configs/<command>.yaml` with overrides and validate it on a dataclass."""
+"""Configs: dataclasses are the one schema; Hydra composes YAML presets and overrides onto them.
+
+Every command's dataclass is registered in Hydra's ConfigStore as `<command>_schema` and named
+first in the defaults list of `configs/<command>.yaml`, so YAML files hold presets and overrides
+only. `to_dataclass` validates the whole tree: types and unknown keys (OmegaConf), non-finite
+floats (every float field), then each nested config's own `validate()`, deepest first.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import importlib
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -16,40 +26,140 @@ from ia_world.errors import ConfigError
 
 CONFIG_DIR = Path(configs.__file__).resolve().parent
 T = TypeVar("T")
+MAX_SEED = 2**63 - 1  # every `seed` / `*_seed` key is an integer in [0, MAX_SEED]
 
 
-def load_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose `configs/<name>.yaml` with Hydra overrides (`key=value`, `group=option`)."""
+def schema_name(command: str) -> str:
+    """The ConfigStore name of a command's schema (first entry of its YAML defaults list)."""
+    return f"{command}_schema"
+
+
+def register_schema(command: str, schema: type) -> None:
+    """Store a command's dataclass in Hydra's ConfigStore as `<command>_schema`.
+
+    A schema module may define `config_groups() -> {group: {option: dataclass}}` for groups whose
+    options have different schemas (solve's `agent`); each is stored as `<group>/<option>_schema`
+    for the option's YAML to name in its defaults list.
+    """
+    store = ConfigStore.instance()
+    store.store(name=schema_name(command), node=schema)
+    groups = getattr(importlib.import_module(schema.__module__), "config_groups", None)
+    for group, options in (groups() if groups is not None else {}).items():
+        for option, node in options.items():
+            store.store(group=group, name=schema_name(option), node=node)
+
+
+def load_config(name: str, overrides: list[str] | tuple[str, ...] = (),
+                schema: type | None = None) -> DictConfig:
+    """Compose `configs/<name>.yaml` (on its command's schema) with Hydra overrides."""
+    if schema is None:
+        from ia_world.cli import COMMANDS, load_attr  # the command table names every schema
+
+        schema = load_attr(COMMANDS[name].schema) if name in COMMANDS else None
+    if schema is not None:
+        register_schema(name, schema)
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name=name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(f"config '{name}': {error}".splitlines()[0]) from None
+        raise ConfigError(f"config '{name}': {one_line(error)}") from None
+
+
+def one_line(error: Exception) -> str:
+    """An OmegaConf / Hydra message on one line, with its cause and the options it lists."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    head = lines[0] if lines else type(error).__name__
+    cause = error.__cause__
+    if cause is not None and str(cause).strip():
+        head += f": {str(cause).strip().splitlines()[0]}"
+    hints = []
+    if any(line.startswith("Available options") for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
+        options = [line for line in lines[start + 1:] if not line.startswith(("Config search",
+                                                                                "provider="))]
+        hints.append(f"available: {', '.join(options)}")
+    return "; ".join([head, *hints])
 
 
 def to_dataclass(cfg: DictConfig | dict, schema: type[T]) -> T:
-    """Validate a config against a dataclass schema (unknown keys and wrong types are errors)."""
+    """Validate a config against a dataclass schema, whole: types, unknown keys, ranges."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)  # name the offending key
         where = f"{schema.__name__}: {key}" if key else schema.__name__
-        raise ConfigError(f"{where}: {error}".splitlines()[0]) from None
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        validate()
+        raise ConfigError(f"{where}: {one_line(error)}") from None
+    validate_tree(obj)
     return obj
 
 
+def validate_tree(obj: Any, prefix: str = "") -> None:
+    """Reject non-finite floats and negative seeds anywhere, then every nested `validate()`.
+
+    Children are validated before their parent (deepest first).
+
+    A nested config's ConfigError is re-raised with the key path in front (`model.patch=7 ...`).
+    """
+    if not dataclasses.is_dataclass(obj):
+        return
+    for item in dataclasses.fields(obj):
+        value, key = getattr(obj, item.name), f"{prefix}{item.name}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} must be a finite number")
+        if item.name == "seed" or item.name.endswith("_seed"):
+            check_range(key, value, 0, MAX_SEED)
+        children = value.items() if isinstance(value, dict) else [(None, value)]
+        for name, child in children:
+            validate_tree(child, f"{key}.{name}." if name is not None else f"{key}.")
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ConfigError as error:
+            raise ConfigError(f"{prefix}{error}") from None
+
+
 def as_dict(obj: Any) -> dict:
-    """A config dataclass (or DictConfig) as a plain JSON-able dict."""
+    """A config dataclass (or DictConfig) as a plain JSON-able dict (enums as their values)."""
     if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
+        return dataclasses.asdict(obj, dict_factory=lambda items: {
+            k: v.value if isinstance(v, enum.Enum) else v for k, v in items})
     return OmegaConf.to_container(obj, resolve=True)
 
 
 def check_range(name: str, value, low=None, high=None) -> None:
-    """Raise ConfigError unless low <= value <= high."""
+    """Raise ConfigError unless value is finite and low <= value <= high."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}={value} must be a finite number")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(f"{name}={value} is out of range [{low}, {high}]")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ConfigError unless value is one of choices."""
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def check_path(name: str, value: str) -> None:
+    """Raise ConfigError on an empty path (`out=` must name a directory)."""
+    if not str(value).strip():
+        raise ConfigError(f"{name} must name a file or directory (got an empty string)")
+
+
+def config_diff(stored: dict, current: dict, ignore: frozenset[str] = frozenset(),
+                prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts (except `ignore`)."""
+    keys = sorted(set(stored) | set(current))
+    changed = []
+    for key in keys:
+        path = f"{prefix}{key}"
+        if path in ignore:
+            continue
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += config_diff(a, b, ignore, f"{path}.")
+        elif a != b:
+            changed.append(f"{path}: {a!r} stored, {b!r} now")
+    return changed

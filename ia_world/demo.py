@@ -3,8 +3,9 @@
 Stages (each resumable: complete outputs are kept and skipped on a re-run):
 generate pretraining / probe / held-out Billiards data (three base seeds) -> pretrain every
 strategy with the same budget -> evaluate each (energy R^2, entropy, mask hit-rate/selectivity,
-causal QA) -> PHYRE-Lite puzzles with the random agent (and the latent planner when installed)
--> mask-overlay videos -> out/report.html + out/summary.json.
+causal QA) -> world model of the first strategy's encoder -> PHYRE-Lite puzzles with the random
+agent and the latent planner -> mask-overlay videos -> out/report.html + out/summary.json.
+Each stage is its typed stage function called with a dataclass config (no override strings).
 """
 
 from __future__ import annotations
@@ -20,20 +21,23 @@ import imageio.v3 as iio
 import matplotlib
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from ia_world import html_report
-from ia_world.cli import run_command
-from ia_world.config import CONFIG_DIR, as_dict, check_range, to_dataclass
+from ia_world.atomic import atomic_write_json
+from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.data.episode import Episode
-from ia_world.data.generator import EnvConfig, GenerateConfig, generate
-from ia_world.data.shards import EpisodeStore, atomic_write_json
+from ia_world.data.generator import EnvConfig, GenerateConfig, dataset_stats, generate
+from ia_world.data.shards import EpisodeStore
+from ia_world.data.sources import DataConfig, DataSource
 from ia_world.errors import ConfigError, DataError
+from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig, evaluate
 from ia_world.eval.features import CONTROLS
+from ia_world.eval.qa_head import QAHeadConfig
 from ia_world.eval.spectrum import gain_pct
-from ia_world.masking import STRATEGIES
+from ia_world.masking import STRATEGIES, MaskConfig
 from ia_world.models.presets import preset as model_preset
 from ia_world.report import read_eval, scalar_metrics
+from ia_world.training import PretrainConfig, pretrain
 from ia_world.viz import gif_bytes, write_mask_video
 
 matplotlib.use("Agg")
@@ -49,100 +53,105 @@ COMPARED_METRICS = ("R2 total_energy", "R2 mean_speed", "R2 object_velocity",
 
 @dataclass
 class Budget:
-    """How big every stage is (one entry of configs/demo.yaml `presets`)."""
+    """How big every stage is: the `preset` config group (configs/preset/<name>.yaml).
 
-    episodes: int = 96
-    probe_episodes: int = 48
-    heldout_episodes: int = 48
-    frames: int = 32
-    model: str = "tiny"
-    steps: int = 150
-    batch_size: int = 8
-    folds: int = 4
-    qa_epochs: int = 10
-    fixed_train_episodes: int = 640  # fixed-count splits: QA and probes counting cannot explain
-    fixed_heldout_episodes: int = 256
-    qa_min_questions: int = 50
-    puzzles: int = 1
-    attempts: int = 20
-    planner_episodes: int = 120  # world model + goal probe: random placements on train puzzles
-    planner_steps: int = 150  # world model and goal probe training steps
+    The defaults are the `cpu` preset (a 2-core CPU, a few minutes).
+    """
+
+    name: str = "cpu"  # preset name (configs/preset/<name>.yaml)
+    episodes: int = 96  # pretraining episodes
+    probe_episodes: int = 48  # probe / QA-fitting split
+    heldout_episodes: int = 48  # held-out split
+    frames: int = 32  # frames per generated episode
+    model: str = "tiny"  # model preset (configs/model/<name>.yaml)
+    steps: int = 100  # pretraining steps per strategy
+    batch_size: int = 8  # clips per pretraining step
+    folds: int = 4  # ridge CV folds
+    qa_epochs: int = 10  # causal-QA head epochs
+    # fixed-count splits (QA and probes counting cannot explain): smaller than `evaluate`'s
+    # defaults (640 / 256) so that the demo stays minutes long on 2 cores
+    fixed_train_episodes: int = 192
+    fixed_heldout_episodes: int = 96
+    qa_min_questions: int = 20  # per question type and split, else a clear error
+    puzzles: int = 1  # PHYRE-Lite test puzzles per template
+    attempts: int = 20  # attempts per puzzle
+    planner_episodes: int = 600  # world model + goal probe: random placements on train puzzles
+    planner_steps: int = 1000  # world model and goal probe training steps
     planner_population: int = 64  # CEM candidates per iteration
-    planner_iterations: int = 3
+    planner_iterations: int = 3  # CEM iterations
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
         for key in ("episodes", "steps", "batch_size", "qa_epochs", "attempts",
                     "planner_episodes", "planner_steps", "planner_iterations"):
-            check_range(key, getattr(self, key), 1)
-        check_range("folds", self.folds, 2)
-        check_range("probe_episodes", self.probe_episodes, 2 * self.folds)
-        check_range("heldout_episodes", self.heldout_episodes, 2)
-        check_range("puzzles", self.puzzles, 0)
-        check_range("planner_population", self.planner_population, 2)
+            check_range(key, getattr(self, key), 1, 10**7)
+        check_range("frames", self.frames, 2, 10_000)
+        check_range("folds", self.folds, 2, 100)
+        check_range("probe_episodes", self.probe_episodes, 2 * self.folds, 10**7)
+        check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
+        check_range("puzzles", self.puzzles, 0, 10**6)
+        check_range("planner_episodes", self.planner_episodes, 4, 10**7)
+        check_range("planner_population", self.planner_population, 2, 10**6)
+        model_preset(self.model)
 
 
 @dataclass
 class DemoConfig:
-    """configs/demo.yaml."""
+    """`ia-world demo`: the scene, the seeds, the strategies compared and the budget preset."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    out: str = "runs/demo"
-    preset: str = "cpu"
-    seed: int = 0
-    probe_seed: int = 1001
-    heldout_seed: int = 2002
+    budget: Budget = field(default_factory=Budget)  # `preset=micro|cpu|gpu` picks it
+    out: str = "runs/demo"  # data/, runs/<strategy>/, solve/, media/, report.html, summary.json
+    seed: int = 0  # pretraining data + model seed; probe and held-out data use their own seeds
+    probe_seed: int = 1001  # base seed of the probe/QA-fitting split
+    heldout_seed: int = 2002  # base seed of the held-out split (never seen in pretraining)
+    # pretrained and compared; the last one is the baseline
     strategies: list[str] = field(default_factory=lambda: ["interaction", "random_tube"])
-    overlay_strategies: list[str] = field(default_factory=lambda: ["random_tube", "interaction"])
-    workers: int = 1
-    videos: int = 3
-    device: str = "auto"
-    presets: dict[str, Budget] = field(default_factory=dict)
+    # panels of the mask videos
+    overlay_strategies: list[str] = field(
+        default_factory=lambda: ["random_tube", "motion", "accel", "interaction"])
+    workers: int = 1  # generator processes
+    videos: int = 3  # held-out episodes shown with masks overlaid
+    device: str = "auto"  # pretraining device: auto | cpu | cuda
 
     def validate(self) -> None:
-        """Raise ConfigError on an unknown preset or strategy, equal seeds, or bad budgets."""
-        if self.preset not in self.presets:
-            raise ConfigError(f"preset={self.preset!r} is not one of {sorted(self.presets)}")
+        """Raise ConfigError on an unknown strategy, equal seeds, or bad budgets."""
+        check_path("out", self.out)
         for strategy in [*self.strategies, *self.overlay_strategies]:
-            if strategy not in STRATEGIES:
-                raise ConfigError(f"strategy {strategy!r} (strategies / overlay_strategies) is "
-                                  f"unknown; choose from {', '.join(STRATEGIES)}")
+            check_choice("strategies", strategy, STRATEGIES)
         if not self.strategies:
             raise ConfigError("strategies must name at least one masking strategy")
         if len({self.seed, self.probe_seed, self.heldout_seed}) < 3:
             raise ConfigError("seed, probe_seed and heldout_seed must all differ")
-        check_range("videos", self.videos, 0)
-        self.presets[self.preset].validate()
-
-    @property
-    def budget(self) -> Budget:
-        """The budgets of the chosen preset."""
-        return self.presets[self.preset]
+        check_range("workers", self.workers, 1, 256)
+        check_range("videos", self.videos, 0, 1000)
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
 
 
-# ---- stages ----------------------------------------------------------------------------------
+# ---- stages: typed configs in, the stage functions called directly ---------------------------
 def generate_split(demo: DemoConfig, name: str, episodes: int, seed: int) -> dict:
-    """Generate (or finish) one dataset out/data/<name>; returns the generator's summary."""
+    """Generate (or finish) one dataset out/data/<name>; returns its episode statistics."""
     cfg = GenerateConfig(env=demo.env, out=str(Path(demo.out) / "data" / name),
                          episodes=episodes, frames=demo.budget.frames, size=64,
                          shard_size=min(episodes, 128), seed=seed, workers=demo.workers)
-    cfg.validate()
-    return generate(cfg)
+    return dataset_stats(generate(cfg))
 
 
-def pretrain(demo: DemoConfig, strategy: str) -> Path:
+def pretrain_strategy(demo: DemoConfig, strategy: str) -> Path:
     """Pretrain (or resume) one strategy's encoder on out/data/pretrain; returns its run dir."""
-    budget, run_dir = demo.budget, Path(demo.out) / "runs" / strategy
-    run_command("pretrain", [
-        f"data={Path(demo.out) / 'data' / 'pretrain'}", f"masking={strategy}",
-        f"model={budget.model}", f"env={demo.env.name}", f"out={run_dir}", f"seed={demo.seed}",
-        f"steps={budget.steps}", f"batch_size={budget.batch_size}", "data.num_workers=0",
-        f"warmup_steps={budget.steps // 10}", f"log_every={max(budget.steps // 20, 1)}",
-        f"checkpoint_every={max(budget.steps // 4, 1)}", f"device={demo.device}"])
-    return run_dir
+    budget = demo.budget
+    cfg = PretrainConfig(
+        data=DataConfig(source=DataSource.shards, path=str(Path(demo.out) / "data" / "pretrain"),
+                        num_workers=0),
+        env=demo.env, model=model_preset(budget.model), masking=MaskConfig(strategy=strategy),
+        out=str(Path(demo.out) / "runs" / strategy), seed=demo.seed, steps=budget.steps,
+        batch_size=budget.batch_size, warmup_steps=budget.steps // 10,
+        log_every=max(budget.steps // 20, 1), checkpoint_every=max(budget.steps // 4, 1),
+        device=demo.device)
+    return pretrain(cfg)
 
 
-def evaluate(demo: DemoConfig, run_dir: Path) -> dict:
+def evaluate_run(demo: DemoConfig, run_dir: Path) -> dict:
     """The run's evaluation (computed once, then read back from its metrics.json)."""
     try:
         result = read_eval(run_dir)
@@ -152,41 +161,42 @@ def evaluate(demo: DemoConfig, run_dir: Path) -> dict:
         pass
     budget, data = demo.budget, Path(demo.out) / "data"
     device = "cuda" if demo.device != "cpu" and torch.cuda.is_available() else "cpu"
-    return run_command("evaluate", [
-        f"ckpt={run_dir}", f"env={demo.env.name}", f"train_data={data / 'probe'}",
-        f"heldout_data={data / 'heldout'}", f"train_episodes={budget.probe_episodes}",
-        f"heldout_episodes={budget.heldout_episodes}", f"train_seed={demo.probe_seed}",
-        f"heldout_seed={demo.heldout_seed}", f"folds={budget.folds}",
-        f"qa.epochs={budget.qa_epochs}", f"fixed.train_episodes={budget.fixed_train_episodes}",
-        f"fixed.heldout_episodes={budget.fixed_heldout_episodes}",
-        f"qa.min_questions={budget.qa_min_questions}", f"device={device}"])
-
-
-def latent_agent_available() -> bool:
-    """Whether the latent planner (configs/agent/latent.yaml) is installed."""
-    return (CONFIG_DIR / "agent" / "latent.yaml").is_file()
+    return evaluate(EvalConfig(
+        env=demo.env, ckpt=str(run_dir),
+        qa=QAHeadConfig(epochs=budget.qa_epochs, min_questions=budget.qa_min_questions),
+        fixed=FixedSplitConfig(train_episodes=budget.fixed_train_episodes,
+                               heldout_episodes=budget.fixed_heldout_episodes),
+        train_data=str(data / "probe"), heldout_data=str(data / "heldout"),
+        train_episodes=budget.probe_episodes, heldout_episodes=budget.heldout_episodes,
+        train_seed=demo.probe_seed, heldout_seed=demo.heldout_seed, folds=budget.folds,
+        device=device))
 
 
 def train_world_model(demo: DemoConfig, encoder_run: Path) -> Path:
     """Train the latent planner's world model + goal probe on the fold's train puzzles, once."""
+    from agents.dynamics import WorldModelConfig  # agents sit above ia_world: imported here
+    from agents.world_model import WorldModelTrainConfig, train_stage
+
     out = Path(demo.out) / "world_model"
     if not (out / "metrics.json").is_file():
         budget = demo.budget
-        run_command("world_model", [
-            f"encoder={encoder_run}", f"split={SOLVE_SPLIT}", f"fold={SOLVE_FOLD}",
-            f"out={out}", f"seed={demo.seed}", f"episodes={budget.planner_episodes}",
-            f"world_model.steps={budget.planner_steps}", f"probe_steps={budget.planner_steps}"])
+        train_stage(WorldModelTrainConfig(
+            encoder=str(encoder_run), split=SOLVE_SPLIT, fold=SOLVE_FOLD, out=str(out),
+            seed=demo.seed, episodes=budget.planner_episodes, probe_steps=budget.planner_steps,
+            world_model=WorldModelConfig(steps=budget.planner_steps)))
     return out
 
 
-def solve(demo: DemoConfig, agent: list[str]) -> Path:
+def solve_puzzles(demo: DemoConfig, agent: dict) -> Path:
     """Run one agent on the demo's PHYRE-Lite puzzles unless done; returns its result dir."""
+    from agents.solve import SolveConfig, solve  # agents sit above ia_world: imported here
+
     out = Path(demo.out) / "solve"
-    result_dir = out / f"{agent[0].split('=')[1]}_{SOLVE_SPLIT}_fold{SOLVE_FOLD}"
+    result_dir = out / f"{agent['name']}_{SOLVE_SPLIT}_fold{SOLVE_FOLD}"
     if not (result_dir / "results.json").is_file():
-        run_command("solve", [*agent, f"split={SOLVE_SPLIT}", f"fold={SOLVE_FOLD}",
-                              f"puzzles={demo.budget.puzzles}",
-                              f"attempts={demo.budget.attempts}", f"out={out}"])
+        solve(SolveConfig(agent=agent, split=SOLVE_SPLIT, fold=SOLVE_FOLD,
+                          puzzles=demo.budget.puzzles, attempts=demo.budget.attempts,
+                          out=str(out)))
     return result_dir
 
 
@@ -328,7 +338,6 @@ def write_report(demo: DemoConfig, summary: dict, plots: dict[str, bytes],
                for path, ep, i in videos]),
         ("Energy", [r.image_tag(plots["energy"], "image/png", "energy of the busiest episode")]),
         ("PHYRE-Lite puzzles", [r.table(agents, "agent")]
-            + [r.note(n) for n in summary["notes"]]
             + [r.image_tag(gif, "image/gif", caption) for caption, gif in gifs]),
         ("Stage timings", [r.table([{"stage": k, "seconds": v}
                                     for k, v in summary["seconds"].items()], "stage")]),
@@ -348,60 +357,53 @@ def print_summary(summary: dict) -> None:
               f"causal QA {row['QA causal per-question']:.3f}")
     for agent, row in summary["solve"].items():
         print(f"{agent:>12}: AUCCESS {row['auccess']:.3f} on {row['puzzles']} puzzles")
-    for line in summary["notes"]:
-        print(f"note: {line}")
     print(f"report: {summary['report']}  ({sum(summary['seconds'].values()):.0f} s)")
 
 
-def run(cfg: DictConfig) -> dict:
-    """Entry point of `ia-world demo`: run (or resume) every stage; returns summary.json."""
-    demo = to_dataclass(cfg, DemoConfig)
-    budget, out, seconds = demo.budget, Path(demo.out), {}
+def demo(cfg: DemoConfig) -> dict:
+    """Run (or resume) every stage of the demo; returns what summary.json holds."""
+    validate_tree(cfg)
+    budget, out, seconds = cfg.budget, Path(cfg.out), {}
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
         nonlocal clock
         seconds[stage], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
-    data = {name: generate_split(demo, name, count, seed) for name, count, seed in (
-        ("pretrain", budget.episodes, demo.seed),
-        ("probe", budget.probe_episodes, demo.probe_seed),
-        ("heldout", budget.heldout_episodes, demo.heldout_seed))}
+    data = {name: generate_split(cfg, name, count, seed) for name, count, seed in (
+        ("pretrain", budget.episodes, cfg.seed),
+        ("probe", budget.probe_episodes, cfg.probe_seed),
+        ("heldout", budget.heldout_episodes, cfg.heldout_seed))}
     lap("generate")
-    run_dirs = {s: pretrain(demo, s) for s in demo.strategies}
+    run_dirs = {s: pretrain_strategy(cfg, s) for s in cfg.strategies}
     lap("pretrain")
-    evals = {s: evaluate(demo, d) for s, d in run_dirs.items()}
+    evals = {s: evaluate_run(cfg, d) for s, d in run_dirs.items()}
     lap("evaluate")
-    agents = {"random": ["agent=random"]}
-    notes = []
-    if latent_agent_available():
-        encoder_run = run_dirs[demo.strategies[0]]
-        agents["latent"] = ["agent=latent", f"agent.encoder={encoder_run}",
-                            f"agent.world_model={train_world_model(demo, encoder_run)}",
-                            f"agent.planner.population={budget.planner_population}",
-                            f"agent.planner.elites={max(budget.planner_population // 8, 1)}",
-                            f"agent.planner.iterations={budget.planner_iterations}"]
-    else:
-        notes.append("latent planner skipped: agent=latent (agents/latent_agent.py) is not "
-                     "installed")
-    result_dirs = {name: solve(demo, overrides) for name, overrides in agents.items()}
+    encoder_run = run_dirs[cfg.strategies[0]]
+    agents = {"random": {"name": "random"},
+              "latent": {"name": "latent", "encoder": str(encoder_run),
+                         "world_model": str(train_world_model(cfg, encoder_run)),
+                         "planner": {"population": budget.planner_population,
+                                     "elites": max(budget.planner_population // 8, 1),
+                                     "iterations": budget.planner_iterations}}}
+    result_dirs = {name: solve_puzzles(cfg, agent) for name, agent in agents.items()}
     lap("solve")
     heldout = EpisodeStore(out / "data" / "heldout")
-    videos = mask_videos(demo, heldout)
+    videos = mask_videos(cfg, heldout)
     busiest = videos[0][1] if videos else heldout[0]
-    summary = {"setup": {"preset": demo.preset, "env": demo.env.id, "model": budget.model,
+    summary = {"setup": {"preset": budget.name, "env": cfg.env.id, "model": budget.model,
                          "pretrain steps": budget.steps, "batch size": budget.batch_size,
-                         "strategies": demo.strategies,
+                         "strategies": cfg.strategies,
                          **{f"{k} episodes": v["episodes"] for k, v in data.items()}},
-               "data": data, "metrics": metric_rows(evals, demo.strategies[-1]),
+               "data": data, "metrics": metric_rows(evals, cfg.strategies[-1]),
                "controls": control_rows(evals),
-               "solve": solve_rows(result_dirs), "notes": notes, "seconds": seconds,
-               "config": as_dict(demo), "report": str(out / "report.html")}
+               "solve": solve_rows(result_dirs), "seconds": seconds,
+               "config": as_dict(cfg), "report": str(out / "report.html")}
     plots = {"energy": energy_png(busiest, f"{len(busiest.collisions)} collisions"),
              "loss": loss_png(run_dirs),
              "comparison": comparison_png(summary["controls"], demo.strategies)}
     lap("report")
-    write_report(demo, summary, plots, videos, puzzle_gifs(result_dirs))
+    write_report(cfg, summary, plots, videos, puzzle_gifs(result_dirs))
     atomic_write_json(out / "summary.json", summary)
     print_summary(summary)
     return summary

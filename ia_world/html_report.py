@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from ia_world.data.shards import atomic_write_bytes
+from ia_world.atomic import atomic_write_bytes
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

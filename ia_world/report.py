@@ -1,6 +1,7 @@
 """`ia-world report runs=[dirs]`: table (mean +- std over seeds per masking strategy) and plots.
 
-With `experiment=compare` it first pretrains and evaluates every strategy (ia_world.eval.compare).
+It only reads evaluations; `ia-world compare` (ia_world.eval.compare) trains and evaluates the
+runs, then calls `report`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from omegaconf import DictConfig
 
-from ia_world.checkpoint import METRICS_FILE, resolve_checkpoint
-from ia_world.config import to_dataclass
-from ia_world.data.shards import atomic_write, atomic_write_bytes
+from ia_world.atomic import atomic_write, atomic_write_bytes
+from ia_world.checkpoint import ENCODER_WEIGHTS, METRICS_FILE, resolve_checkpoint
+from ia_world.config import check_choice, check_path, validate_tree
 from ia_world.errors import CheckpointError, DataError
-from ia_world.eval.compare import CompareConfig, run_compare
 from ia_world.eval.evaluate import eval_key
 from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
@@ -33,13 +32,17 @@ STRATEGY_ORDER = ("random_tube", "multiblock", "motion", "accel", "interaction",
 
 @dataclass
 class ReportConfig:
-    """configs/report.yaml."""
+    """`ia-world report`: which evaluated runs, relative to which baseline, written where."""
 
-    runs: list[str] = field(default_factory=list)
-    out: str = "report"
-    baseline: str = "random_tube"
+    runs: list[str] = field(default_factory=list)  # run / checkpoint dirs already evaluated
+    out: str = "report"  # report.md and the PNG plots go here
+    baseline: str = "random_tube"  # entropy gains are relative to this strategy
     encoder_weights: str = "target"  # which evaluation to report: target (EMA) | encoder
-    compare: CompareConfig | None = None
+
+    def validate(self) -> None:
+        """Raise ConfigError on an empty out or unknown weights."""
+        check_path("out", self.out)
+        check_choice("encoder_weights", self.encoder_weights, ENCODER_WEIGHTS)
 
 
 def read_eval(run: str | Path, weights: str = "target") -> dict:
@@ -315,15 +318,13 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
     return path
 
 
-def run(cfg: DictConfig) -> Path:
-    """Entry point of `ia-world report`: (with experiment=compare, run it first) write report.md."""
-    report_cfg = to_dataclass(cfg, ReportConfig)
-    runs = list(report_cfg.runs)
-    if report_cfg.compare is not None:
-        runs += run_compare(report_cfg.compare, report_cfg.encoder_weights)
-    if not runs:
-        raise DataError("report: no runs given (runs=[dir1,dir2,...] or experiment=compare)")
-    path = write_report([read_eval(r, report_cfg.encoder_weights) for r in runs],
-                        Path(report_cfg.out), report_cfg.baseline)
-    log.info("wrote %s", path)
+def report(cfg: ReportConfig) -> Path:
+    """Write <out>/report.md and its plots from the runs' evaluations; returns report.md."""
+    validate_tree(cfg)
+    if not cfg.runs:
+        raise DataError("report: no runs given (runs=[dir1,dir2,...]; `ia-world compare` trains "
+                        "and evaluates them)")
+    path = write_report([read_eval(r, cfg.encoder_weights) for r in cfg.runs], Path(cfg.out),
+                        cfg.baseline)
+    print(f"report: {path}")
     return path

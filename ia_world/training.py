@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler, default_collate
 from tqdm import tqdm
 
+from ia_world.atomic import atomic_write_bytes
 from ia_world.checkpoint import (
     CONFIG_FILE,
     LATEST_FILE,
@@ -34,18 +34,29 @@ from ia_world.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from ia_world.config import CONFIG_DIR, as_dict, check_range, to_dataclass
+from ia_world.config import (
+    CONFIG_DIR,
+    as_dict,
+    check_choice,
+    check_path,
+    check_range,
+    config_diff,
+    validate_tree,
+)
 from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
-from ia_world.data.mix import mixed_clips, source_clips
-from ia_world.data.shards import atomic_write_bytes
+from ia_world.data.sources import DataConfig, DataSource, clip_dataset
 from ia_world.errors import CheckpointError, ConfigError, IAWorldError
 from ia_world.eval.spectrum import rankme
 from ia_world.masking import MaskConfig, make_mask_fn
+from ia_world.masking.saliency import SALIENCY, STORED_PATCH
+from ia_world.masking.strategies import check_future
 from ia_world.models import IAJEPA, ModelConfig
+from ia_world.models.jepa import REGULARIZERS
 
 LOG_FILE = "log.csv"
-LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "clips_per_s")
+LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "rankme_centred",
+              "clips_per_s", "data_s", "compute_s")  # data_s, compute_s: seconds per step
 
 
 class DivergenceError(IAWorldError):
@@ -53,72 +64,58 @@ class DivergenceError(IAWorldError):
 
 
 @dataclass
-class DataConfig:
-    """Where clips come from: live simulation of `env`, shards, CLEVRER, SSv2 or a mix."""
-
-    source: str = "live"
-    path: str | None = None
-    frame_stride: int = 1
-    clips_per_episode: int = 4  # shards: evenly spaced clips taken from each episode
-    num_workers: int = 2
-    fps: float | None = None  # video sources: clip frame rate (None: native)
-    skip_bad: bool = False  # video sources: skip unreadable files (with a count)
-    paths: dict[str, str | None] = field(default_factory=dict)  # mix: source -> root
-    weights: dict[str, float] = field(default_factory=dict)  # mix: source -> weight
-
-    def validate(self) -> None:
-        """Raise ConfigError on an unknown source or a missing path."""
-        sources = ("live", "shards", "clevrer", "ssv2", "mix")
-        if self.source not in sources:
-            raise ConfigError(f"data.source='{self.source}' must be one of {sources}")
-        if self.source in ("shards", "clevrer", "ssv2") and not self.path:
-            raise ConfigError(f"data.path is required for data.source={self.source} "
-                              "(data=<dir>)")
-        check_range("data.frame_stride", self.frame_stride, 1)
-        check_range("data.clips_per_episode", self.clips_per_episode, 1)
-        check_range("data.num_workers", self.num_workers, 0)
-
-
-@dataclass
 class PretrainConfig:
-    """Everything one pretraining run depends on (configs/pretrain.yaml)."""
+    """`ia-world pretrain`: data, env, model, masking and the optimisation schedule."""
 
     data: DataConfig = field(default_factory=DataConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     masking: MaskConfig = field(default_factory=MaskConfig)
-    out: str = "runs/pretrain"
-    seed: int = 0
-    steps: int = 1000
-    batch_size: int = 16  # per rank
-    lr: float = 5e-4
-    final_lr: float = 1e-6
-    warmup_steps: int = 50
-    weight_decay: float = 0.04
-    grad_clip: float = 1.0
-    ema_start: float = 0.996
-    ema_end: float = 1.0
-    loss: str = "l1"
-    max_loss: float = 100.0  # a loss above this (or non-finite) stops the run
-    log_every: int = 10
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
+    out: str = "runs/pretrain"  # run directory: log.csv, checkpoints/step-*/, latest
+    seed: int = 0  # data order, masks and init are functions of (seed, step)
+    steps: int = 1000  # training steps (a resumed run may raise it)
+    batch_size: int = 16  # clips per step per rank
+    lr: float = 5e-4  # peak learning rate (linear warmup, cosine decay to final_lr)
+    final_lr: float = 1e-6  # learning rate at the last step
+    warmup_steps: int = 50  # linear warmup steps
+    weight_decay: float = 0.04  # AdamW weight decay (matrices only)
+    grad_clip: float = 1.0  # max gradient norm (> 0)
+    ema_start: float = 0.996  # target-encoder momentum, linear to ema_end over the run
+    ema_end: float = 1.0  # target momentum at the last step
+    loss: str = "l1"  # l1 | l2
+    regularizer: str = "none"  # anti-collapse term on the context latents: none | sigreg | vicreg
+    regularizer_weight: float = 0.05  # weight of the regularizer, added to the JEPA loss
+    max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
+    log_every: int = 10  # steps between log.csv rows
+    checkpoint_every: int = 200  # steps between checkpoints
+    keep_checkpoints: int = 2  # checkpoints kept on disk
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile on CUDA
 
     def validate(self) -> None:
         """Raise ConfigError on out-of-range values."""
+        check_path("out", self.out)
         for key in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
-            check_range(key, getattr(self, key), 1)
-        check_range("lr", self.lr, 0.0)
-        check_range("warmup_steps", self.warmup_steps, 0)
+            check_range(key, getattr(self, key), 1, 10**9)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("final_lr", self.final_lr, 0.0, self.lr)
+        check_range("warmup_steps", self.warmup_steps, 0, 10**9)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        if not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip={self.grad_clip} must be > 0")
         check_range("ema_start", self.ema_start, 0.0, 1.0)
         check_range("ema_end", self.ema_end, self.ema_start, 1.0)
-        if self.loss not in ("l1", "l2"):
-            raise ConfigError(f"loss='{self.loss}' must be 'l1' or 'l2'")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device='{self.device}' must be auto, cpu or cuda")
+        if not self.max_loss > 0:
+            raise ConfigError(f"max_loss={self.max_loss} must be > 0")
+        check_choice("loss", self.loss, ("l1", "l2"))
+        check_choice("regularizer", self.regularizer, REGULARIZERS)
+        check_range("regularizer_weight", self.regularizer_weight, 0.0, 1e4)
+        try:
+            check_future(self.masking, self.model.grid)
+        except ConfigError as error:
+            raise ConfigError(f"masking.{error}") from None
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
 
 
 def preprocess_overrides(overrides: list[str]) -> list[str]:
@@ -181,12 +178,26 @@ class MaskingCollate:
         self.mask_fn, self.grid, self.seed = mask_fn, grid, seed
 
     def __call__(self, items: list[dict]) -> dict:
+        stored = [item.pop("saliency", None) for item in items]  # from shards that store it
         batch = default_collate(items)
         key = [self.seed, *batch["episode"].tolist(), *batch["start"].tolist()]
         seed = int(np.random.SeedSequence([abs(int(k)) for k in key]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
-        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator)
+        saliency = torch.stack(stored) if all(s is not None for s in stored) else None
+        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator, saliency=saliency)
         return batch
+
+
+def use_stored_saliency(dataset, cfg: PretrainConfig) -> None:
+    """Let the shard clip datasets under `dataset` (alone or in a mix) hand out the saliency
+    their shards store, when the strategy has one and the grid's patch is the stored one."""
+    grid = cfg.model.grid
+    if not (cfg.masking.stored and cfg.masking.strategy in SALIENCY
+            and grid.patch == STORED_PATCH):
+        return
+    for source in getattr(dataset, "sources", [dataset]):
+        if hasattr(source, "use_stored_saliency"):
+            source.use_stored_saliency(cfg.masking.strategy, grid.tubelet_t)
 
 
 def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
@@ -195,21 +206,19 @@ def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
     grid = cfg.model.grid
     common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
               "pin_memory": torch.cuda.is_available(),
-              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed)}
-    if cfg.data.source == "live":
+              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed),
+              # its own generator: starting the loader must not draw from torch's global RNG,
+              # which the checkpoint restores (SIGReg's directions come from it)
+              "generator": torch.Generator().manual_seed(cfg.seed)}
+    if cfg.data.source == DataSource.live:
         live = LiveClips(cfg.env.id, grid.frames, cfg.data.frame_stride, grid.size, cfg.seed,
                          block=cfg.batch_size, start_block=start_step, rank=rank,
                          world_size=world_size, env_kwargs=cfg.env.kwargs)
         return DataLoader(live, **common)
-    data = cfg.data
-    if data.source == "mix":
-        clips = mixed_clips(data.paths, data.weights, grid.frames, grid.size, data.frame_stride,
-                            data.clips_per_episode, data.fps, cfg.seed, data.skip_bad)
-        if rank == 0:
-            print(f"data mix: clips per source {clips.counts()}")
-    else:
-        clips = source_clips(data.source, data.path, grid.frames, grid.size, data.frame_stride,
-                             data.clips_per_episode, data.fps, cfg.seed, data.skip_bad)
+    clips = clip_dataset(cfg.data, grid.frames, grid.size, cfg.seed)
+    use_stored_saliency(clips, cfg)
+    if cfg.data.source == DataSource.mix and rank == 0:
+        print(f"data mix: clips per source {clips.counts()}")
     sampler = StepSampler(len(clips), cfg.batch_size, cfg.seed, start_step, rank, world_size)
     return DataLoader(clips, sampler=sampler, **common)
 
@@ -249,15 +258,47 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dic
     torch.set_rng_state(tensors["rng.torch"])
 
 
+# keys a resumed run may change: how long it runs, how it logs, where and on how many workers
+RESUMABLE_KEYS = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "out",
+                            "device", "data.num_workers", "compile", "masking.stored"})
+
+
+# keys added after runs were checkpointed without them, with the value those runs had
+ADDED_KEYS = {"regularizer": "none", "regularizer_weight": 0.05, "masking.future": 0.0,
+              "masking.stored": True}
+
+
+def with_added_keys(stored: dict) -> dict:
+    """A stored config with the ADDED_KEYS it predates filled in (so older runs resume)."""
+    for dotted, value in ADDED_KEYS.items():
+        *parents, key = dotted.split(".")
+        node = stored
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(key, value)
+    return stored
+
+
+def check_resumable(checkpoint: Path, config: dict) -> None:
+    """Refuse to resume a checkpoint whose stored config differs (other than RESUMABLE_KEYS)."""
+    stored = read_json(checkpoint / CONFIG_FILE)
+    stored = with_added_keys(stored) if isinstance(stored, dict) else stored
+    changed = config_diff(stored if isinstance(stored, dict) else {}, config, RESUMABLE_KEYS)
+    if changed:
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: this run was started with another "
+                              f"config ({'; '.join(changed[:4])}"
+                              f"{'; ...' if len(changed) > 4 else ''}); use the same settings "
+                              "to resume or another out=")
+
+
 def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
            config: dict) -> int:
     """Load the run's latest checkpoint into model and optimizer; returns its step (0 if none)."""
     if not (run_dir / LATEST_FILE).is_file():
         return 0
     checkpoint = resolve_checkpoint(run_dir)
-    if read_json(checkpoint / CONFIG_FILE)["model"] != config["model"]:
-        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: model config differs from this run's; "
-                              "use another out=")
+    check_resumable(checkpoint, config)
     load_weights(model, read_tensors(checkpoint / MODEL_FILE), checkpoint / MODEL_FILE)
     info = read_json(checkpoint / TRAIN_INFO_FILE)
     restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
@@ -270,7 +311,8 @@ def truncate_log(path: Path, last_step: int) -> None:
     if path.is_file():
         with path.open() as handle:
             rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
-    lines = [",".join(LOG_FIELDS)] + [",".join(row[k] for k in LOG_FIELDS) for row in rows]
+    lines = [",".join(LOG_FIELDS)] + [",".join(row.get(k) or "" for k in LOG_FIELDS)
+                                      for row in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -290,10 +332,12 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def target_stats(targets: torch.Tensor) -> tuple[float, float]:
-    """(mean per-dim std, RankMe) of target latents (B, Nt, D): both fall on collapse."""
-    flat = targets.reshape(-1, targets.shape[-1]).float()
-    return float(flat.std(0).mean()), rankme(flat[:2048].cpu().numpy())
+def target_stats(targets: torch.Tensor) -> tuple[float, float, float]:
+    """(mean per-dim std, RankMe, centred RankMe) of target latents (B, Nt, D): all fall on
+    collapse; the centred one also when the latents collapse to a constant offset."""
+    flat = targets.reshape(-1, targets.shape[-1]).float()[:2048].cpu().numpy()
+    return (float(targets.reshape(-1, targets.shape[-1]).float().std(0).mean()), rankme(flat),
+            rankme(flat - flat.mean(0)))
 
 
 def build_optimizer(cfg: PretrainConfig, model: IAJEPA) -> torch.optim.AdamW:
@@ -328,8 +372,20 @@ def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.T
     return float(loss_value), float(grad_norm), targets
 
 
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Pretrain (or resume) an encoder into cfg.out; returns the run directory."""
+    metrics = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0:
+        done = (f"loss {metrics['loss']:.4f}, target std {metrics['target_std']:.3f}, RankMe "
+                f"{metrics['rankme']:.1f}" if "loss" in metrics else "nothing left to train")
+        print(f"pretrain: step {metrics['step']}, {done}; checkpoint "
+              f"{resolve_checkpoint(cfg.out)}")
+    return Path(cfg.out)
+
+
 def train(cfg: PretrainConfig, mask_fn=None) -> dict:
     """Pretrain (or resume) into cfg.out; returns the final metrics. Joins torchrun's group."""
+    validate_tree(cfg)
     joins_group = not dist.is_initialized()
     rank, world_size, device = setup_distributed(cfg)
     try:
@@ -345,7 +401,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     run_dir = Path(cfg.out)
     config = as_dict(cfg)
     torch.manual_seed(cfg.seed)
-    model = IAJEPA(cfg.model, cfg.loss).to(device)
+    model = IAJEPA(cfg.model, cfg.loss, cfg.regularizer, cfg.regularizer_weight).to(device)
     optimizer = build_optimizer(cfg, model)
     start_step = resume(run_dir, model, optimizer, config)
     log_path = run_dir / LOG_FILE
@@ -358,10 +414,13 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     use_amp = cfg.amp and device.type == "cuda"
     batches = iter(make_loader(cfg, mask_fn, start_step, rank, world_size))
     metrics: dict = {"step": start_step}
-    clock = time.perf_counter()
+    clock, waited, computed = time.perf_counter(), 0.0, 0.0
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
                      disable=rank != 0, desc="pretrain"):
+        started = time.perf_counter()
         batch = next(batches)
+        fetched = time.perf_counter()
+        waited += fetched - started
         frames, mask = batch["frames"], batch["mask"].to(device)  # B T H W 3 uint8, B N
         lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
         for group in optimizer.param_groups:
@@ -371,13 +430,18 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         check_divergence(loss, grad_norm, step + 1, cfg, run_dir)
         optimizer.step()
         model.update_target(momentum)
+        computed += time.perf_counter() - fetched
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            std, effective_rank = target_stats(targets)
+            std, effective_rank, centred_rank = target_stats(targets)
             elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+            steps_done = done - max(metrics["step"], start_step)
             metrics = {"step": done, "loss": loss, "lr": lr, "momentum": momentum,
                        "target_std": std, "rankme": effective_rank,
-                       "clips_per_s": cfg.log_every * cfg.batch_size * world_size / elapsed}
+                       "rankme_centred": centred_rank,
+                       "clips_per_s": steps_done * cfg.batch_size * world_size / elapsed,
+                       "data_s": waited / steps_done, "compute_s": computed / steps_done}
+            waited = computed = 0.0
             write_log_row(log_path, metrics)
             if writer is not None:
                 for key, value in metrics.items():
@@ -391,8 +455,3 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     if world_size > 1:
         dist.barrier()
     return metrics
-
-
-def run(cfg: DictConfig) -> dict:
-    """Entry point of `ia-world pretrain`."""
-    return train(to_dataclass(cfg, PretrainConfig))

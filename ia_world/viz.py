@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from einops import rearrange, repeat
 
-from ia_world.data.shards import atomic_write_bytes
+from ia_world.atomic import atomic_write_bytes
 from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.tokens import TokenGrid
 

@@ -65,3 +65,16 @@ def test_force_moves_the_pusher_the_way_it_points():
 def test_bad_reward_kind_is_refused():
     with pytest.raises(ValueError, match="reward must be one of"):
         PushBall(reward="dense")
+
+
+@pytest.mark.parametrize("env_id", ["ia_world/PushBall-v0", "ia_world/PushBall3D-v0"])
+@pytest.mark.parametrize("bad", [[np.nan, 0.0], [0.0, np.inf], [-np.inf, np.nan]])
+def test_non_finite_action_is_refused_and_the_env_stays_usable(env_id, bad):
+    env = gym.make(env_id, size=32).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array(bad, np.float32))
+    for _ in range(3):
+        frame, reward, *_ = env.step(np.array([0.5, -0.5], np.float32))
+        assert np.isfinite(reward) and frame.shape == (32, 32, 3)
+    env.close()

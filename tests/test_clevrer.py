@@ -248,3 +248,43 @@ def test_pretraining_on_a_mix_of_shards_and_clevrer(clevrer_root, tmp_path, caps
     assert training.train(cfg)["step"] == 2
     counts = capsys.readouterr().out.split("clips per source")[1].splitlines()[0]
     assert "'shards'" in counts and "'clevrer'" in counts
+
+
+def without_programs(scenes: list) -> list:
+    """The same questions with no `program` on any question or choice."""
+    scenes = json.loads(json.dumps(scenes))
+    for question in scenes[0]["questions"]:
+        question.pop("program")
+        for choice in question.get("choices", []):
+            choice.pop("program")
+    return scenes
+
+
+def test_questions_without_programs_load_and_score(tmp_path):
+    (tmp_path / "questions").mkdir()
+    (tmp_path / "questions" / "validation.json").write_text(json.dumps(
+        without_programs(QUESTIONS)))
+    questions = CLEVRERQuestions(tmp_path, "validation")
+    assert len(questions) == 3 and questions.skipped == 0
+    assert questions[1]["program"] is None and questions[1]["choices"][0]["program"] is None
+    scores = score_answers(questions, ["red", ["correct", "wrong", "wrong"], [False, True]])
+    assert scores["explanatory"]["per_question"] == scores["predictive"]["per_question"] == 1.0
+
+
+@pytest.mark.parametrize("prediction", ["no", [None, None], True, ["correct", "no"], [1, 0],
+                                        [True]])
+def test_malformed_choice_answers_name_the_question(clevrer_root, prediction):
+    questions = CLEVRERQuestions(clevrer_root, "validation")
+    with pytest.raises(DataError, match="question 2"):
+        score_answers(questions, ["red", [True, False, False], prediction])
+
+
+def test_correct_wrong_strings_score_as_clevrer_defines_them(clevrer_root):
+    questions = CLEVRERQuestions(clevrer_root, "validation")
+    # predictive truth is [wrong, correct]: "wrong" must count as False, not as a true string
+    scores = score_answers(questions, ["red", [True, False, False], ["wrong", "correct"]])
+    assert scores["predictive"]["per_option"] == 1.0
+    scores = score_answers(questions, ["red", [True, False, False], ["correct", "wrong"]])
+    assert scores["predictive"]["per_option"] == 0.0
+    with pytest.raises(DataError, match="question 0"):
+        score_answers(questions, [3, [True, False, False], [False, True]])

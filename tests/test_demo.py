@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ia_world import html_report
-from ia_world.cli import run_command
+from ia_world.cli import main, run_command
 from ia_world.tokens import TokenGrid
 from ia_world.viz import overlay, side_by_side, strategy_masks, token_mask_pixels
 
@@ -37,9 +37,12 @@ def test_overlay_tints_exactly_the_hidden_tokens():
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
-    """A micro-preset demo run directory (run twice: the second run must resume)."""
-    out = tmp_path_factory.mktemp("demo")
-    run_command("demo", ["preset=micro", f"out={out}", "videos=1"])
+    """A micro-preset demo run directory (run twice: the second run must resume).
+
+    Its path has spaces, quotes and non-ASCII letters, passed as a shell would pass them.
+    """
+    out = tmp_path_factory.mktemp("demo") / 'runs/demo spaced "quoted" \u00fcn\u00ef'
+    assert main(["demo", "preset=micro", f"out={out}", "videos=1"]) == 0
     return out
 
 
@@ -52,6 +55,10 @@ def test_demo_writes_report_and_summary(demo_out):
     assert {"floor", "static", "pixel", "ceiling", "interaction", "gap closed random_tube"} \
         <= set(energy)
     assert summary["solve"]["random"]["puzzles"] >= 1
+    assert summary["solve"]["latent"]["puzzles"] >= 1
+    latent = json.loads((demo_out / "solve" / "latent_within_fold0" / "results.json").read_text())
+    assert latent["without_rollout"]["overall"]["puzzles"] == summary["solve"]["latent"]["puzzles"]
+    assert set(latent["world_model"]["test_tasks"]) >= {"rollout_l1", "probe_auroc_first_window"}
     html = (demo_out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/gif;base64," in html
     assert "src=\"http" not in html and "<table" in html

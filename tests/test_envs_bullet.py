@@ -208,3 +208,18 @@ def test_close_is_safe_twice_and_before_reset():
     env.reset(seed=1)  # a closed env can be reset again
     env.step(0)
     env.close()
+
+
+def test_objects_store_full_dimensions_and_inertia():
+    mass, side, radius, height = 2.0, 0.4, 0.3, 0.8
+
+    def build(scene):
+        scene.add_cube((0, 0, 2.0), (0, 0, 0), side, mass, "green")
+        scene.add_cylinder((2, 0, 2.0), (0, 0, 0), radius, height, mass, "cyan")
+
+    _, info = OneBody(build, size=16, gravity=0.0).reset(seed=0)
+    cube, cylinder = info["objects"][-2:]  # after the floor
+    assert cube["side"] == side and cube["inertia"] == pytest.approx([mass * side**2 / 6] * 3)
+    assert (cylinder["radius"], cylinder["height"]) == (radius, height)
+    across = mass * (3 * radius**2 + height**2) / 12
+    assert cylinder["inertia"] == pytest.approx([across, across, mass * radius**2 / 2])

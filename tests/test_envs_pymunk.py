@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 import envs  # noqa: F401  (registers the ia_world/ envs)
 from envs.pymunk_scenes import Billiards, Cradle, Gravity2D
 from envs.raster import PALETTE
-from ia_world.data.episode import simulate_episode
+from ia_world.data.episode import make_env, simulate_episode
 
 PYMUNK_IDS = ["ia_world/Billiards-v0", "ia_world/BilliardsInelastic-v0",
               "ia_world/Gravity2D-v0", "ia_world/Cradle-v0"]
@@ -237,3 +237,39 @@ def test_rollout_reports_bit_for_bit_what_step_reports_frame_by_frame(env_id):
     assert len(collisions) > 0 or env_id == "ia_world/Drop3D-v0"
     with pytest.raises(RuntimeError, match="reset"):
         make(env_id).rollout(3)
+
+
+@pytest.mark.parametrize("exclude_ids, message", [([9999], "not object ids of this scene"),
+                                                  ([-1], "integers >= 0"),
+                                                  ([0.5], "integers >= 0"),
+                                                  ([True], "integers >= 0"),
+                                                  (3, "a list of object ids")])
+def test_bad_exclude_ids_raise_a_clear_value_error(exclude_ids, message):
+    env = make_env("ia_world/Billiards-v0", size=32)
+    with pytest.raises(ValueError, match=message):
+        env.reset(seed=0, options={"exclude_ids": exclude_ids})
+
+
+def test_rotational_energy_recomputes_from_the_stored_dimensions(tmp_path):
+    from ia_world.data.generator import EnvConfig, GenerateConfig, generate
+    from ia_world.data.shards import EpisodeStore
+
+    generate(GenerateConfig(env=EnvConfig("gravity2d", "ia_world/Gravity2D-v0"),
+                            out=str(tmp_path), episodes=2, frames=24, size=32))
+    for episode in EpisodeStore(tmp_path):
+        boxes = [obj for obj in episode.objects if obj["shape"] == "cube"]
+        assert boxes and all(obj["inertia"] == pytest.approx(
+            obj["mass"] * (obj["width"] ** 2 + obj["height"] ** 2) / 12) for obj in boxes)
+        inertia = np.array([0.0 if obj["static"] else obj["inertia"] for obj in episode.objects])
+        spin = episode.states["angular_velocity"][..., 2]  # (T, K)
+        assert 0.5 * (inertia * spin**2).sum(1) == pytest.approx(
+            episode.energy["rotational"], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("env_id", ["ia_world/Gravity2D-v0", "ia_world/Drop3D-v0"])
+def test_each_contact_pair_is_listed_once_per_frame(env_id):
+    env = make_env(env_id, size=32)
+    for seed in range(4):
+        events = simulate_episode(env, seed, 32).collisions
+        keys = [(e["frame"], tuple(sorted(e["object_ids"]))) for e in events]
+        assert events and len(keys) == len(set(keys))

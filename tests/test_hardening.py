@@ -1,13 +1,14 @@
 """Bad input and faults end in one clear project error (CLI: exit 2) and never corrupt outputs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ia_world import cli
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.config import load_config
+from ia_world.cli import parse
 from ia_world.data import generator
 from ia_world.data.clevrer import CLEVREREpisodes, annotation_to_episode
 from ia_world.data.generator import GenerateConfig, generate
@@ -151,7 +152,7 @@ def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
     from ia_world import training
 
     def pretrain(out):
-        return training.run(load_config("pretrain", [
+        return training.train(parse("pretrain", [
             "data=live", "model=tiny", "masking=random_tube", f"out={out}", "steps=3",
             "batch_size=2", "checkpoint_every=1", "log_every=1", "warmup_steps=0",
             "data.num_workers=0", "device=cpu"]))
@@ -228,3 +229,132 @@ def test_full_disk_is_one_line_exit_2_and_keeps_metrics(micro_run, monkeypatch, 
     assert last_line.startswith("ia-world evaluate: error: ") and "No space left" in last_line
     assert metrics.read_bytes() == before
     assert sorted(p.name for p in metrics.parent.iterdir() if ".tmp" in p.name) == []
+
+
+# ---- hardening II (issue 15) ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """Three small datasets of one shard per episode: 32 px seed 0 and 1, and 64 px seed 0."""
+    root = tmp_path_factory.mktemp("datasets")
+    for name, seed, size in [("a", 0, 32), ("other_seed", 1, 32), ("px64", 0, 64)]:
+        generate(GenerateConfig(out=str(root / name), episodes=3, frames=6, size=size,
+                                shard_size=1, seed=seed))
+    return root
+
+
+@pytest.fixture
+def dataset(datasets, tmp_path):
+    """A fresh copy of dataset "a" to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(datasets / "a", tmp_path / "a"))
+
+
+def read_all(root) -> list:
+    """Every episode of a dataset, read through the store."""
+    store = EpisodeStore(root)
+    return [store[k] for k in range(len(store))]
+
+
+@pytest.mark.parametrize("override, key", [("+env.kwargs.bogus=1", "bogus"),
+                                           ("+env.kwargs.elastic=maybe", "elastic")])
+def test_bad_env_kwargs_are_refused_before_the_manifest(tmp_path, capsys, override, key):
+    out = tmp_path / "data"
+    args = ["generate", f"out={out}", "episodes=1", "frames=4", "size=32"]
+    assert cli.main([*args, override]) == 2
+    assert key in one_error_line(capsys, "generate")
+    assert not out.exists()
+    assert cli.main(args) == 0  # the corrected command is not refused as "another config"
+
+
+def test_full_disk_without_a_file_name_names_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def disk_full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a real write raises
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    assert cli.main(["generate", f"out={tmp_path}", "episodes=1", "frames=4", "size=32"]) == 2
+    line = one_error_line(capsys, "generate")
+    assert f"{tmp_path / 'dataset.json'}: No space left on device" in line
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: [1, 2], "dataset.json: expected a JSON object"),
+    (lambda m: dict(m, shard_size=0), "dataset.json: shard_size 0"),
+    (lambda m: dict(m, shard_size=2), "shard-00000.safetensors: holds episodes"),
+    (lambda m: dict(m, seed=5), "shard-00000.safetensors: episode 0 has seed"),
+    (lambda m: dict(m, size=64), "shard-00000.safetensors: episode 0 has frames"),
+])
+def test_edited_manifest_is_named(dataset, edit, match):
+    manifest = dataset / "dataset.json"
+    manifest.write_text(json.dumps(edit(json.loads(manifest.read_text()))))
+    with pytest.raises(DataError, match=match):
+        read_all(dataset)
+
+
+@pytest.mark.parametrize("other", ["other_seed", "px64"])
+def test_foreign_shard_is_named(datasets, dataset, other):
+    import shutil
+
+    for name in ("shard-00001.safetensors", "shard-00001.sha256"):
+        shutil.copy(datasets / other / "shards" / name, dataset / "shards" / name)
+    store = EpisodeStore(dataset)
+    assert store[0].meta["seed"] == store.seed_of(0)
+    with pytest.raises(DataError, match="shard-00001.safetensors: episode 1 has"):
+        store[1]
+    generate(GenerateConfig(out=str(dataset), episodes=3, frames=6, size=32, shard_size=1))
+    assert [ep.meta["seed"] for ep in read_all(dataset)] == [store.seed_of(k) for k in range(3)]
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00binary", b"not-a-digest  x\n"])
+def test_empty_or_binary_sidecar_is_named_and_regenerated(dataset, content):
+    sidecar = dataset / "shards" / "shard-00002.sha256"
+    good = sidecar.read_bytes()
+    sidecar.write_bytes(content)
+    with pytest.raises(DataError, match="shard-00002.sha256: not a sha256 checksum file"):
+        read_all(dataset)
+    generate(GenerateConfig(out=str(dataset), episodes=3, frames=6, size=32, shard_size=1))
+    assert sidecar.read_bytes() == good
+
+
+def test_model_larger_or_longer_than_the_shards_is_one_line(datasets, tmp_path, capsys):
+    args = ["pretrain", "model=tiny", f"out={tmp_path}/run", "steps=1", "batch_size=2",
+            "device=cpu", "data.num_workers=2"]
+    assert cli.main([*args, f"data={datasets / 'a'}"]) == 2  # 32 px, 6 frames; tiny: 64, 16
+    assert "16 frames of 64x64" in one_error_line(capsys, "pretrain")
+    assert cli.main([*args, f"data={datasets / 'px64'}"]) == 2  # 64 px but too short
+    assert "episodes of 6 frames" in one_error_line(capsys, "pretrain")
+
+
+@pytest.mark.parametrize("config", [[1], {"model": None}, {"model": "tiny"}])
+def test_malformed_checkpoint_config_is_named(checkpoint, config):
+    config_path = checkpoint / "config.json"
+    original = config_path.read_text()
+    config_path.write_text(json.dumps(config))
+    try:
+        with pytest.raises(CheckpointError, match="config.json"):
+            load_encoder(checkpoint)
+    finally:
+        config_path.write_text(original)
+
+
+def test_malformed_metrics_fails_before_evaluating(micro_run, monkeypatch, capsys):
+    from ia_world.eval import evaluate
+
+    run_dir, metrics, _ = micro_run
+    metrics.write_text("[1]")
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("evaluated before checking metrics.json")
+
+    monkeypatch.setattr(evaluate, "measure", evaluated)
+    assert cli.main(["evaluate", *tiny_evaluate_args(run_dir)]) == 2
+    assert "metrics.json: expected a JSON object" in one_error_line(capsys, "evaluate")
+    assert metrics.read_text() == "[1]"
+
+
+def test_rl_name_outside_out_is_refused(tmp_path, capsys):
+    assert cli.main(["rl", f"out={tmp_path}/out", "name=../x", "steps=8"]) == 2
+    assert "name='../x'" in one_error_line(capsys, "rl")
+    assert not any(tmp_path.iterdir())

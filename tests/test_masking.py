@@ -13,6 +13,7 @@ from ia_world.errors import ConfigError
 from ia_world.eval.mask_metrics import episode_batch, hit_rate, selectivity
 from ia_world.masking import STRATEGIES, MaskConfig, make_mask_fn, num_hidden, saliency
 from ia_world.masking.flow import block_flow
+from ia_world.masking.saliency import clip_saliency, episode_saliency
 from ia_world.tokens import TokenGrid
 
 GRID = TokenGrid(frames=16, size=64, tubelet_t=2, patch=8)
@@ -156,3 +157,52 @@ def test_sparse_matching_equals_dense_soft_argmin_and_still_pixels_do_not_move()
                                       dtype=torch.float32)
     assert torch.allclose(flow[0, 0, y, x], expected, atol=1e-4)
     assert flow[0, 0, y, x, 0] > 1.5
+
+
+@pytest.fixture(scope="module")
+def episode_frames():
+    """A 20-frame Billiards episode at 64 px (5 balls, so there are collisions to score)."""
+    env = make_env("ia_world/Billiards-v0", num_balls=(5, 5), size=64)
+    return simulate_episode(env, 11, 20).frames
+
+
+@pytest.mark.parametrize("strategy", ["motion", "accel", "interaction"])
+def test_stored_saliency_equals_live_saliency_and_gives_the_same_masks(strategy,
+                                                                       episode_frames):
+    stored = episode_saliency(episode_frames)
+    assert stored[strategy].dtype == np.float32 and stored[strategy].shape == (20, 8, 8)
+    mask_fn = make_mask_fn(MaskConfig(strategy=strategy))
+    for start in (0, 1, 4):
+        clip = torch.from_numpy(episode_frames[start:start + GRID.frames])[None]
+        live = saliency(strategy, clip, GRID)
+        from_store = clip_saliency(stored[strategy], strategy, start, GRID.frames,
+                                   GRID.tubelet_t)[None]
+        torch.testing.assert_close(from_store, live, atol=1e-6, rtol=0)
+        for seed in range(3):
+            live_mask = mask_fn(clip, GRID, torch.Generator().manual_seed(seed))
+            stored_mask = mask_fn(clip, GRID, torch.Generator().manual_seed(seed),
+                                  saliency=from_store)
+            assert torch.equal(live_mask, stored_mask)
+
+
+@pytest.mark.parametrize("future", [0.5, 3])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_future_masking_hides_only_future_tokens_with_exact_counts(strategy, future):
+    cfg = MaskConfig(strategy=strategy, ratio=0.3, future=future)
+    clips = torch.cat([random_clip(2), glide_and_bounce_clip()[0],
+                       random_clip(1)[:, :1].expand(-1, GRID.frames, -1, -1, -1)])  # + static
+    mask = make_mask_fn(cfg)(clips, GRID, torch.Generator().manual_seed(0))
+    t, h, w = GRID.shape
+    steps = round(future * t) if future < 1 else future
+    by_step = mask.view(len(clips), t, h * w)
+    assert not by_step[:, :t - steps].any()  # nothing hidden in the context frames
+    assert (mask.sum(1) == num_hidden(cfg.ratio, GRID)).all()
+    assert by_step[:, t - steps:].any()
+
+
+def test_future_masking_refuses_a_future_without_room_for_the_targets():
+    with pytest.raises(ConfigError, match="future"):
+        make_mask_fn(MaskConfig(ratio=0.4, future=3))(random_clip(1), GRID,
+                                                      torch.Generator().manual_seed(0))
+    with pytest.raises(ConfigError, match="future"):
+        MaskConfig(future=1.5).validate()

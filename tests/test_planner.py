@@ -51,7 +51,7 @@ def test_same_seed_same_plan():
 
 
 def test_bad_config_raises_config_error():
-    with pytest.raises(ConfigError, match="planner.elites"):
+    with pytest.raises(ConfigError, match="elites=10"):
         to_dataclass({"population": 4, "elites": 10}, PlannerConfig)
-    with pytest.raises(ConfigError, match="planner.method"):
+    with pytest.raises(ConfigError, match="method='mppi'"):
         to_dataclass({"method": "mppi"}, PlannerConfig)

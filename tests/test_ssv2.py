@@ -7,7 +7,8 @@ import pytest
 import torch
 from einops import reduce
 
-from ia_world.data.mix import MixedClips, mixed_clips
+from ia_world.data.mix import MixedClips
+from ia_world.data.sources import mixed_clips
 from ia_world.data.ssv2 import NO_LABEL, ssv2_clips
 from ia_world.data.video import write_video
 from ia_world.errors import ConfigError, DataError

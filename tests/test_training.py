@@ -1,6 +1,7 @@
 """Clip datasets, the live source and the pretraining loop (resume, divergence guard, DDP)."""
 
 import csv
+import json
 import math
 import os
 import socket
@@ -19,6 +20,9 @@ from ia_world.config import load_config, to_dataclass
 from ia_world.data.clips import ClipDataset
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.live import LiveClips
+from ia_world.data.shards import EpisodeStore, read_shard, shard_path, write_shard
+from ia_world.errors import CheckpointError, DataError
+from ia_world.masking.saliency import SALIENCY
 from ia_world.models import IAJEPA
 
 BILLIARDS = "ia_world/Billiards-v0"
@@ -96,8 +100,10 @@ def test_loss_falls_and_rank0_writes_a_loadable_checkpoint(tmp_path):
     assert encoder.encode(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)).shape == (1, 32, 48)
 
 
-def test_resume_after_a_kill_reproduces_the_uninterrupted_curve(tmp_path, monkeypatch):
-    args = ("steps=8", "checkpoint_every=4")
+@pytest.mark.parametrize("options", [(), ("regularizer=sigreg", "masking=interaction",
+                                          "masking.future=0.5")])
+def test_resume_after_a_kill_reproduces_the_uninterrupted_curve(tmp_path, monkeypatch, options):
+    args = ("steps=8", "checkpoint_every=4", *options)
     training.train(pretrain_config(tmp_path / "whole", *args))
     write_row = training.write_log_row
 
@@ -174,3 +180,86 @@ def test_masks_are_built_in_the_loader_workers_and_do_not_depend_on_them(tmp_pat
     hidden = round(cfg.masking.ratio * cfg.model.grid.num_tokens)
     assert masks[0].dtype == torch.bool and (masks[0].sum(1) == hidden).all()
     assert torch.equal(masks[0], masks[1])
+
+
+def stored_saliency_dataset(root):
+    """A 3-episode shard dataset of 8 frames at 32 px (its shards store the saliency)."""
+    run_command("generate", [f"out={root}", "episodes=3", "frames=8", "size=32"])
+    return root
+
+
+def test_training_samples_masks_from_the_stored_saliency(tmp_path, monkeypatch):
+    data = stored_saliency_dataset(tmp_path / "data")
+    episode = EpisodeStore(data)[0]
+    assert set(episode.saliency) == {"motion", "accel", "interaction"}
+    args = (f"data={data}", "masking=interaction", "data.clips_per_episode=2", "steps=2")
+    masks = {}
+    for stored in ("true", "false"):
+        cfg = pretrain_config(tmp_path / stored, *args, f"masking.stored={stored}")
+        batches = iter(training.make_loader(cfg, training.make_mask_fn(cfg.masking), 0, 0, 1))
+        masks[stored] = torch.cat([next(batches)["mask"] for _ in range(2)])
+    assert torch.equal(masks["true"], masks["false"])
+
+    def no_live_saliency(clip, grid):
+        raise AssertionError("saliency computed at training time")
+
+    monkeypatch.setitem(SALIENCY, "interaction", no_live_saliency)
+    out = tmp_path / "run"
+    training.train(pretrain_config(out, *args))
+    assert all(x >= 0 for x in logged(out, "data_s")) and min(logged(out, "compute_s")) > 0
+    assert all(math.isfinite(x) and x >= 1 for x in logged(out, "rankme_centred"))
+
+
+def test_shards_without_stored_saliency_still_train(tmp_path):
+    data = stored_saliency_dataset(tmp_path / "data")
+    path = shard_path(data, 0)
+    episodes = read_shard(path)
+    for episode in episodes:
+        episode.saliency = None  # a shard written before the saliency was stored
+    write_shard(path, list(enumerate(episodes)))
+    assert EpisodeStore(data)[1].saliency is None
+    out = tmp_path / "run"
+    training.train(pretrain_config(out, f"data={data}", "masking=accel", "steps=2"))
+    assert len(logged(out)) == 2
+
+
+@pytest.mark.parametrize("damage", ["shape", "nan"])
+def test_corrupt_or_misshaped_stored_saliency_names_the_shard(tmp_path, damage):
+    data = stored_saliency_dataset(tmp_path / "data")
+    path = shard_path(data, 0)
+    episodes = read_shard(path)
+    motion = episodes[1].saliency["motion"]
+    episodes[1].saliency["motion"] = motion[:-1] if damage == "shape" else motion * np.nan
+    write_shard(path, list(enumerate(episodes)))  # a valid checksum over bad saliency
+    with pytest.raises(DataError, match="shard-00000.safetensors.*saliency motion"):
+        EpisodeStore(data)[1]
+    cfg = pretrain_config(tmp_path / "run", f"data={data}", "masking=motion", "steps=1")
+    with pytest.raises(DataError, match="shard-00000"):
+        training.train(cfg)
+
+
+def test_sigreg_prevents_the_collapse_of_a_run_built_to_collapse(tmp_path):
+    # no EMA (momentum 0: the target is the online encoder), l2 loss and a huge lr: without a
+    # regularizer the encoder maps every token to one vector (target std ~0.02, RankMe ~1.5)
+    args = ("steps=60", "ema_start=0", "ema_end=0", "lr=0.01", "loss=l2", "log_every=20")
+    final = {}
+    for regularizer in ("none", "sigreg"):
+        out = tmp_path / regularizer
+        training.train(pretrain_config(out, f"regularizer={regularizer}", *args))
+        final[regularizer] = logged(out, "target_std")[-1], logged(out, "rankme")[-1]
+    assert final["none"][0] < 0.1 and final["none"][1] < 2.5  # collapsed
+    assert final["sigreg"][0] > 0.5 and final["sigreg"][1] > 4  # not collapsed
+
+
+def test_a_run_checkpointed_before_the_issue_13_keys_still_resumes(tmp_path):
+    out = tmp_path / "run"
+    training.train(pretrain_config(out, "steps=2", "checkpoint_every=2"))
+    config_file = resolve_checkpoint(out) / "config.json"
+    config = json.loads(config_file.read_text())
+    for key in ("regularizer", "regularizer_weight"):
+        del config[key]
+    del config["masking"]["future"], config["masking"]["stored"]
+    config_file.write_text(json.dumps(config))
+    assert training.train(pretrain_config(out, "steps=3", "checkpoint_every=2"))["step"] == 3
+    with pytest.raises(CheckpointError, match="regularizer"):
+        training.train(pretrain_config(out, "steps=4", "regularizer=sigreg"))

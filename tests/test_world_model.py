@@ -1,19 +1,13 @@
 """World model: beats copy-last on held-out latents, block-causality, save/load; latent agent."""
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from agents.latent_agent import (
-    WorldModelTrainConfig,
-    check_zero_shot,
-    episode_windows,
-    make_latent_agent,
-    run,
-    simulate_episodes,
-)
-from agents.surprise import SurpriseConfig, make_pairs, score_pairs
-from agents.world_model import (
+from agents.dynamics import (
     WorldModel,
     WorldModelConfig,
     load_world_model,
@@ -21,11 +15,25 @@ from agents.world_model import (
     save_world_model,
     train_world_model,
 )
+from agents.latent_agent import LatentAgent, LatentAgentConfig
+from agents.surprise import SurpriseConfig, make_pairs, score_pairs
+from agents.world_model import (
+    FIRST_WINDOW_PROBE,
+    WorldModelTrainConfig,
+    check_zero_shot,
+    encode_windows,
+    episode_windows,
+    frame_with_ball,
+    probe_logits,
+    simulate_episodes,
+    train_stage,
+)
 from envs.phyre_lite.scene import build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.config import load_config
+from ia_world.cli import parse
+from ia_world.config import to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
 
 TINY = dict(latent_dim=8, tokens_per_window=4, max_windows=6, width=32, depth=1, heads=2,
@@ -106,17 +114,18 @@ def test_save_load_round_trip_and_errors(tmp_path):
 
 def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     encoder = write_initial_checkpoint(tmp_path / "enc")
-    cfg = load_config("world_model", [
+    cfg = parse("world_model", [
         f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "test_episodes=4",
         "windows=3",
         "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
         "world_model.rollout_steps=1"])
-    metrics = run(cfg)
+    metrics = json.loads((train_stage(cfg) / "metrics.json").read_text())["metrics"]
     assert metrics["episodes"] == 8
     assert all(np.isfinite(metrics[part]["rollout_l1"]) for part in ("heldout", "test_tasks"))
-    agent = make_latent_agent({
+    agent = LatentAgent(to_dataclass({
         "encoder": str(encoder), "world_model": str(tmp_path / "wm"),
-        "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}})
+        "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}},
+        LatentAgentConfig))
     _, test = split_tasks("cross", 0)  # the agent never saw these templates
     puzzle = parse_task_id(test[0])
     space = build_space(puzzle)
@@ -125,6 +134,18 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     assert all(placement_error(space, a) is None for a in actions)
     scores = agent.score(space, actions[:8])  # the planned ones come first, best first
     assert np.isfinite(scores).all()
+    # the ablation (agent.rollout=false) changes the scoring only: same candidates, same
+    # invalid ones, scores = the window-0 probe on the encoded placement
+    still = LatentAgent(replace(agent.cfg, rollout=False))
+    candidates = np.concatenate([actions[:4], [[0.5, 0.0, 1.0]]])  # the last one is invalid
+    ablated, full = still.score(space, candidates), agent.score(space, candidates)
+    assert np.isneginf(ablated[-1]) and np.isneginf(full[-1])
+    assert np.isfinite(ablated[:-1]).all() and not np.allclose(ablated[:-1], full[:-1])
+    frames = np.stack([frame_with_ball(space, a, 64) for a in candidates[:-1]])
+    context = encode_windows(still.encoder, np.repeat(frames[:, None], 16, 1),
+                             still.model.cfg.tokens_per_window)
+    np.testing.assert_allclose(ablated[:-1], probe_logits(still.extra, context.flatten(1),
+                                                          FIRST_WINDOW_PROBE).numpy(), rtol=1e-5)
     np.testing.assert_array_equal(actions, agent.propose(render(space, 64), 12, puzzle))
     train, _ = split_tasks("cross", 0)  # its own training puzzles are refused, as is another fold
     seen = parse_task_id(train[0])
@@ -148,3 +169,53 @@ def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path
         assert (possible.frames[24] != impossible.frames[24]).any()
     metrics = score_pairs(load_encoder(encoder_path), model, torch.ones(cfg.windows - 1), pairs)
     assert metrics["pairs"] == 2 and 0.0 <= metrics["auroc"] <= 1.0
+
+
+def test_state_tokens_put_the_ball_and_green_first_with_their_roles():
+    from agents.world_model import STATE_COLORS, STATE_SLOTS, placement_state, state_tokens
+
+    puzzle = parse_task_id(split_tasks("within", 0)[1][0])
+    space = build_space(puzzle)
+    bodies = placement_state(space, [0.5, 0.9, 0.3])
+    tokens = state_tokens(bodies)
+    assert tokens.shape[0] == STATE_SLOTS
+    assert tokens[0, 7 + STATE_COLORS.index("red")] == 1 and tokens[0, 0] == 1
+    assert tokens[1, 7 + STATE_COLORS.index("green")] == 1
+    assert tokens[0, 1:3] == pytest.approx([0.5, 0.9], abs=0.05)  # x, y in scene units / 256
+    present = int(tokens[:, 0].sum())
+    assert present == min(len(bodies), STATE_SLOTS) and not tokens[present:].any()
+
+
+def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path):
+    from agents.latent_agent import StateAgentConfig
+
+    out = train_stage(parse("world_model", [
+        "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=8",
+        "test_episodes=4", "windows=3", "probe_steps=5", "world_model.steps=3",
+        "world_model.batch_size=4", "world_model.rollout_steps=1"]))
+    agent = LatentAgent(to_dataclass({"world_model": str(out), "planner": {
+        "iterations": 1, "population": 8, "elites": 2, "batch_size": 8}}, StateAgentConfig))
+    puzzle = parse_task_id(split_tasks("within", 0)[1][0])
+    space = build_space(puzzle)
+    actions = agent.propose(render(space, 64), 6, puzzle)
+    assert actions.shape == (6, 3) and all(placement_error(space, a) is None for a in actions)
+    with pytest.raises(ConfigError, match="needs agent=state_wm"):
+        LatentAgent(to_dataclass({"encoder": "x", "world_model": str(out)}, LatentAgentConfig))
+
+
+@pytest.mark.slow
+def test_state_world_model_planner_beats_random_on_a_tiny_within_fold(tmp_path):
+    from agents.solve import SolveConfig, solve
+
+    out = train_stage(parse("world_model", [
+        "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=300",
+        "test_episodes=0", "windows=3", "probe_steps=200", "world_model.steps=20",
+        "world_model.width=32", "world_model.depth=1", "world_model.heads=2",
+        "world_model.batch_size=16", "world_model.rollout_steps=1", "world_model.eval_every=10"]))
+    planner = {"iterations": 2, "population": 16, "elites": 4, "batch_size": 16}
+    common = dict(split="within", puzzles=2, attempts=20, videos=False, out=str(tmp_path))
+    state = solve(SolveConfig(agent={"name": "state_wm", "world_model": str(out),
+                                     "planner": planner, "ablation": False}, **common))
+    floor = solve(SolveConfig(agent={"name": "random"}, **common))
+    assert state["overall"]["puzzles"] == floor["overall"]["puzzles"] == 20
+    assert state["overall"]["auccess"] > 1.5 * floor["overall"]["auccess"]

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.phyre_lite.scene import (
+from .scene import (
     MAX_STEPS,
     SCENE,
     SOLVE_STEPS,
@@ -19,7 +19,7 @@ from envs.phyre_lite.scene import (
     placement_error,
     render,
 )
-from envs.phyre_lite.templates import TEMPLATES, VARIANTS_PER_TEMPLATE, make_puzzle, parse_task_id
+from .templates import TEMPLATES, VARIANTS_PER_TEMPLATE, make_puzzle, parse_task_id
 
 
 def puzzle_objects(puzzle: Puzzle) -> list[dict[str, Any]]:
@@ -32,13 +32,81 @@ def puzzle_objects(puzzle: Puzzle) -> list[dict[str, Any]]:
 
 
 class PhyreLiteEnv(gym.Env):
-    """PHYRE-Lite puzzle as a one-step episode.
+    """PHYRE-Lite puzzle as a one-step episode: place a red ball so the green body meets the goal.
 
-    reset(seed, options={"task": "template:variant", "record": bool}) -> (initial frame, info);
-    without a task the seeded rng picks one. step(action (x, y, r) in [0, 1]^3) simulates the
-    whole rollout and returns (final frame, 1.0 if solved, terminated=True, False, info) with
-    info = {task, valid, reason, solved, steps, contact_steps, states, frames (T, H, W, 3) when
-    recording}. An invalid placement is reported (valid=False) and not simulated.
+    ## Description
+
+    Pymunk puzzles in the spirit of PHYRE's BALL tier, in a 256 x 256 px scene (y up, gravity
+    500 px/s^2): 10 templates x 100 variants, task ids `"template:variant"` (e.g.
+    `"ramp_roll:007"`). The single action places a red ball; the world then runs at 60 steps
+    per second for at most 1000 steps, and the puzzle is solved when a green body touches the
+    goal body (blue if dynamic, purple if static) for 180 consecutive steps (3 s).
+
+    ## Action Space
+
+    `Box(0.0, 1.0, (3,), float32)`: (x, y, r); the ball's centre is (x, y) x 256 px and its
+    radius 2 + r x 30 px. Actions are not clipped: a non-finite action, a ball leaving the
+    scene or one overlapping a body is an invalid placement, reported (`valid=False`,
+    `reason`) and not simulated.
+
+    ## Observation Space
+
+    `Box(0, 255, (size, size, 3), uint8)`. `reset` returns the initial scene. `step` returns
+    the last recorded frame when recording (`record=True`), else the initial scene again
+    (without the action ball: the rollout runs on a copy of the puzzle's world).
+
+    ## Rewards
+
+    `1.0` if the puzzle is solved, else `0.0` (an invalid placement scores 0.0).
+
+    ## Starting State
+
+    `reset` builds the puzzle named by `options["task"]`, else the constructor's `task`, else
+    one drawn with the `reset` seed (template and variant uniformly). A variant's bodies are
+    fixed by the task id (built from a fixed seed), so the seed only picks the task.
+    `options["record"]` (bool) overrides the constructor's `record`.
+
+    ## Episode End
+
+    Every episode is one step: `step` returns `terminated=True`, `truncated=False`; calling
+    `step` again before `reset` raises RuntimeError.
+
+    ## Arguments
+
+    - `size` (int, default `64`): side of the square frame in pixels, in [16, 512] (ValueError
+      otherwise).
+    - `task` (str | None, default `None`): task id `"template:variant"` to play on every reset
+      (unknown ids raise KeyError at reset); None picks a task from the seed.
+    - `record` (bool, default `False`): record frames of the rollout (returned in
+      `info["frames"]`) and the dynamic bodies' states.
+    - `frame_stride` (int, default `6`): simulation steps between recorded frames (10 fps).
+    - `render_mode` (str | None, default `"rgb_array"`): with None, `render()` returns None;
+      otherwise `render()` gives the current puzzle's initial scene.
+
+    ## Ground truth in `info`
+
+    At `reset`: `task` (id), `objects` (one record per body: `id`, `role` (static, dynamic,
+    green, goal), `color`, `dynamic`, `position` and `angle` in scene px / rad, `parts` (circle
+    or convex polygon pieces in body-local px)) and `meta` (`scene_px`, `steps_per_second`,
+    `max_steps`, `solve_steps`). At `step`: `task`, `valid`, `reason` (None or why the
+    placement is invalid), `solved`, `steps` (simulated steps; the rollout stops early once
+    solved or once everything has settled), `contact_steps` (longest run of goal contact, the
+    settled remainder counted), `states` (when recording, the dynamic bodies' `color`,
+    `position`, `angle`, `velocity` at the last recorded frame; else `[]`) and, when
+    recording a valid placement, `frames` (T, size, size, 3) uint8 from the initial scene on.
+
+    ## Example
+
+    ```python
+    import gymnasium
+    import envs  # registers the ia_world/ ids
+
+    env = gymnasium.make("ia_world/PhyreLite-v0", size=64)
+    obs, info = env.reset(seed=0, options={"task": "ramp_roll:007", "record": True})
+    info["task"], info["objects"], info["meta"]  # the puzzle's bodies, physics constants
+    obs, reward, terminated, truncated, info = env.step([0.5, 0.8, 0.3])
+    info["valid"], info["solved"], info["frames"].shape  # (T, 64, 64, 3) when recorded
+    ```
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": STEPS_PER_SECOND // 6}

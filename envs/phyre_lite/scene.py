@@ -8,12 +8,13 @@ body touches the goal body for 180 consecutive steps (3 s).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pymunk
 
-from envs import raster
+from .. import raster
 
 SCENE = 256.0
 RADIUS_RANGE = (2.0, 32.0)
@@ -173,11 +174,15 @@ def body_states(space: pymunk.Space) -> list[dict]:
             for b in space.bodies if b.body_type == pymunk.Body.DYNAMIC]
 
 
-def simulate(space: pymunk.Space, record_size: int = 0, frame_stride: int = 6) -> Outcome:
-    """Run a prepared space (mutated) until solved, settled or MAX_STEPS; record frames if asked.
+def simulate(space: pymunk.Space, record_size: int = 0, frame_stride: int = 6,
+             until_done: bool = True, max_steps: int = MAX_STEPS,
+             on_frame: Callable[[pymunk.Space, int], None] | None = None) -> Outcome:
+    """Run a prepared space (mutated) until solved, settled or max_steps; record frames if asked.
 
     Early stops are exact: once solved, and once every body has settled (then the contact state
-    can no longer change, so the outcome follows from the remaining step budget).
+    can no longer change, so the outcome follows from the remaining step budget); with
+    until_done=False it runs all max_steps. on_frame(space, k) may edit the space just before
+    recorded frame k (1-based; frame 0 is the initial scene) is rendered.
     """
     dynamic = [b for b in space.bodies if b.body_type == pymunk.Body.DYNAMIC]
     green = [b for b in dynamic if any(s.collision_type == GREEN for s in b.shapes)]
@@ -186,7 +191,7 @@ def simulate(space: pymunk.Space, record_size: int = 0, frame_stride: int = 6) -
     run = best = still = 0
     dt = 1.0 / (STEPS_PER_SECOND * SUBSTEPS)
     step = 0
-    while step < MAX_STEPS:
+    while step < max_steps:
         for _ in range(SUBSTEPS):
             space.step(dt)
         step += 1
@@ -194,12 +199,14 @@ def simulate(space: pymunk.Space, record_size: int = 0, frame_stride: int = 6) -
         best = max(best, run)
         still = still + 1 if _is_still(dynamic) else 0
         if record_size and step % frame_stride == 0:
+            if on_frame is not None:
+                on_frame(space, len(frames))
             frames.append(render(space, record_size))
             states.append(body_states(space))
-        if best >= SOLVE_STEPS:
+        if until_done and best >= SOLVE_STEPS:
             break
-        if still >= SETTLE_STEPS:
-            best = max(best, run + MAX_STEPS - step if run else 0)
+        if until_done and still >= SETTLE_STEPS:
+            best = max(best, run + max_steps - step if run else 0)
             break
     return Outcome(valid=True, solved=best >= SOLVE_STEPS, steps=step,
                    contact_steps=min(best, MAX_STEPS),
@@ -207,14 +214,14 @@ def simulate(space: pymunk.Space, record_size: int = 0, frame_stride: int = 6) -
 
 
 def attempt(puzzle_space: pymunk.Space, action, record_size: int = 0,
-            frame_stride: int = 6) -> Outcome:
+            frame_stride: int = 6, **simulate_kwargs) -> Outcome:
     """Try one action on a copy of the puzzle's space; invalid placements are not simulated."""
     if action is not None and placement_error(puzzle_space, action) is not None:
         return Outcome(valid=False)
     space = puzzle_space.copy()
     if action is not None:
         add_action_ball(space, action)
-    return simulate(space, record_size, frame_stride)
+    return simulate(space, record_size, frame_stride, **simulate_kwargs)
 
 
 def render(space: pymunk.Space, size: int, supersample: int = 2) -> np.ndarray:

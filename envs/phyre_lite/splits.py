@@ -1,4 +1,8 @@
-"""Fixed, seeded within-template and cross-template folds (5-fold partitions, 80/20 each)."""
+"""Fixed, seeded within-template and cross-template folds (5-fold partitions, 80/20 each).
+
+The folds are over the built-in templates only; templates registered later are test-only (all
+their variants are in every fold's test set), so adding one never moves a built-in task.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import zlib
 
 import numpy as np
 
-from envs.phyre_lite.templates import TEMPLATES, VARIANTS_PER_TEMPLATE
+from .templates import BUILTIN_TEMPLATES, TEMPLATES, VARIANTS_PER_TEMPLATE
 
 NUM_FOLDS = 5
 SPLIT_SEED = 1234
@@ -23,13 +27,13 @@ def split_tasks(split: str, fold: int) -> tuple[list[str], list[str]]:
 
     within: each template's variants are permuted with a fixed seed and fold k holds out the k-th
     fifth; cross: the templates are permuted with a fixed seed and fold k holds out the k-th
-    fifth of them (all their variants).
+    fifth of them (all their variants). Registered templates of your own: test only.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not 0 <= fold < NUM_FOLDS:
         raise ValueError(f"fold must be in [0, {NUM_FOLDS}), got {fold}")
-    names = sorted(TEMPLATES)
+    names = list(BUILTIN_TEMPLATES)
     train: list[str] = []
     test: list[str] = []
     if split == "within":
@@ -45,4 +49,6 @@ def split_tasks(split: str, fold: int) -> tuple[list[str], list[str]]:
         for name in names:
             ids = [f"{name}:{v:03d}" for v in range(VARIANTS_PER_TEMPLATE)]
             (test if name in held else train).extend(ids)
+    test += [f"{name}:{v:03d}" for name in sorted(set(TEMPLATES) - set(names))
+             for v in range(VARIANTS_PER_TEMPLATE)]
     return train, test

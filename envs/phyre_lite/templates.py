@@ -1,7 +1,8 @@
 """PHYRE-Lite templates: each maps a seeded rng to the bodies of one puzzle variant.
 
 Coordinates are scene px (256x256, y up, the floor is the scene's bottom edge). Every template
-starts from a scene where doing nothing leaves the green body off the goal.
+starts from a scene where doing nothing leaves the green body off the goal. Templates of your own
+are added with `register_template`; the folds of the built-in templates never change.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.phyre_lite.scene import BodySpec, Puzzle
+from .scene import GREEN, BodySpec, Puzzle, attempt, build_space
 
 VARIANTS_PER_TEMPLATE = 100
 STRIP = 3.0  # height of a goal strip lying on the floor
@@ -170,6 +171,34 @@ TEMPLATES: dict[str, Callable[[np.random.Generator], list[BodySpec]]] = {
                                valley_escape)
 }
 TEMPLATE_SEED = 20240601
+BUILTIN_TEMPLATES = tuple(sorted(TEMPLATES))  # the fixed within / cross folds are over these
+NOOP_CHECKED_VARIANTS = 10  # variants of a new template simulated with no action at registration
+
+
+def register_template(name: str, build: Callable[[np.random.Generator], list[BodySpec]],
+                      checked_variants: int = NOOP_CHECKED_VARIANTS) -> None:
+    """Add a template of your own: `build(rng)` returns one variant's bodies (as the built-ins).
+
+    Its variants are seeded like the built-ins' (`name:000` .. `name:099`) and are test-only:
+    every fold of both splits holds them out, so the built-in folds stay as they are. Refused
+    (ValueError, naming the template): a name in use or with ':', a variant without a green
+    body, and a variant that doing nothing solves (checked on the first `checked_variants`).
+    """
+    if not name or ":" in name or name in TEMPLATES:
+        raise ValueError(f"template name {name!r} is empty, has ':' or is in use")
+    TEMPLATES[name] = build
+    try:
+        for variant in range(min(checked_variants, VARIANTS_PER_TEMPLATE)):
+            puzzle = make_puzzle(name, variant)
+            space = build_space(puzzle)
+            if not any(s.collision_type == GREEN for b in space.bodies for s in b.shapes):
+                raise ValueError(f"template {name!r}: variant {variant} has no green body")
+            if attempt(space, None).solved:
+                raise ValueError(f"template {name!r}: variant {variant} is solved by doing "
+                                 "nothing (the green body must start off the goal)")
+    except Exception:
+        del TEMPLATES[name]
+        raise
 
 
 def make_puzzle(template: str, variant: int) -> Puzzle:

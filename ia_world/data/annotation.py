@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ia_world.atomic import atomic_write_json
 from ia_world.data.episode import Episode
-from ia_world.data.shards import atomic_write_json
 
 
 def annotation_path(root: str | Path, k: int) -> Path:

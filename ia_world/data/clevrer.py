@@ -214,7 +214,7 @@ def parse_question(raw: dict, scene: dict, where: str) -> dict[str, Any]:
             raise DataError(f"{where}.choices[{c}]: answer {answer!r} is not correct/wrong")
         choices.append({"choice_id": choice.get("choice_id", c),
                         "choice": require(choice, "choice", f"{where}.choices[{c}]"),
-                        "program": require(choice, "program", f"{where}.choices[{c}]"),
+                        "program": choice.get("program"),
                         "answer": None if answer is None else answer == "correct"})
     if question_type != "descriptive" and not choices:
         raise DataError(f"{where}: {question_type} question without choices")
@@ -222,7 +222,7 @@ def parse_question(raw: dict, scene: dict, where: str) -> dict[str, Any]:
             "video_filename": scene.get("video_filename"),
             "question_id": raw.get("question_id"), "question_type": question_type,
             "question_subtype": raw.get("question_subtype"),
-            "question": require(raw, "question", where), "program": require(raw, "program", where),
+            "question": require(raw, "question", where), "program": raw.get("program"),
             "answer": raw.get("answer"), "choices": choices}
 
 
@@ -270,21 +270,41 @@ class CLEVRERQuestions(Dataset):
         return self.questions[i]
 
 
+def descriptive_answer(predicted: Any, question: dict) -> str:
+    """A descriptive prediction: a string ("yes", "3", "red"); else DataError naming it."""
+    if not isinstance(predicted, str):
+        raise DataError(f"question {question['question_id']}: a descriptive answer must be a "
+                        f"string, got {predicted!r}")
+    return predicted
+
+
+def choice_answers(predicted: Any, question: dict) -> list[bool]:
+    """A multiple-choice prediction as one bool per choice (True/"correct", False/"wrong")."""
+    values = {True: True, False: False, "correct": True, "wrong": False}
+    if isinstance(predicted, list | tuple) and all(
+            isinstance(p, bool | np.bool_ | str) and p in values for p in predicted):
+        return [values[p] for p in predicted]
+    raise DataError(f"question {question['question_id']}: a {question['question_type']} answer "
+                    f"must be a list of true/false or 'correct'/'wrong', one per choice, got "
+                    f"{predicted!r}")
+
+
 def score_answers(questions: Sequence[dict], predictions: Sequence[Any]) -> dict[str, dict]:
     """Per-option and per-question accuracy by question type, as CLEVRER's executor scores them.
 
-    predictions[i] is the answer string of a descriptive question, or one bool per choice
-    (True = "correct") of a multiple-choice one. A multiple-choice question counts as correct
-    only if every option is; a descriptive question is one option.
+    predictions[i] is the answer string of a descriptive question, or one answer per choice
+    (True or "correct", False or "wrong") of a multiple-choice one; anything else is a DataError
+    naming the question. A multiple-choice question counts as correct only if every option is; a
+    descriptive question is one option.
     """
     if len(questions) != len(predictions):
         raise DataError(f"{len(predictions)} predictions for {len(questions)} questions")
     tally = {t: np.zeros(4, np.int64) for t in QUESTION_TYPES}  # options ok/all, questions ok/all
     for q, predicted in zip(questions, predictions):
         if q["question_type"] == "descriptive":
-            truth, guess = [q["answer"]], [predicted]
+            truth, guess = [q["answer"]], [descriptive_answer(predicted, q)]
         else:
-            truth, guess = [c["answer"] for c in q["choices"]], [bool(p) for p in predicted]
+            truth, guess = [c["answer"] for c in q["choices"]], choice_answers(predicted, q)
         if not is_answered(q):
             raise DataError(f"question {q['question_id']} of scene {q['scene_index']} has no "
                             f"answer (test split): cannot score")

@@ -27,6 +27,8 @@ class Episode:
     energy: dict[str, np.ndarray] | None
     collisions: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
+    # saliency name -> float32 (T, H/8, W/8) per-frame patch means (masking.saliency), or None
+    saliency: dict[str, np.ndarray] | None = None
 
     @property
     def num_frames(self) -> int:

@@ -3,6 +3,8 @@
 Episode k is simulated with seed `episode_seed(seed, k)`; process `shard_index` of `num_shards`
 writes the shards s with s % num_shards == shard_index, so split runs add up to a single run.
 Complete shards (present and matching their checksum) are skipped: re-running resumes.
+The workers also store each episode's saliency maps (`episode_saliency`) in its shard, so that
+saliency masks cost no saliency computation at training time.
 """
 
 from __future__ import annotations
@@ -19,68 +21,93 @@ from typing import Any
 
 import gymnasium as gym
 import imageio.v3 as iio
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.config import as_dict, check_range, to_dataclass
+from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps
+from ia_world.config import as_dict, check_path, check_range, validate_tree
 from ia_world.data.annotation import annotation_path, video_filename, write_annotation
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.shards import (
     FORMAT_VERSION,
     MANIFEST_NAME,
-    atomic_write,
-    atomic_write_json,
+    check_shard,
     checksum_path,
     episode_seed,
     num_shard_files,
-    remove_stale_temps,
+    read_manifest,
     shard_episodes,
     shard_metadata,
     shard_path,
-    verify_shard,
     write_shard,
 )
 from ia_world.errors import ConfigError, DataError
+from ia_world.masking.saliency import STORED_PATCH, episode_saliency
+
+# configs/env/<name>.yaml: scene name -> registered Gymnasium id
+ENV_NAMES = {
+    "billiards": "ia_world/Billiards-v0",
+    "billiards_inelastic": "ia_world/BilliardsInelastic-v0",
+    "cradle": "ia_world/Cradle-v0",
+    "gravity2d": "ia_world/Gravity2D-v0",
+    "drop3d": "ia_world/Drop3D-v0",
+    "tabletop3d": "ia_world/Tabletop3D-v0",
+}
 
 
 @dataclass
 class EnvConfig:
-    """Which registered env to simulate, with its constructor kwargs (configs/env/<name>.yaml)."""
+    """Which env to simulate, with its constructor kwargs (configs/env/<name>.yaml).
 
-    name: str = "billiards"
-    id: str = "ia_world/Billiards-v0"
+    `id` follows from a built-in `name`; an env of your own registered with Gymnasium takes any
+    other name and its `id`.
+    """
+
+    name: str = "billiards"  # built-in scene (configs/env/<name>.yaml) or a name of your own
+    id: str = ENV_NAMES["billiards"]  # registered Gymnasium id (follows from a built-in name)
+    # the env constructor's keyword arguments (`+env.kwargs.k=v`)
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.id == ENV_NAMES["billiards"] and self.name in ENV_NAMES:
+            self.id = ENV_NAMES[self.name]  # the id of a built-in name, unless set otherwise
+
+    def validate(self) -> None:
+        """Raise ConfigError when name and id disagree or the id is not registered."""
+        if self.name in ENV_NAMES and self.id != ENV_NAMES[self.name]:
+            raise ConfigError(f"id={self.id!r} does not match name={self.name!r} "
+                              f"(whose id is {ENV_NAMES[self.name]})")
+        if self.id not in gym.registry:
+            raise ConfigError(f"id={self.id!r} is not a registered Gymnasium env")
 
 
 @dataclass
 class GenerateConfig:
-    """configs/generate.yaml."""
+    """`ia-world generate`: which env, how many episodes of what size, where."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
-    out: str = MISSING
-    episodes: int = 8
-    frames: int = 32
-    size: int = 64
-    shard_size: int = 128
-    seed: int = 0
-    workers: int = 1
-    shard_index: int = 0
-    num_shards: int = 1
-    preview: int = 0
+    out: str = MISSING  # dataset directory (dataset.json, shards/, annotations/, previews/)
+    episodes: int = 8  # episodes in the whole dataset
+    frames: int = 32  # frames per episode
+    size: int = 64  # frame height = width in pixels
+    shard_size: int = 128  # episodes per shard file
+    seed: int = 0  # base seed: episode k is simulated with episode_seed(seed, k)
+    workers: int = 1  # simulation processes ('spawn'); 1 = in-process
+    shard_index: int = 0  # this process writes the shards s with s % num_shards == shard_index
+    num_shards: int = 1  # processes (or machines) the shards are split over
+    preview: int = 0  # write the first `preview` episodes as mp4 + gif under previews/
 
     def validate(self) -> None:
-        """Raise ConfigError on values out of range or an unregistered env id."""
-        check_range("episodes", self.episodes, 1)
-        check_range("frames", self.frames, 2)
+        """Raise ConfigError on values out of range."""
+        check_path("out", self.out)
+        check_range("episodes", self.episodes, 1, 10**8)
+        check_range("frames", self.frames, 2, 100_000)
         check_range("size", self.size, 16, 512)
-        check_range("shard_size", self.shard_size, 1)
-        check_range("seed", self.seed, 0)
+        check_range("shard_size", self.shard_size, 1, 100_000)
         check_range("workers", self.workers, 1, 256)
-        check_range("num_shards", self.num_shards, 1)
+        check_range("num_shards", self.num_shards, 1, 100_000)
         check_range("shard_index", self.shard_index, 0, self.num_shards - 1)
-        check_range("preview", self.preview, 0)
-        if self.env.id not in gym.registry:
-            raise ConfigError(f"env.id={self.env.id!r} is not a registered env")
+        check_range("preview", self.preview, 0, self.episodes)
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,8 @@ def ensure_manifest(root: Path, cfg: GenerateConfig) -> None:
             found = json.loads(path.read_text())
         except ValueError as error:
             raise DataError(f"{path}: unreadable manifest ({error})") from None
+        if not isinstance(found, dict):
+            raise DataError(f"{path}: expected a JSON object, got {type(found).__name__}")
         changed = [f"{key}: {found.get(key)!r} there, {value!r} now"
                    for key, value in wanted.items() if found.get(key) != value]
         if changed:
@@ -148,6 +177,8 @@ def produce_episode(task: EpisodeTask, job: tuple[int, int]) -> tuple[int, Episo
     k, seed = job
     env = cached_env(task.env_id, task.env_kwargs_json, task.size, task.frames)
     episode = simulate_episode(env, seed, task.frames)
+    if task.size % STORED_PATCH == 0 and task.frames >= 3:
+        episode.saliency = episode_saliency(episode.frames)
     write_annotation(task.root, episode, k)
     if k < task.preview:
         write_previews(task.root, episode, k)
@@ -164,8 +195,16 @@ def episode_map(workers: int) -> Iterator[Callable]:
         yield functools.partial(pool.imap, chunksize=1)
 
 
-def pending_shards(root: Path, shards: list[int]) -> list[int]:
-    """The shards among `shards` that are not on disk complete and intact."""
+def check_env_kwargs(cfg: GenerateConfig) -> None:
+    """Build the env once (cached for the in-process worker): ConfigError on bad env.kwargs."""
+    try:
+        cached_env(cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True), cfg.size, cfg.frames)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"env.kwargs of {cfg.env.id}: {error}".splitlines()[0]) from None
+
+
+def pending_shards(root: Path, shards: list[int], manifest: dict[str, Any]) -> list[int]:
+    """The shards among `shards` that are not on disk complete, intact and of this manifest."""
     pending = []
     for shard in shards:
         path = shard_path(root, shard)
@@ -173,7 +212,7 @@ def pending_shards(root: Path, shards: list[int]) -> list[int]:
             pending.append(shard)
             continue
         try:
-            verify_shard(path)
+            check_shard(path, manifest, shard)
         except DataError as error:
             tqdm.write(f"generate: {error}; generating it again")
             pending.append(shard)
@@ -204,13 +243,18 @@ def summarize(root: Path, shards: list[int], new_frames: int, seconds: float) ->
             "frames_per_s": new_frames / seconds if seconds > 0 else 0.0}
 
 
-def generate(cfg: GenerateConfig) -> dict[str, Any]:
-    """Generate this process's share of the dataset under cfg.out; return the summary."""
+def generate(cfg: GenerateConfig) -> Path:
+    """Generate (or finish) this process's share of the dataset; returns the dataset directory.
+
+    Prints a summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
+    """
+    validate_tree(cfg)
     root = Path(cfg.out)
+    check_env_kwargs(cfg)
     ensure_manifest(root, cfg)
     owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
              if s % cfg.num_shards == cfg.shard_index]
-    todo = pending_shards(root, owned)
+    todo = pending_shards(root, owned, dataset_identity(cfg))
     clear_temps(root, todo, cfg)
     task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
                        cfg.size, cfg.frames, cfg.preview)
@@ -231,9 +275,11 @@ def generate(cfg: GenerateConfig) -> dict[str, Any]:
           f"{summary['collision_share']:.0%} with >= 1 collision, "
           f"{summary['collisions_per_episode']:.2f} collisions per episode, "
           f"{summary['frames_per_s']:.0f} frames/s")
-    return summary
+    return root
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """CLI entry: validate configs/generate.yaml and generate."""
-    return generate(to_dataclass(cfg, GenerateConfig))
+def dataset_stats(root: str | Path) -> dict[str, Any]:
+    """Episode and collision totals of a generated dataset (from its shard headers)."""
+    manifest = read_manifest(root)
+    shards = range(num_shard_files(manifest["episodes"], manifest["shard_size"]))
+    return summarize(Path(root), list(shards), 0, 0.0)

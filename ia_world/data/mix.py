@@ -1,8 +1,8 @@
 """Weighted mixtures of clip datasets (generated shards, CLEVRER, SSv2) for pretraining.
 
 `data=mix data.weights={shards:1,clevrer:1,ssv2:0.5}` draws each item's source with those
-weights; the draw is a fixed, seeded plan, so the per-source counts are known (and logged) before
-training and every DataLoader worker agrees on them.
+weights (ia_world.data.sources builds the mixture); the draw is a fixed, seeded plan, so the
+per-source counts are known (and logged) before training and every DataLoader worker agrees.
 """
 
 from __future__ import annotations
@@ -14,28 +14,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from ia_world.data.clevrer import clevrer_clips
-from ia_world.data.clips import ClipDataset
-from ia_world.data.shards import EpisodeStore
-from ia_world.data.ssv2 import ssv2_clips
 from ia_world.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("shards", "clevrer", "ssv2")
-
-
-def source_clips(source: str, path: str, frames: int, size: int, frame_stride: int = 1,
-                 clips_per_episode: int = 1, fps: float | None = None, seed: int = 0,
-                 skip_bad: bool = False) -> Dataset:
-    """The clip dataset of one source: shards (frame_stride), CLEVRER or SSv2 (fps) train split."""
-    if source == "shards":
-        return ClipDataset(EpisodeStore(path), frames, frame_stride, clips_per_episode)
-    if source == "clevrer":
-        return clevrer_clips(path, "train", frames, size, fps, seed=seed, skip_bad=skip_bad)
-    if source == "ssv2":
-        return ssv2_clips(path, "train", frames, size, fps, seed=seed, skip_bad=skip_bad)
-    raise ConfigError(f"data source {source!r} is not one of {list(SOURCES)}")
 
 
 class MixedClips(Dataset):
@@ -70,15 +51,3 @@ class MixedClips(Dataset):
         s = int(self.source_of[i])
         return {**self.sources[s][self.item_of[i]], "source": self.names[s]}
 
-
-def mixed_clips(paths: dict[str, str], weights: dict[str, float], frames: int, size: int,
-                frame_stride: int = 1, clips_per_episode: int = 1, fps: float | None = None,
-                seed: int = 0, skip_bad: bool = False, length: int | None = None) -> MixedClips:
-    """The mixture of the sources named in `paths` (source -> dataset root) with `weights`."""
-    missing = [name for name, weight in weights.items() if weight > 0 and not paths.get(name)]
-    if missing:
-        raise ConfigError(f"data.paths.{missing[0]} is required: its weight is above 0")
-    sources = {name: source_clips(name, path, frames, size, frame_stride, clips_per_episode, fps,
-                                  seed, skip_bad)
-               for name, path in paths.items() if weights.get(name, 0) > 0}
-    return MixedClips(sources, weights, length, seed)

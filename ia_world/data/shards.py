@@ -6,7 +6,10 @@ Layout of a dataset directory:
     shards/shard-00000.sha256             sha256sum-style checksum of the shard file
 A shard holds, per episode k (global index), the tensors `{k}/frames` uint8 (T, H, W, 3),
 `{k}/{state}` float64 (T, K, d) for each state key and `{k}/energy/{term}` float64 (T,); the
-objects, collisions and meta of every episode are JSON in the safetensors metadata. Every file is
+objects, collisions and meta of every episode are JSON in the safetensors metadata. Shards
+written since the saliency was stored also hold `{k}/saliency/{name}` float32 (T, H/8, W/8) per
+saliency strategy (ia_world.masking.saliency.episode_saliency); older shards lack them and read
+as before. Every file is
 written to a temporary name and renamed when complete, the checksum before its shard.
 """
 
@@ -14,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,61 +25,16 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as save_safetensors
 
+from ia_world.atomic import atomic_write_bytes, to_json
 from ia_world.data.episode import Episode
 from ia_world.errors import DataError
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "dataset.json"
 SHARD_DIR = "shards"
-TEMP_PREFIX = ".tmp-"
 HEADER_KEY = "ia_world"
-
-
-# ---- atomic files ----------------------------------------------------------------------------
-def temp_path(path: Path) -> Path:
-    """The temporary name `path` is written under before the rename (hidden, per process).
-
-    The name keeps the suffix so that writers which pick the format by extension still work.
-    """
-    return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(path)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    atomic_write(path, lambda temp: temp.write_bytes(data))
-
-
-def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
-    """Write `obj` as JSON to `path` atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=indent, default=to_json) + "\n").encode())
-
-
-def remove_stale_temps(directory: Path, names: set[str]) -> None:
-    """Delete temporaries left by a killed run for the files named in `names`."""
-    if not directory.is_dir():
-        return
-    for entry in directory.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and entry.name.split("-", 2)[-1] in names:
-            entry.unlink(missing_ok=True)
-
-
-def to_json(value: Any) -> Any:
-    """JSON fallback for numpy scalars and arrays an env may leave in its ground truth."""
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+# manifest keys every reader relies on, with their least valid value
+MANIFEST_INTEGERS = {"episodes": 1, "shard_size": 1, "seed": 0, "frames": 1, "size": 1}
 
 
 # ---- seeds, names, manifest ---------------------------------------------------------------------
@@ -116,9 +73,15 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path}: format_version {manifest.get('format_version')!r}, "
                         f"this reader needs {FORMAT_VERSION}")
+    for key, low in MANIFEST_INTEGERS.items():
+        value = manifest.get(key)
+        if type(value) is not int or value < low:
+            raise DataError(f"{path}: {key} {value!r} is not an integer >= {low}")
     return manifest
 
 
@@ -141,9 +104,12 @@ def encode_shard(episodes: list[tuple[int, Episode]]) -> bytes:
             tensors[f"{k}/{key}"] = np.ascontiguousarray(value, np.float64)
         for term, value in (ep.energy or {}).items():
             tensors[f"{k}/energy/{term}"] = np.ascontiguousarray(value, np.float64)
+        for name, value in (ep.saliency or {}).items():
+            tensors[f"{k}/saliency/{name}"] = np.ascontiguousarray(value, np.float32)
         records.append({"index": k, "state_keys": list(ep.states),
                         "energy_terms": None if ep.energy is None else list(ep.energy),
-                        "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta})
+                        "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta,
+                        **({"saliency": list(ep.saliency)} if ep.saliency else {})})
     header = {"format_version": FORMAT_VERSION,
               "summary": shard_summary([ep for _, ep in episodes]), "episodes": records}
     # one metadata key: safetensors keeps metadata in a hash map whose order varies per process
@@ -159,15 +125,24 @@ def write_shard(path: str | Path, episodes: list[tuple[int, Episode]]) -> None:
     atomic_write_bytes(path, data)
 
 
+def read_checksum(sidecar: Path) -> str:
+    """The hex sha256 digest a sidecar holds; DataError naming it when missing or malformed."""
+    if not sidecar.is_file():
+        raise DataError(f"{sidecar}: checksum file missing")
+    words = sidecar.read_bytes().split()
+    digest = words[0].decode("ascii", "replace").lower() if words else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise DataError(f"{sidecar}: not a sha256 checksum file")
+    return digest
+
+
 def verify_shard(path: str | Path) -> None:
     """Raise DataError naming the file unless the shard matches its sha256 sidecar."""
     path = Path(path)
     sidecar = checksum_path(path)
     if not path.is_file():
         raise DataError(f"{path}: shard missing (re-run generate with the same config to resume)")
-    if not sidecar.is_file():
-        raise DataError(f"{path}: checksum file {sidecar.name} missing")
-    expected = sidecar.read_text().split()[0]
+    expected = read_checksum(sidecar)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -185,10 +160,39 @@ def shard_metadata(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: not a readable episode shard ({error})") from None
 
 
-def decode_episode(handle, record: dict[str, Any]) -> Episode:
+def decode_saliency(handle, record: dict[str, Any], shape: tuple[int, ...],
+                    path: str | Path) -> dict[str, np.ndarray] | None:
+    """The stored saliency of one episode (None when its shard has none); DataError naming the
+    shard when one is not float32 of `shape` (T, H/8, W/8), or not finite and >= 0."""
+    names = record.get("saliency")
+    if not names:
+        return None
+    stored = {}
+    for name in names:
+        value = handle.get_tensor(f"{record['index']}/saliency/{name}")
+        if value.dtype != np.float32 or value.shape != shape:
+            raise DataError(f"{path}: episode {record['index']} has saliency {name} "
+                            f"{value.dtype} {value.shape}, expected float32 {shape}: "
+                            "corrupt shard (generate it again)")
+        if not (np.isfinite(value).all() and (value >= 0).all()):
+            raise DataError(f"{path}: episode {record['index']} has non-finite or negative "
+                            f"saliency {name}: corrupt shard (generate it again)")
+        stored[name] = value
+    return stored
+
+
+def saliency_shape(frames_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Shape of the stored saliency of an episode with frames (T, H, W, 3)."""
+    from ia_world.masking.saliency import STORED_PATCH
+    t, h, w = frames_shape[:3]
+    return t, h // STORED_PATCH, w // STORED_PATCH
+
+
+def decode_episode(handle, record: dict[str, Any], path: str | Path = "shard") -> Episode:
     """Rebuild one Episode from an open safetensors shard and its metadata record."""
     k = record["index"]
     terms = record["energy_terms"]
+    shape = saliency_shape(tuple(handle.get_slice(f"{k}/frames").get_shape()))
     return Episode(
         frames=handle.get_tensor(f"{k}/frames"),
         objects=record["objects"],
@@ -196,7 +200,8 @@ def decode_episode(handle, record: dict[str, Any]) -> Episode:
         energy=None if terms is None else {t: handle.get_tensor(f"{k}/energy/{t}")
                                            for t in terms},
         collisions=record["collisions"],
-        meta=record["meta"])
+        meta=record["meta"],
+        saliency=decode_saliency(handle, record, shape, path))
 
 
 def read_shard(path: str | Path) -> list[Episode]:
@@ -205,9 +210,45 @@ def read_shard(path: str | Path) -> list[Episode]:
     records = shard_metadata(path)["episodes"]
     try:
         with safe_open(str(path), framework="np") as handle:
-            return [decode_episode(handle, record) for record in records]
+            return [decode_episode(handle, record, path) for record in records]
     except (SafetensorError, KeyError) as error:
         raise DataError(f"{path}: corrupt episode shard ({error})") from None
+
+
+def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> list[dict]:
+    """The episode records of shard number `shard`, after checking its checksum and that it is
+    this manifest's shard: the episode indices, their seeds and their frame shape."""
+    path = Path(path)
+    verify_shard(path)
+    expected = list(shard_episodes(shard, manifest["episodes"], manifest["shard_size"]))
+    shape = (manifest["frames"], manifest["size"], manifest["size"], 3)
+    try:
+        records = shard_metadata(path)["episodes"]
+        indices = [record["index"] for record in records]
+        if indices != expected:
+            raise DataError(f"{path}: holds episodes {indices[:1]}..{indices[-1:]}, the manifest "
+                            f"(shard_size {manifest['shard_size']}) puts {expected[0]}.."
+                            f"{expected[-1]} here: an edited manifest or another dataset's shard")
+        with safe_open(str(path), framework="np") as handle:
+            for record in records:
+                k, seed = record["index"], record["meta"].get("seed")
+                if seed != episode_seed(manifest["seed"], k):
+                    raise DataError(f"{path}: episode {k} has seed {seed}, not the manifest's "
+                                    f"episode_seed({manifest['seed']}, {k}): another dataset's "
+                                    "shard")
+                found = tuple(handle.get_slice(f"{k}/frames").get_shape())
+                if found != shape:
+                    raise DataError(f"{path}: episode {k} has frames {found}, the manifest says "
+                                    f"{shape}: another dataset's shard")
+                for name in record.get("saliency") or []:
+                    stored = tuple(handle.get_slice(f"{k}/saliency/{name}").get_shape())
+                    if stored != saliency_shape(shape):
+                        raise DataError(f"{path}: episode {k} has saliency {name} of shape "
+                                        f"{stored}, expected {saliency_shape(shape)}: corrupt "
+                                        "shard (generate it again)")
+    except (KeyError, TypeError, AttributeError, SafetensorError) as error:
+        raise DataError(f"{path}: malformed episode records ({error!r})") from None
+    return records
 
 
 # ---- a whole dataset ----------------------------------------------------------------------------
@@ -237,11 +278,17 @@ class EpisodeStore:
         """The simulation seed of episode i."""
         return episode_seed(self.manifest["seed"], i)
 
+    def check_clips(self, frames: int, size: int) -> None:
+        """Raise DataError naming the dataset unless its episodes hold `frames` frames of
+        `size` x `size` (checked on the manifest, before any worker reads a shard)."""
+        have = (self.manifest["frames"], self.manifest["size"])
+        if have[0] < frames or have[1] != size:
+            raise DataError(f"{self.root}: episodes of {have[0]} frames of {have[1]}x{have[1]}, "
+                            f"the model needs {frames} frames of {size}x{size}")
+
     def _shard_records(self, shard: int) -> list[dict]:
         if shard not in self._records:
-            path = shard_path(self.root, shard)
-            verify_shard(path)
-            self._records[shard] = shard_metadata(path)["episodes"]
+            self._records[shard] = check_shard(shard_path(self.root, shard), self.manifest, shard)
         return self._records[shard]
 
     def __getitem__(self, i: int) -> Episode:
@@ -253,7 +300,7 @@ class EpisodeStore:
         path = shard_path(self.root, shard)
         try:
             with safe_open(str(path), framework="np") as handle:
-                return decode_episode(handle, record)
+                return decode_episode(handle, record, path)
         except (SafetensorError, KeyError) as error:
             raise DataError(f"{path}: corrupt episode shard ({error})") from None
 
@@ -261,5 +308,4 @@ class EpisodeStore:
 def load_episodes(root: str | Path) -> Iterator[Episode]:
     """Stream every episode of a generated dataset, in order, shard by shard."""
     store = EpisodeStore(root)  # fails here, not at the first next(), on a bad root
-    shards = range(num_shard_files(len(store), store.shard_size))
-    return (ep for shard in shards for ep in read_shard(shard_path(store.root, shard)))
+    return (store[i] for i in range(len(store)))

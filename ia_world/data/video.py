@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ia_world.atomic import atomic_write
 from ia_world.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -168,17 +169,17 @@ class VideoClips(Dataset):
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "libx264") -> None:
     """Write uint8 (T, H, W, 3) frames as a video (atomically: temp file then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    writer = imageio.get_writer(tmp, fps=fps, codec=codec, macro_block_size=1, quality=None,
-                                format="FFMPEG", output_params=_lossless_params(codec))
-    try:
-        for frame in frames:
-            writer.append_data(np.ascontiguousarray(frame))
-    finally:
-        writer.close()
-    tmp.replace(path)
+    def write(temp: Path) -> None:
+        writer = imageio.get_writer(temp, fps=fps, codec=codec, macro_block_size=1,
+                                    quality=None, format="FFMPEG",
+                                    output_params=_lossless_params(codec))
+        try:
+            for frame in frames:
+                writer.append_data(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
+
+    atomic_write(path, write)
 
 
 def _lossless_params(codec: str) -> list[str]:

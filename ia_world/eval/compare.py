@@ -1,42 +1,65 @@
-"""`experiment=compare`: pretrain every masking strategy for the same budget and seeds, evaluate."""
+"""`ia-world compare`: pretrain every masking strategy for the same budget and seeds, evaluate
+each run on the same splits, then write the report (ia_world.report)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
-from ia_world.cli import run_command
+from ia_world.checkpoint import ENCODER_WEIGHTS
+from ia_world.config import check_choice, check_path, validate_tree
+from ia_world.errors import ConfigError, DataError
+from ia_world.eval.evaluate import EvalConfig, evaluate
 from ia_world.masking import STRATEGIES
+from ia_world.report import ReportConfig, read_eval, report
+from ia_world.training import PretrainConfig, pretrain
+
+EACH_RUN = "(each run)"  # evaluate.ckpt / pretrain.out: set per strategy and seed
 
 
 @dataclass
 class CompareConfig:
-    """Strategies x seeds to pretrain into root/<strategy>-seed<seed>, with shared overrides."""
+    """Strategies x seeds pretrained into root/<strategy>-seed<seed> with one shared budget."""
 
-    root: str = "runs/compare"
+    root: str = "runs/compare"  # run directories go here
+    out: str = "runs/compare/report"  # report.md and plots
+    # masking strategies compared
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    pretrain: dict[str, Any] = field(default_factory=dict)  # key=value for every pretrain
-    evaluate: dict[str, Any] = field(default_factory=dict)  # key=value for every evaluate
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per strategy and seed
+    baseline: str = "random_tube"  # gains and differences are relative to this strategy
+    encoder_weights: str = "target"  # evaluate and report: target (EMA) | encoder (online)
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=EACH_RUN))
+    evaluate: EvalConfig = field(default_factory=lambda: EvalConfig(ckpt=EACH_RUN))
+
+    def validate(self) -> None:
+        """Raise ConfigError on unknown strategies, no seeds or an empty root."""
+        check_path("root", self.root)
+        check_path("out", self.out)
+        if not self.strategies or not self.seeds:
+            raise ConfigError("strategies and seeds must each name at least one")
+        for strategy in self.strategies:
+            check_choice("strategies", strategy, STRATEGIES)
+        check_choice("encoder_weights", self.encoder_weights, ENCODER_WEIGHTS)
 
 
-def as_overrides(settings: dict[str, Any], prefix: str = "") -> list[str]:
-    """Nested {key: value} -> Hydra overrides ["key.sub=value", ...]."""
-    return [override for key, value in settings.items()
-            for override in (as_overrides(value, f"{prefix}{key}.") if isinstance(value, dict)
-                             else [f"{prefix}{key}={value}"])]
-
-
-def run_compare(cfg: CompareConfig, encoder_weights: str = "target") -> list[str]:
-    """Pretrain (resuming finished or partial runs) and evaluate each run; returns the run dirs."""
-    runs = [(s, seed, str(Path(cfg.root) / f"{s}-seed{seed}"))
+def run_dirs(cfg: CompareConfig) -> list[tuple[str, int, Path]]:
+    """(strategy, seed, run directory) of every run of the comparison."""
+    return [(s, seed, Path(cfg.root) / f"{s}-seed{seed}")
             for s in cfg.strategies for seed in cfg.seeds]
+
+
+def compare(cfg: CompareConfig) -> Path:
+    """Pretrain (resuming finished or partial runs), evaluate once, report; returns report.md."""
+    validate_tree(cfg)
+    runs = run_dirs(cfg)
     for strategy, seed, out in tqdm(runs, desc="compare"):
-        run_command("pretrain", [*as_overrides(cfg.pretrain), f"masking={strategy}",
-                                 f"seed={seed}", f"out={out}"])
-        run_command("evaluate", [f"ckpt={out}", f"encoder_weights={encoder_weights}",
-                                 *as_overrides(cfg.evaluate)])
-    return [out for _, _, out in runs]
+        masking = replace(cfg.pretrain.masking, strategy=strategy)
+        pretrain(replace(cfg.pretrain, masking=masking, seed=seed, out=str(out)))
+        try:
+            read_eval(out, cfg.encoder_weights)  # evaluated already: keep it
+        except DataError:
+            evaluate(replace(cfg.evaluate, ckpt=str(out), encoder_weights=cfg.encoder_weights))
+    return report(ReportConfig(runs=[str(out) for _, _, out in runs], out=cfg.out,
+                               baseline=cfg.baseline, encoder_weights=cfg.encoder_weights))

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 from tqdm import tqdm
 
+from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
     CONFIG_FILE,
     ENCODER_WEIGHTS,
@@ -30,11 +31,12 @@ from ia_world.checkpoint import (
     read_json,
     resolve_checkpoint,
 )
-from ia_world.config import check_range, to_dataclass
+from ia_world.config import check_choice, check_path, check_range, to_dataclass, validate_tree
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
-from ia_world.data.shards import EpisodeStore, atomic_write_json, episode_seed, read_manifest
-from ia_world.errors import ConfigError, DataError
+from ia_world.data.shards import EpisodeStore, episode_seed
+from ia_world.data.sources import pretraining_seeds
+from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.features import (
     SUBJECTS,
     Features,
@@ -53,7 +55,6 @@ from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 
 log = logging.getLogger(__name__)
-LIVE_LOOKAHEAD_STEPS = 64  # batches a live loader may simulate beyond the last step
 COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
 FIXED_TARGETS = ("total_energy", "mean_speed", "num_collisions")
 
@@ -62,38 +63,39 @@ FIXED_TARGETS = ("total_energy", "mean_speed", "num_collisions")
 class FixedSplitConfig:
     """Simulated splits with every scene at `count` bodies: probes count cannot explain, and QA."""
 
-    count: int = 5
-    train_episodes: int = 640     # ~4.8 questions per 16-frame clip: >= 3,000 training questions
-    heldout_episodes: int = 256   # >= 1,000 held-out questions
-    train_seed: int = 3003
-    heldout_seed: int = 4004
+    count: int = 5  # bodies in every scene of these splits
+    train_episodes: int = 640  # ~4.8 questions per 16-frame clip: >= 3,000 training questions
+    heldout_episodes: int = 256  # >= 1,000 held-out questions
+    train_seed: int = 3003  # base seed of the fixed-count training split
+    heldout_seed: int = 4004  # base seed of the fixed-count held-out split
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
-        check_range("fixed.count", self.count, 1)
-        check_range("fixed.train_episodes", self.train_episodes, 2)
-        check_range("fixed.heldout_episodes", self.heldout_episodes, 2)
+        check_range("count", self.count, 1, 64)
+        check_range("train_episodes", self.train_episodes, 2, 10**7)
+        check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
 
 
 @dataclass
 class EvalConfig:
-    """configs/evaluate.yaml."""
+    """`ia-world evaluate`: which checkpoint, on which splits, with which probe and QA budgets."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
     qa: QAHeadConfig = field(default_factory=QAHeadConfig)
-    ckpt: str = MISSING
-    out: str | None = None
-    train_episodes: int = 96
-    heldout_episodes: int = 96
-    train_seed: int = 1001
-    heldout_seed: int = 2002
-    train_data: str | None = None
-    heldout_data: str | None = None
-    horizon: int = 16
-    folds: int = 5
-    batch_size: int = 32
-    device: str = "cpu"
-    encoder_weights: str = "target"  # target (EMA) | encoder (online context encoder)
+    ckpt: str = MISSING  # checkpoint dir, or a run dir (its `latest` checkpoint)
+    out: str | None = None  # where metrics.json goes (default: the checkpoint dir)
+    train_episodes: int = 96  # probe-fitting / QA-training split
+    heldout_episodes: int = 96  # held-out split (R^2, entropy, QA accuracy, mask hit-rate)
+    train_seed: int = 1001  # base seeds: episode k has seed episode_seed(base, k); they must
+    heldout_seed: int = 2002  # differ from each other and from pretraining (checked)
+    train_data: str | None = None  # a generated dataset instead of simulating the train split
+    heldout_data: str | None = None  # a generated dataset instead of simulating held-out
+    horizon: int = 16  # predictive QA: frames simulated past the clip's end
+    folds: int = 5  # ridge alpha: k-fold CV on the training split
+    batch_size: int = 32  # clips per encoder batch
+    device: str = "cpu"  # cpu | cuda
+    encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
+    # simulated splits at a fixed body count: dynamic probes and causal QA
     fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
 
     def validate(self) -> None:
@@ -101,23 +103,15 @@ class EvalConfig:
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ConfigError(f"encoder_weights={self.encoder_weights!r} is not one of "
                               f"{ENCODER_WEIGHTS}")
-        check_range("train_episodes", self.train_episodes, 2 * self.folds)
-        check_range("heldout_episodes", self.heldout_episodes, 2)
-        check_range("horizon", self.horizon, 1)
-        check_range("folds", self.folds, 2)
-        check_range("batch_size", self.batch_size, 1)
-
-
-def pretraining_seeds(config: dict) -> set[int]:
-    """Episode seeds a checkpoint's pretraining could have seen (empty for a fresh model)."""
-    data = config.get("data")
-    if not data:
-        return set()
-    if data.get("source") == "live":
-        count = (config["steps"] + LIVE_LOOKAHEAD_STEPS) * config["batch_size"]
-        return {episode_seed(config["seed"], k) for k in range(count)}
-    manifest = read_manifest(data["path"])
-    return {episode_seed(manifest["seed"], k) for k in range(manifest["episodes"])}
+        check_path("ckpt", self.ckpt)
+        if self.out is not None:
+            check_path("out", self.out)
+        check_range("folds", self.folds, 2, 100)
+        check_range("train_episodes", self.train_episodes, 2 * self.folds, 10**7)
+        check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
+        check_range("horizon", self.horizon, 1, 10_000)
+        check_range("batch_size", self.batch_size, 1, 100_000)
+        check_choice("device", self.device, ("cpu", "cuda"))
 
 
 def check_disjoint(splits: dict[str, set[int]]) -> None:
@@ -141,11 +135,8 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
     store = EpisodeStore(path)
     if len(store) < count:
         raise DataError(f"{path}: {len(store)} episodes, {count} requested")
-    episodes = [store[k] for k in range(count)]
-    if episodes[0].frames.shape[1:3] != (size, size) or episodes[0].num_frames < frames:
-        raise DataError(f"{path}: episodes of {episodes[0].frames.shape[:3]} frames, "
-                        f"the encoder needs {frames} of {size}x{size}")
-    return episodes
+    store.check_clips(frames, size)
+    return [store[k] for k in range(count)]
 
 
 def count_kwarg(env_cfg: EnvConfig) -> str:
@@ -230,7 +221,7 @@ def metrics_table(probes: dict[str, dict[str, dict]], qa: dict) -> dict[str, dic
     return table
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
     config = read_json(checkpoint / CONFIG_FILE)
@@ -306,17 +297,20 @@ def eval_key(weights: str) -> str:
     return "eval" if weights == "target" else f"eval_{weights}"
 
 
-def run(cfg: DictConfig) -> dict:
-    """Entry point of `ia-world evaluate`: writes <out or ckpt>/metrics.json.
+def evaluate(cfg: EvalConfig) -> dict:
+    """Evaluate a checkpoint; writes <out or ckpt>/metrics.json and returns the results.
 
     Results go under "eval" (EMA target weights) or "eval_encoder" (online encoder weights), so
     evaluating one never overwrites the other.
     """
-    eval_cfg = to_dataclass(cfg, EvalConfig)
-    result = evaluate(eval_cfg)
+    validate_tree(cfg)
+    eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
-    metrics = read_json(path) if path.is_file() else {}
+    metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    result = measure(eval_cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     log.info("wrote %s", path)

@@ -29,25 +29,28 @@ from ia_world.models.attentive_pool import AttentivePool
 class QAHeadConfig:
     """Width of the head and its training budget."""
 
-    width: int = 64
-    heads: int = 4
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    seed: int = 0
+    width: int = 64  # head width
+    heads: int = 4  # attention heads
+    epochs: int = 10  # training epochs
+    batch_size: int = 128  # option rows per step
+    lr: float = 2e-3  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW weight decay
+    seed: int = 0  # initialisation and batch order seed
     depth: int = 1  # transformer blocks over the program tokens and what they read
     min_questions: int = 50  # per type and split, else DataError (0: no check)
 
     def validate(self) -> None:
         """Check ranges."""
-        check_range("qa.width", self.width, 8)
-        check_range("qa.epochs", self.epochs, 1)
-        check_range("qa.batch_size", self.batch_size, 1)
-        check_range("qa.lr", self.lr, 0.0)
-        check_range("qa.min_questions", self.min_questions, 0)
+        check_range("width", self.width, 8, 4096)
+        check_range("heads", self.heads, 1, 64)
+        check_range("epochs", self.epochs, 1, 10_000)
+        check_range("batch_size", self.batch_size, 1, 100_000)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_range("depth", self.depth, 1, 64)
+        check_range("min_questions", self.min_questions, 0, 10**6)
         if self.width % self.heads:
-            raise ConfigError(f"qa.width={self.width} is not divisible by qa.heads={self.heads}")
+            raise ConfigError(f"width={self.width} is not divisible by heads={self.heads}")
 
 
 class QAHead(nn.Module):

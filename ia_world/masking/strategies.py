@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ia_world.config import check_range
+from ia_world.config import check_choice, check_range
 from ia_world.errors import ConfigError, DataError
 from ia_world.masking.saliency import SALIENCY
 from ia_world.masking.sampling import (
@@ -21,34 +21,74 @@ from ia_world.tokens import TokenGrid
 
 STRATEGIES = ("random_tube", "multiblock", *SALIENCY)
 
-MaskFn = Callable[[torch.Tensor, TokenGrid, torch.Generator], torch.Tensor]
+# fn(clip, grid, generator, saliency=None): `saliency` (B, N) stored with the data, if any
+MaskFn = Callable[..., torch.Tensor]
 
 
 @dataclass
 class MaskConfig:
     """Which tokens to hide: strategy, share, stochastic component and strategy parameters."""
 
-    strategy: str = "interaction"
+    strategy: str = "interaction"  # random_tube | multiblock | motion | accel | interaction
     ratio: float = 0.4  # share of the N tokens hidden, exactly round(ratio * N) per clip
     temperature: float = 0.25  # saliency strategies: p ~ saliency^(1/temperature); 0 = top-k
     random_share: float = 0.1  # saliency strategies: share of the hidden tokens drawn uniformly
     num_blocks: int = 8  # multiblock: spatial blocks per clip, each spanning all time steps
     block_scale: float = 0.15  # multiblock: share of the frame one block covers
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # multiblock: h/w range
+    future: float = 0.0  # targets in the last token time steps: share in (0, 1), count >= 1; 0 off
+    stored: bool = True  # saliency strategies: use the saliency stored in shards when present
 
     def validate(self) -> None:
         """Raise ConfigError on an unknown strategy or an out-of-range value."""
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"masking.strategy='{self.strategy}' is unknown; "
-                              f"choose one of {', '.join(STRATEGIES)}")
-        check_range("masking.ratio", self.ratio, 0.0, 1.0)
-        check_range("masking.temperature", self.temperature, 0.0)
-        check_range("masking.random_share", self.random_share, 0.0, 1.0)
-        check_range("masking.num_blocks", self.num_blocks, 1)
-        check_range("masking.block_scale", self.block_scale, 0.0, 1.0)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        if not 0.0 < self.ratio < 1.0:
+            raise ConfigError(f"ratio={self.ratio} must be in (0, 1): the predictor needs "
+                              "context tokens and targets")
+        check_range("temperature", self.temperature, 0.0, 100.0)
+        check_range("random_share", self.random_share, 0.0, 1.0)
+        check_range("num_blocks", self.num_blocks, 1, 1000)
+        check_range("block_scale", self.block_scale, 0.0, 1.0)
         if len(self.aspect_ratio) != 2 or not 0 < self.aspect_ratio[0] <= self.aspect_ratio[1]:
-            raise ConfigError(f"masking.aspect_ratio={self.aspect_ratio} must be [low, high] "
+            raise ConfigError(f"aspect_ratio={self.aspect_ratio} must be [low, high] "
                               "with 0 < low <= high")
+        check_range("future", self.future, 0.0, 10_000.0)
+        if self.future >= 1 and self.future != int(self.future):
+            raise ConfigError(f"future={self.future} must be a share in (0, 1) or a whole "
+                              "number of token time steps")
+
+
+def future_steps(future: float, grid: TokenGrid) -> int:
+    """How many last token time steps hold the targets under masking.future (0 = off)."""
+    steps = grid.shape[0]
+    return round(future * steps) if 0 < future < 1 else int(future)
+
+
+def check_future(cfg: MaskConfig, grid: TokenGrid) -> None:
+    """ConfigError unless masking.future leaves context frames and room for the hidden tokens."""
+    if not cfg.future:
+        return
+    steps, k = future_steps(cfg.future, grid), num_hidden(cfg.ratio, grid)
+    t, h, w = grid.shape
+    if not 1 <= steps < t or steps * h * w < k:
+        raise ConfigError(f"future={cfg.future}: {steps} of the clip's {t} token time steps, "
+                          f"needs 1 .. {t - 1} steps holding >= round(ratio * N) = {k} tokens "
+                          f"({h * w} per step)")
+
+
+def future_tokens(cfg: MaskConfig, grid: TokenGrid, device) -> torch.Tensor | None:
+    """Bool (N,): tokens in the last future_steps token time steps; None without future."""
+    if not cfg.future:
+        return None
+    check_future(cfg, grid)
+    t, h, w = grid.shape
+    steps = torch.arange(grid.num_tokens, device=device) // (h * w)
+    return steps >= t - future_steps(cfg.future, grid)
+
+
+def restrict(keys: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Keys (B, N) with the tokens outside `allowed` (N,) ranked last (-inf)."""
+    return keys if allowed is None else keys.masked_fill(~allowed, float("-inf"))
 
 
 def num_hidden(ratio: float, grid: TokenGrid) -> int:
@@ -67,32 +107,45 @@ def saliency(strategy: str, clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor
 
 
 def _saliency_mask(cfg: MaskConfig, clip: torch.Tensor, grid: TokenGrid,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Gumbel top-k on saliency plus a random share; random tubes where frames never change."""
+                   generator: torch.Generator, stored: torch.Tensor | None = None,
+                   allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Gumbel top-k on saliency plus a random share; random tubes where frames never change.
+
+    `stored` (B, N) is the clips' saliency read from the shards; else it is computed here.
+    """
     k = num_hidden(cfg.ratio, grid)
-    scores = saliency(cfg.strategy, clip, grid)  # (B, N)
-    by_saliency = top_k_mask(gumbel_keys(scores, cfg.temperature, generator),
+    scores = stored.to(clip.device) if stored is not None else saliency(cfg.strategy, clip, grid)
+    by_saliency = top_k_mask(restrict(gumbel_keys(scores, cfg.temperature, generator), allowed),
                              k - round(cfg.random_share * k))
-    fill = uniform_keys(scores.shape, generator, scores.device)
+    fill = restrict(uniform_keys(scores.shape, generator, scores.device), allowed)
     mixed = top_k_mask(torch.where(by_saliency, 2.0, fill), k)  # chosen first, then uniform
-    tubes = top_k_mask(random_tube_keys(clip.shape[0], grid, generator, scores.device), k)
+    tubes = top_k_mask(restrict(random_tube_keys(clip.shape[0], grid, generator, scores.device),
+                                allowed), k)
     static = (clip[:, 1:] == clip[:, :-1]).flatten(1).all(dim=1, keepdim=True)  # (B, 1)
     return torch.where(static, tubes, mixed)
 
 
 def make_mask_fn(cfg: MaskConfig) -> MaskFn:
-    """The strategy of `cfg` as fn(clip uint8 (B, T, H, W, 3), grid, generator) -> bool (B, N)."""
+    """The strategy of `cfg` as fn(clip uint8 (B, T, H, W, 3), grid, generator, saliency=None)
+    -> bool (B, N). `saliency` (B, N), the clips' stored saliency, skips computing it.
+
+    With `future`, every strategy ranks its keys among the future tokens only: the hidden tokens
+    lie in the last token time steps and the context holds the first frames.
+    """
     cfg.validate()
 
-    def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator) -> torch.Tensor:
+    def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator,
+                saliency: torch.Tensor | None = None) -> torch.Tensor:
         k = num_hidden(cfg.ratio, grid)
         batch = clip.shape[0]
+        allowed = future_tokens(cfg, grid, clip.device)
         if cfg.strategy == "random_tube":
-            return top_k_mask(random_tube_keys(batch, grid, generator, clip.device), k)
+            return top_k_mask(restrict(random_tube_keys(batch, grid, generator, clip.device),
+                                       allowed), k)
         if cfg.strategy == "multiblock":
             keys = multiblock_keys(batch, grid, generator, clip.device, cfg.num_blocks,
                                    cfg.block_scale, tuple(cfg.aspect_ratio))
-            return top_k_mask(keys, k)
-        return _saliency_mask(cfg, clip, grid, generator)
+            return top_k_mask(restrict(keys, allowed), k)
+        return _saliency_mask(cfg, clip, grid, generator, saliency, allowed)
 
     return mask_fn

@@ -11,6 +11,50 @@ from ia_world.models.encoder import VideoEncoder, gather_tokens
 from ia_world.models.predictor import Predictor
 from ia_world.models.presets import ModelConfig
 
+REGULARIZERS = ("none", "sigreg", "vicreg")
+SIGREG_SLICES = 256  # random 1-D directions per step
+SIGREG_KNOTS = 17  # trapezoid knots of the Epps-Pulley integral over t in [-5, 5]
+MAX_REGULARIZED_TOKENS = 2048  # tokens (evenly strided) the regularizer sees per step
+
+
+def sigreg(z: torch.Tensor, slices: int = SIGREG_SLICES) -> torch.Tensor:
+    """SIGReg (LeJEPA): Epps-Pulley statistic of z (n, D) projected on random unit directions.
+
+    For each direction a, with s = z a: n * integral over t of |phi_n(t) - exp(-t^2/2)|^2
+    exp(-t^2/2) dt, phi_n(t) = mean_i exp(i t s_i) the empirical characteristic function and
+    exp(-t^2/2) that of N(0, 1); averaged over directions. It is 0 only when every projection
+    is standard Gaussian, so a collapsed (constant or low-rank) z pays. The directions come from
+    torch's global RNG, which checkpoints save, so a resumed run draws the same ones.
+    """
+    z = z.float()
+    directions = torch.randn(z.shape[1], slices, device=z.device)
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    t = torch.linspace(-5.0, 5.0, SIGREG_KNOTS, device=z.device)
+    gauss = torch.exp(-0.5 * t.square())
+    angles = (z @ directions)[..., None] * t  # (n, slices, knots)
+    real, imag = angles.cos().mean(0), angles.sin().mean(0)  # (slices, knots)
+    error = ((real - gauss).square() + imag.square()) * gauss
+    return torch.trapezoid(error, t, dim=-1).mean() * z.shape[0]
+
+
+def vicreg(z: torch.Tensor) -> torch.Tensor:
+    """VICReg's variance + covariance terms of z (n, D): hinge on per-dim std below 1 plus the
+    squared off-diagonal covariances / D."""
+    z = z.float()
+    centred = z - z.mean(0)
+    variance = torch.relu(1.0 - (centred.var(0) + 1e-4).sqrt()).mean()
+    cov = centred.T @ centred / max(z.shape[0] - 1, 1)
+    off_diagonal = cov - torch.diag(torch.diagonal(cov))
+    return variance + off_diagonal.square().sum() / z.shape[1]
+
+
+def regularization(name: str, latents: torch.Tensor) -> torch.Tensor:
+    """The anti-collapse term `name` of latents (B, n, D), over at most MAX_REGULARIZED_TOKENS
+    of its B * n tokens (a fixed stride, no RNG)."""
+    flat = latents.reshape(-1, latents.shape[-1])
+    flat = flat[::-(-len(flat) // MAX_REGULARIZED_TOKENS)]
+    return sigreg(flat) if name == "sigreg" else vicreg(flat)
+
 
 def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mask bool (B, N), True = hidden, same count per clip -> (context_idx, target_idx), sorted."""
@@ -26,15 +70,19 @@ def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class IAJEPA(nn.Module):
     """forward(frames uint8 (B,T,H,W,3), mask bool (B,N)) -> (loss, target latents (B,Nt,D))."""
 
-    def __init__(self, cfg: ModelConfig, loss: str = "l1"):
+    def __init__(self, cfg: ModelConfig, loss: str = "l1", regularizer: str = "none",
+                 regularizer_weight: float = 0.0):
         super().__init__()
+        self.regularizer, self.regularizer_weight = regularizer, regularizer_weight
         self.encoder = VideoEncoder(cfg)
         self.predictor = Predictor(cfg)
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.loss = loss
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor):
-        """JEPA loss between predicted and layer-normed EMA target latents at hidden tokens."""
+        """JEPA loss between predicted and layer-normed EMA target latents at hidden tokens, plus
+        `regularizer_weight` x the anti-collapse term (SIGReg or VICReg) of the context
+        encoder's outputs at the context tokens (the latents the gradient reaches)."""
         context_idx, target_idx = split_mask(mask)
         with torch.no_grad():
             targets = self.target(frames)  # B N D
@@ -46,6 +94,8 @@ class IAJEPA(nn.Module):
             loss = (predicted.float() - targets.float()).abs().mean()
         else:
             loss = (predicted.float() - targets.float()).pow(2).mean()
+        if self.regularizer != "none" and self.regularizer_weight > 0:
+            loss = loss + self.regularizer_weight * regularization(self.regularizer, context)
         return loss, targets
 
     @torch.no_grad()

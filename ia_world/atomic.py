@@ -1,0 +1,75 @@
+"""Atomic files: every file ia-world writes goes to a temporary name first, then one rename.
+
+A killed writer never leaves a half-written file under the final name; `remove_stale_temps`
+clears what it left behind. The one implementation, imported wherever a file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TEMP_PREFIX = ".tmp-"
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name `path` is written under before the rename (hidden, per process).
+
+    The name keeps the suffix so that writers which pick the format by extension still work.
+    """
+    return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step.
+
+    An OSError without a file name (a full disk) gets `path`, so its message names the file.
+    """
+    path = Path(path)
+    temp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(temp)
+        os.replace(temp, path)
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    atomic_write(path, lambda temp: temp.write_bytes(data))
+
+
+def to_json(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays (an env may leave them in its ground truth)."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent, default=to_json) + "\n").encode())
+
+
+def remove_stale_temps(directory: Path, names: set[str]) -> None:
+    """Delete temporaries left by a killed run for the files named in `names`."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and entry.name.split("-", 2)[-1] in names:
+            entry.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    atomic_write_bytes(path, text.encode())

@@ -1,0 +1,136 @@
+"""Using ia-world as a library: `--help` from the schema, environments from any folder."""
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ia_world.cli import COMMANDS, load_attr, main
+from ia_world.config import CONFIG_DIR, load_config, register_schema
+from ia_world.help import field_comments, key_rows
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_help_lists_its_keys_defaults_meanings_and_groups(command, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"ia-world {command}: {COMMANDS[command].summary}")
+    schema = load_attr(COMMANDS[command].schema)
+    register_schema(command, schema)
+
+
+    values = OmegaConf.to_container(load_config(command, []), throw_on_missing=False)
+    for key, default, meaning in key_rows(schema, values):
+        line = next(li for li in text.splitlines() if li.strip().startswith(f"{key}="))
+        assert default in line and meaning, f"{command}: {key} has no meaning in its schema"
+        assert meaning in line
+    for group in ("env", "model", "masking", "data", "preset", "agent"):
+        if f"- {group}:" in (CONFIG_DIR / f"{command}.yaml").read_text():
+            assert f"  {group}: " in text
+
+
+def test_top_level_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"  {name}" in text and c.summary in text for name, c in COMMANDS.items())
+
+
+def test_field_meanings_come_from_the_comment_beside_or_above_each_field():
+    from ia_world.demo import DemoConfig
+
+    comments = field_comments(DemoConfig)
+    assert comments["strategies"].startswith("pretrained and compared")
+    assert comments["videos"] == "held-out episodes shown with masks overlaid"
+
+
+def test_envs_register_in_a_fresh_interpreter_in_a_folder_with_its_own_envs(tmp_path):
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "__init__.py").write_text("MINE = True\n")
+    script = textwrap.dedent("""
+        import gymnasium as gym
+        env = gym.make("ia_world:ia_world/Billiards-v0", size=32)
+        obs, info = env.reset(seed=0)
+        assert obs.shape == (32, 32, 3) and info["collisions"] == []
+        import envs
+        assert envs.MINE  # the project's own envs package is untouched
+        import ia_world
+        gym.make("ia_world/PhyreLite-v0").reset(seed=0)
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.fixture
+def restore_templates():
+    """Leave the template registry as it was (registration is process-wide)."""
+    from envs.phyre_lite.templates import TEMPLATES
+
+    before = dict(TEMPLATES)
+    yield
+    TEMPLATES.clear()
+    TEMPLATES.update(before)
+
+
+def ledge_drop(rng):
+    """A user template: push the green ball off a ledge onto a goal strip on the floor."""
+    from envs.phyre_lite.templates import ball, floor_bin, shelf
+
+    top, edge = rng.uniform(80, 120), rng.uniform(80, 100)
+    return [shelf(0, edge, top), ball("green", edge - 20, top + 10, 10),
+            *floor_bin(edge + 20, 80, 20, 20)]
+
+
+def test_custom_template_runs_with_random_and_oracle_and_keeps_builtin_folds(
+        tmp_path, restore_templates):
+    from agents.solve import SolveConfig, solve
+    from envs.phyre_lite import register_template, split_tasks
+
+    folds = {(s, f): split_tasks(s, f) for s in ("within", "cross") for f in range(5)}
+    register_template("ledge_drop", ledge_drop)
+    for (split, fold), (train, test) in folds.items():
+        new_train, new_test = split_tasks(split, fold)
+        assert new_train == train and new_test[: len(test)] == test
+        assert new_test[len(test):] == [f"ledge_drop:{v:03d}" for v in range(100)]
+    results = {agent: solve(SolveConfig(agent={"name": agent}, templates=["ledge_drop"],
+                                        puzzles=3, attempts=20, videos=False,
+                                        out=str(tmp_path)))["overall"]
+               for agent in ("random", "oracle")}
+    assert results["oracle"]["puzzles"] == 3 and results["oracle"]["solved"] == 1.0
+    assert results["oracle"]["auccess"] > results["random"]["auccess"]
+
+
+def test_templates_solved_by_doing_nothing_or_named_twice_are_refused(restore_templates):
+    from envs.phyre_lite import TEMPLATES, register_template
+    from envs.phyre_lite.templates import ball, floor_bin
+
+    def resting_on_goal(rng):
+        return [ball("green", 100, 13, 10), *floor_bin(60, 80, 20, 20)]
+
+    with pytest.raises(ValueError, match="solved by doing nothing"):
+        register_template("resting", resting_on_goal)
+    with pytest.raises(ValueError, match="in use"):
+        register_template("ledge_push", ledge_drop)
+    assert "resting" not in TEMPLATES
+
+
+def readme_python_blocks() -> list[str]:
+    """The ```python blocks of the README, dedented."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", text, re.S)]
+
+
+def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    assert namespace["metrics"]["run"]["steps"] == 4 and "probe" in namespace["metrics"]
+    assert namespace["batch"]["frames"].shape[:2] == (8, 16)
