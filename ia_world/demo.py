@@ -68,10 +68,9 @@ class Budget:
     batch_size: int = 8  # clips per pretraining step
     folds: int = 4  # ridge CV folds
     qa_epochs: int = 10  # causal-QA head epochs
-    # fixed-count splits (QA and probes counting cannot explain): smaller than `evaluate`'s
-    # defaults (640 / 256) so that the demo stays minutes long on 2 cores
-    fixed_train_episodes: int = 192
-    fixed_heldout_episodes: int = 96
+    # fixed-count splits (QA, probes counting cannot explain), below `evaluate`'s 640 / 256
+    fixed_train_episodes: int = 192  # fixed-count training episodes (demo: minutes on 2 cores)
+    fixed_heldout_episodes: int = 96  # fixed-count held-out episodes
     qa_min_questions: int = 20  # per question type and split, else a clear error
     puzzles: int = 1  # PHYRE-Lite test puzzles per template
     attempts: int = 20  # attempts per puzzle
@@ -401,7 +400,7 @@ def demo(cfg: DemoConfig) -> dict:
                "config": as_dict(cfg), "report": str(out / "report.html")}
     plots = {"energy": energy_png(busiest, f"{len(busiest.collisions)} collisions"),
              "loss": loss_png(run_dirs),
-             "comparison": comparison_png(summary["controls"], demo.strategies)}
+             "comparison": comparison_png(summary["controls"], cfg.strategies)}
     lap("report")
     write_report(cfg, summary, plots, videos, puzzle_gifs(result_dirs))
     atomic_write_json(out / "summary.json", summary)

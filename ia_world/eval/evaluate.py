@@ -13,7 +13,6 @@ seed of any split may appear in pretraining. Results go to metrics.json under "e
 from __future__ import annotations
 
 import inspect
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +53,6 @@ from ia_world.eval.spectrum import gaussian_entropy, rankme, singular_values
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 
-log = logging.getLogger(__name__)
 COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
 FIXED_TARGETS = ("total_energy", "mean_speed", "num_collisions")
 
@@ -313,5 +311,14 @@ def evaluate(cfg: EvalConfig) -> dict:
     result = measure(eval_cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
-    log.info("wrote %s", path)
+    print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
+
+
+def results_table(metrics: dict[str, dict]) -> str:
+    """The metrics with their controls as a short text table (what `evaluate` prints)."""
+    columns = (*SUBJECTS, "gap_closed")
+    lines = [f"{'metric':<34}" + "".join(f"{c:>11}" for c in columns)]
+    for name, row in metrics.items():
+        lines.append(f"{name:<34}" + "".join(f"{row[c]:>11.3f}" for c in columns))
+    return "\n".join(lines)
