@@ -99,7 +99,7 @@ def one_line(error: Exception) -> str:
     if any(line.startswith("Available options") for line in lines):
         start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
         options = [line for line in lines[start + 1:] if not line.startswith(("Config search",
-                                                                                "provider="))]
+                   "provider=")) and not line.endswith("_schema")]  # not the schemas' entries
         hints.append(f"available: {', '.join(options)}")
     return "; ".join([head, *hints])
 
