@@ -9,9 +9,11 @@ floats (every float field), then each nested config's own `validate()`, deepest 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import importlib
 import math
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,7 +64,28 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = (),
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name=name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(f"config '{name}': {one_line(error)}") from None
+        hint = nearest_key(name, str(error), schema)
+        raise ConfigError(f"config '{name}': {one_line(error)}{hint}") from None
+
+
+def nearest_key(name: str, message: str, schema: type | None) -> str:
+    """'; did you mean ...?' for a key the schema does not have (a typo), else ''."""
+    unknown = re.search(r"Could not override '([\w.]+)'", message)
+    if unknown is None or schema is None:
+        return ""
+    keys = flat_keys(OmegaConf.to_container(OmegaConf.structured(schema),
+                                            throw_on_missing=False))
+    close = difflib.get_close_matches(unknown.group(1), keys, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def flat_keys(node: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of every leaf of a nested dict."""
+    keys = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        keys += flat_keys(value, f"{path}.") if isinstance(value, dict) and value else [path]
+    return keys
 
 
 def one_line(error: Exception) -> str:
@@ -76,7 +99,7 @@ def one_line(error: Exception) -> str:
     if any(line.startswith("Available options") for line in lines):
         start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
         options = [line for line in lines[start + 1:] if not line.startswith(("Config search",
-                                                                                "provider="))]
+                   "provider=")) and not line.endswith("_schema")]  # not the schemas' entries
         hints.append(f"available: {', '.join(options)}")
     return "; ".join([head, *hints])
 

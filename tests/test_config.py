@@ -197,6 +197,8 @@ def test_cli_end_to_end_one_line_errors_and_dry_run():
     typo = subprocess.run([*cli, "generate", "out=x", "env=gravity"], capture_output=True,
                           text=True)
     assert typo.returncode == 2 and "available: billiards" in typo.stderr
+    key = subprocess.run([*cli, "pretrain", "model.pach=7"], capture_output=True, text=True)
+    assert key.returncode == 2 and key.stderr.strip().endswith("did you mean model.patch?")
     dry = subprocess.run([*cli, "demo", "preset=micro", "--dry-run"], capture_output=True,
                          text=True)
     assert dry.returncode == 0 and OmegaConf.create(dry.stdout).budget.name == "micro"

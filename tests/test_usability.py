@@ -1,6 +1,7 @@
 """Using ia-world as a library: `--help` from the schema, environments from any folder."""
 
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -134,3 +135,39 @@ def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch)
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
     assert namespace["metrics"]["run"]["steps"] == 4 and "probe" in namespace["metrics"]
     assert namespace["batch"]["frames"].shape[:2] == (8, 16)
+
+
+def readme_commands() -> tuple[list[list[str]], list[list[str]]]:
+    """(commands, bad-input commands): every concrete `ia-world ...` line of the README.
+
+    Lines with placeholders (`<...>`, `$var`, `...`, `{...}`) are templates, not commands; the
+    ones in the "Bad input and faults" section are expected to fail.
+    """
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    bad_start = text.index("## Bad input and faults")
+    bad_end = text.index("\n## ", bad_start + 1)
+    found: tuple[list, list] = ([], [])
+    for start, end, bucket in ((0, bad_start, 0), (bad_start, bad_end, 1),
+                               (bad_end, len(text), 0)):
+        part = text[start:end].replace("\\\n", " ")
+        lines = re.findall(r"`(ia-world [^`]+)`", part.replace("\n", " "))
+        code = "\n".join(re.findall(r"```\w*\n(.*?)```", part, re.S)
+                         + re.findall(r"^    .*$", part, re.M))  # fenced and indented code
+        lines += [line.split("  #")[0] for line in code.splitlines()
+                  if re.match(r"^\s*(ia-world|torchrun .* -m ia_world\.cli) ", line)]
+        for line in lines:
+            if not re.search(r"[<$]|\.\.\.|[{}]|\[key|--help", line):
+                command = line[line.index("pretrain"):] if "ia_world.cli" in line else \
+                    line.strip().removeprefix("ia-world ")
+                found[bucket].append(shlex.split(command))
+    return found
+
+
+def test_every_readme_command_validates_and_the_bad_input_ones_fail_cleanly(capsys):
+    commands, bad = readme_commands()
+    assert len(commands) >= 15 and bad
+    for argv in commands:
+        assert main([*argv, "--dry-run"]) == 0, (argv, capsys.readouterr().err)
+    for argv in bad:
+        assert main([*argv, "--dry-run"]) == 2, argv
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
