@@ -107,6 +107,8 @@ def test_fixed_count_split_has_one_body_count(fixed_splits):
         check_count(train, 4)
     with pytest.raises(ConfigError, match="cannot hold it"):
         fixed_count_env(EnvConfig(), 13, 64)
+    gravity = fixed_count_env(EnvConfig(name="gravity2d"), 4, 32)  # no extra box tower
+    check_count(simulate_split(gravity, 12, 3003, 4), 4)
 
 
 def test_ceiling_reaches_energy_and_speed():

@@ -54,6 +54,7 @@ from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 
 COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
+EXTRA_BODY_KWARGS = {"stack_chance": 0.0}  # env arguments that add bodies beyond the count
 FIXED_TARGETS = ("total_energy", "mean_speed", "num_collisions")
 
 
@@ -137,22 +138,27 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
     return [store[k] for k in range(count)]
 
 
-def count_kwarg(env_cfg: EnvConfig) -> str:
-    """The env's constructor argument that sets its number of bodies, or ConfigError."""
+def count_kwargs(env_cfg: EnvConfig, count: int) -> dict:
+    """The env's constructor arguments that hold its number of bodies at `count`, or ConfigError.
+
+    The body-count argument, plus any argument that adds bodies beyond it set to add none
+    (Gravity2D's box tower: `stack_chance=0`).
+    """
     env_class = type(make_env(env_cfg.id, **env_cfg.kwargs))
     names = inspect.signature(env_class.__init__).parameters
     found = [key for key in COUNT_KWARGS if key in names]
     if not found:
         raise ConfigError(f"fixed.count: {env_cfg.id} has no body-count argument "
                           f"({' / '.join(COUNT_KWARGS)}); it cannot hold the count fixed")
-    return found[0]
+    extra = {key: value for key, value in EXTRA_BODY_KWARGS.items() if key in names}
+    return {found[0]: [count, count], **extra}
 
 
 def fixed_count_env(env_cfg: EnvConfig, count: int, size: int):
     """The env with every scene at exactly `count` bodies, or ConfigError if it cannot."""
-    key = count_kwarg(env_cfg)
     try:
-        return make_env(env_cfg.id, size=size, **{**env_cfg.kwargs, key: [count, count]})
+        return make_env(env_cfg.id, size=size, **{**env_cfg.kwargs,
+                                                  **count_kwargs(env_cfg, count)})
     except ValueError as error:
         raise ConfigError(f"fixed.count={count}: {env_cfg.id} cannot hold it ({error})") from None
 
