@@ -7,6 +7,7 @@ config, and calls the stage. `--dry-run` stops after validation and prints the c
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from dataclasses import dataclass
@@ -62,13 +63,20 @@ def load_attr(spec: str):
     return getattr(importlib.import_module(module_name), attribute)
 
 
+@functools.cache
+def override_parser():
+    """Hydra's override parser (built once: it is an ANTLR grammar)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
 def quote_value(override: str) -> str:
     """`key=value` as Hydra reads it: a value Hydra's grammar rejects (quotes, non-ASCII letters,
     as in a path) is passed quoted, so `out=runs/my "run" ü` means that path."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    parser = OverridesParser.create()
+    parser = override_parser()
     try:
         parser.parse_override(override)
         return override
