@@ -37,29 +37,14 @@ from ia_world.errors import CheckpointError, ConfigError
 
 
 @dataclass
-class LatentAgentConfig:
-    """The `agent=latent` config group: trained parts and the CEM budget."""
-
-    name: str = "latent"
-    encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
-    world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
-    seed: int = 0  # fallback placement seed
-    rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
-    ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
-    planner: PlannerConfig = field(default_factory=PlannerConfig)
-
-    def validate(self) -> None:
-        """Both paths are required; the planner budget is range-checked."""
-        check_path("encoder", self.encoder)
-        check_path("world_model", self.world_model)
-
-
-@dataclass
 class StateAgentConfig:
-    """The `agent=state_wm` config group: the positive control on simulator states."""
+    """The `agent=state_wm` config group: the positive control on simulator states.
+
+    Its world model, CEM budget and rollout ablation are what `agent=latent` shares.
+    """
 
     name: str = "state_wm"
-    world_model: str = MISSING  # written by `ia-world world_model features=state`
+    world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
     seed: int = 0  # fallback placement seed
     rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
     ablation: bool = True  # solve also scores every puzzle with rollout=false, side by side
@@ -68,6 +53,19 @@ class StateAgentConfig:
     def validate(self) -> None:
         """The world model path is required."""
         check_path("world_model", self.world_model)
+
+
+@dataclass
+class LatentAgentConfig(StateAgentConfig):
+    """The `agent=latent` config group: the frozen encoder besides the world model and CEM."""
+
+    name: str = "latent"
+    encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
+
+    def validate(self) -> None:
+        """Both paths are required."""
+        super().validate()
+        check_path("encoder", self.encoder)
 
 
 class LatentAgent:

@@ -23,7 +23,8 @@ COMMENT = re.compile(r"^\s+#\s*(.+)$")
 def field_comments(schema: type) -> dict[str, str]:
     """Each field's meaning: the `# comment` after it in the dataclass source, or just above."""
     comments, above = {}, []
-    for line in inspect.getsource(schema).splitlines():
+    sources = [inspect.getsource(c) for c in schema.__mro__ if dataclasses.is_dataclass(c)]
+    for line in "\n".join(sources).splitlines():
         comment, field = COMMENT.match(line), FIELD.match(line)
         if comment:
             above.append(comment.group(1).strip())
