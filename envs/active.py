@@ -63,7 +63,7 @@ class PushBall(PymunkScene):
 
     The rendered frame: `Box(0, 255, (size, size, 3), uint8)`, top-down (x right, y up), goal
     disc included. Ground truth comes in `info` as in the passive Pymunk scenes (`frame`,
-    `states`, `energy`, `collisions`; at reset also `objects` and `meta`; see `Billiards`).
+    `states`, `energy`, `collisions`; at reset also `objects` and `meta`; see `PymunkScene`).
 
     ## Rewards
 
@@ -110,7 +110,7 @@ class PushBall(PymunkScene):
 
     ```python
     import gymnasium
-    import envs  # registers the ia_world/ ids
+    import ia_world  # registers the ia_world/ ids
 
     env = gymnasium.make("ia_world/PushBall-v0", size=64)
     obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
@@ -197,7 +197,7 @@ class PushBall3D(BulletScene):
 
     The rendered frame: `Box(0, 255, (size, size, 3), uint8)` (TinyRenderer, perspective).
     Ground truth comes in `info` as in the passive PyBullet scenes (`frame`, `states`,
-    `energy`, `collisions`; at reset also `objects` and `meta`; see `Tabletop3D`).
+    `energy`, `collisions`; at reset also `objects` and `meta`; see `BulletScene`).
 
     ## Rewards
 
@@ -244,7 +244,7 @@ class PushBall3D(BulletScene):
 
     ```python
     import gymnasium
-    import envs  # registers the ia_world/ ids
+    import ia_world  # registers the ia_world/ ids
 
     env = gymnasium.make("ia_world/PushBall3D-v0", size=64)
     obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)

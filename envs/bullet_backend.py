@@ -32,7 +32,44 @@ def quaternion_matrix(quaternion) -> np.ndarray:
 
 
 class BulletScene(SceneEnv):
-    """Base for 3D scenes; subclasses implement `_populate(rng, options)` with `add_*` helpers."""
+    """Base for 3D scenes; subclasses implement `_populate(rng, options)` with `add_*` helpers.
+
+    ## Arguments (every PyBullet scene)
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `gravity` (float, default `9.81`): gravity in m/s^2, pointing down (-z).
+    - `physics_dt` (float, default `1 / 240`): Bullet step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `camera_eye` (3 floats, default `(0.0, -5.5, 4.5)`; scenes set their own): camera
+      position in metres.
+    - `camera_target` (3 floats, default `(0.0, -0.2, 0.0)`; scenes set their own): point the
+      camera looks at.
+    - `fov` (float, default `45.0`): vertical field of view in degrees.
+    - `shadow` (bool, default `False`): TinyRenderer shadows; must be a real bool.
+    - `release_distance` (float, default `0.005`): metres a touching pair must part before a
+      new contact between them counts as a new collision.
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, the floor included, in object-id order:
+    `position` (K, 3) centre of mass in metres, `velocity` (K, 3), `orientation` (K, 3) as
+    Euler angles (roll, pitch, yaw), `angular_velocity` (K, 3) in the world frame, `pixel`
+    (K, 2) the projected position as (column, row), `bbox` (K, 4) the projected world AABB as
+    (left, top, right, bottom) in pixels, the whole frame for the floor), `energy` (floats
+    `kinetic` = `translational` + `rotational`, `potential` = m g z, `total`) and `collisions`
+    (one dict per object pair that came into contact during the frame after being apart:
+    `frame`, `object_ids`, `impulse` (normal force x dt summed over the frame's substeps while
+    in contact, N s), `position` ([x, y, z] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, its dimensions and principal `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `gravity`, `camera`).
+    """
 
     backend = "pybullet"
 

@@ -39,6 +39,36 @@ class PymunkScene(SceneEnv):
 
     An active variant sets `self.action_space` in `__init__` and calls `apply_force` from
     `_apply_action`; the force then acts on every physics substep of the coming frame.
+
+    ## Arguments (every Pymunk scene)
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
+    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
+    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
+    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
+    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
+    - `gravity` (float, default `0.0`): m/s^2 pointing down; each scene fixes its own.
+
+    ## Ground truth in `info`
+
+    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
+    (dict of float64 arrays over the K objects, static ones included, in object-id order:
+    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
+    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
+    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
+    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
+    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
+    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
+    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
+    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
+    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
+    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
+    `camera`).
     """
 
     backend = "pymunk"

@@ -93,42 +93,19 @@ class Billiards(PymunkScene):
     - `speed` (tuple[float, float], default `(4.0, 9.0)`): range of initial speeds in m/s,
       within [0, 30].
 
-    Keyword arguments shared with `PymunkScene` and `SceneEnv`:
-
-    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
-      (ValueError otherwise).
-    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
-      `truncated=True`.
-    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
-      returns None); any other value raises ValueError.
-    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
-    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
-    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
-    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
-    - `gravity`: fixed at 0 m/s^2 by this scene; passing it raises TypeError (multiple
-      values for `gravity`).
+    Keyword arguments of every Pymunk scene, documented on `PymunkScene`: `size`, `max_steps`,
+    `render_mode`, `world_size`, `physics_dt`, `frame_skip`, `supersample`. `gravity` is
+    fixed at 0 m/s^2 by this scene (passing it raises TypeError).
 
     ## Ground truth in `info`
 
-    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
-    (dict of float64 arrays over the K objects, static ones included, in object-id order:
-    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
-    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
-    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
-    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
-    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
-    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
-    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
-    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
-    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
-    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
-    `camera`).
+    As every Pymunk scene: see `PymunkScene`.
 
     ## Example
 
     ```python
     import gymnasium
-    import envs  # registers the ia_world/ ids
+    import ia_world  # registers the ia_world/ ids
 
     env = gymnasium.make("ia_world/Billiards-v0", size=64)
     obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
@@ -225,42 +202,19 @@ class Gravity2D(PymunkScene):
       within [0, 2].
     - `stack_chance` (float, default `0.6`): probability of the box tower, in [0, 1].
 
-    Keyword arguments shared with `PymunkScene` and `SceneEnv`:
-
-    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
-      (ValueError otherwise).
-    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
-      `truncated=True`.
-    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
-      returns None); any other value raises ValueError.
-    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
-    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
-    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
-    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
-    - `gravity`: fixed at 9.81 m/s^2 by this scene; passing it raises TypeError (multiple
-      values for `gravity`).
+    Keyword arguments of every Pymunk scene, documented on `PymunkScene`: `size`, `max_steps`,
+    `render_mode`, `world_size`, `physics_dt`, `frame_skip`, `supersample`. `gravity` is
+    fixed at 9.81 m/s^2 by this scene (passing it raises TypeError).
 
     ## Ground truth in `info`
 
-    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
-    (dict of float64 arrays over the K objects, static ones included, in object-id order:
-    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
-    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
-    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
-    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
-    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
-    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
-    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
-    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
-    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
-    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
-    `camera`).
+    As every Pymunk scene: see `PymunkScene`.
 
     ## Example
 
     ```python
     import gymnasium
-    import envs  # registers the ia_world/ ids
+    import ia_world  # registers the ia_world/ ids
 
     env = gymnasium.make("ia_world/Gravity2D-v0", size=64)
     obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)
@@ -385,42 +339,19 @@ class Cradle(PymunkScene):
       within [2, 6].
     - `mass_spread` (float, default `0.25`): relative spread of the ball masses, in [0, 0.5].
 
-    Keyword arguments shared with `PymunkScene` and `SceneEnv`:
-
-    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
-      (ValueError otherwise).
-    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
-      `truncated=True`.
-    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
-      returns None); any other value raises ValueError.
-    - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
-    - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
-    - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).
-    - `supersample` (int, default `2`): anti-aliasing factor of the rasteriser.
-    - `gravity`: fixed at 9.81 m/s^2 by this scene; passing it raises TypeError (multiple
-      values for `gravity`).
+    Keyword arguments of every Pymunk scene, documented on `PymunkScene`: `size`, `max_steps`,
+    `render_mode`, `world_size`, `physics_dt`, `frame_skip`, `supersample`. `gravity` is
+    fixed at 9.81 m/s^2 by this scene (passing it raises TypeError).
 
     ## Ground truth in `info`
 
-    `reset` and every `step` return `info` with `frame` (frame index, 0 at reset), `states`
-    (dict of float64 arrays over the K objects, static ones included, in object-id order:
-    `position` (K, 3) and `velocity` (K, 3) in metres with z = 0, `orientation` (K, 3) and
-    `angular_velocity` (K, 3) as (0, 0, angle) and (0, 0, spin) in radians, `pixel` (K, 2)
-    as (column, row) and `bbox` (K, 4) as (left, top, right, bottom) in frame pixels),
-    `energy` (floats `kinetic` = `translational` + `rotational`, `potential` = m g y summed
-    over dynamic bodies, `total`) and `collisions` (one dict per object pair that made first
-    contact during the frame: `frame`, `object_ids` (sorted pair), `impulse` (total impulse
-    magnitude, N s), `position` ([x, y, 0] metres), `pixel`). `reset` adds `objects` (one
-    record per object: `id`, `shape`, `color`, `material`, `size`, `mass` (0 for static),
-    `static`, and its dimensions and `inertia`) and `meta` (`env_id`, `backend`,
-    `render_size`, `max_steps`, `physics_dt`, `frame_skip`, `fps`, `world_size`, `gravity`,
-    `camera`).
+    As every Pymunk scene: see `PymunkScene`.
 
     ## Example
 
     ```python
     import gymnasium
-    import envs  # registers the ia_world/ ids
+    import ia_world  # registers the ia_world/ ids
 
     env = gymnasium.make("ia_world/Cradle-v0", size=64)
     obs, info = env.reset(seed=0)  # obs: uint8 (64, 64, 3)

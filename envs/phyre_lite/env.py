@@ -99,7 +99,7 @@ class PhyreLiteEnv(gym.Env):
 
     ```python
     import gymnasium
-    import envs  # registers the ia_world/ ids
+    import ia_world  # registers the ia_world/ ids
 
     env = gymnasium.make("ia_world/PhyreLite-v0", size=64)
     obs, info = env.reset(seed=0, options={"task": "ramp_roll:007", "record": True})
