@@ -64,11 +64,11 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = (),
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name=name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
-        hint = nearest_key(name, str(error), schema)
+        hint = nearest_key(str(error), schema)
         raise ConfigError(f"config '{name}': {one_line(error)}{hint}") from None
 
 
-def nearest_key(name: str, message: str, schema: type | None) -> str:
+def nearest_key(message: str, schema: type | None) -> str:
     """'; did you mean ...?' for a key the schema does not have (a typo), else ''."""
     unknown = re.search(r"Could not override '([\w.]+)'", message)
     if unknown is None or schema is None:
