@@ -36,6 +36,15 @@ class SceneEnv(gym.Env):
     `## Episode End`, `## Arguments` (every constructor keyword, those of this base and of the
     backend included) and `## Example`; `tests/test_env_docs.py` checks it. See
     `envs.pymunk_scenes.Billiards` for a passive scene, `envs.active.PushBall` for an active one.
+
+    ## Arguments (every scene)
+
+    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
+      (ValueError otherwise).
+    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
+      `truncated=True`.
+    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
+      returns None); any other value raises ValueError.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}

@@ -36,12 +36,7 @@ class BulletScene(SceneEnv):
 
     ## Arguments (every PyBullet scene)
 
-    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
-      (ValueError otherwise).
-    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
-      `truncated=True`.
-    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
-      returns None); any other value raises ValueError.
+    - `size`, `max_steps`, `render_mode`: as for every scene (see `SceneEnv`).
     - `gravity` (float, default `9.81`): gravity in m/s^2, pointing down (-z).
     - `physics_dt` (float, default `1 / 240`): Bullet step in seconds.
     - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).

@@ -42,12 +42,7 @@ class PymunkScene(SceneEnv):
 
     ## Arguments (every Pymunk scene)
 
-    - `size` (int, default `64`): side of the square RGB frame in pixels, in [16, 512]
-      (ValueError otherwise).
-    - `max_steps` (int, default `64`): frames after `reset` at which `step` reports
-      `truncated=True`.
-    - `render_mode` (str | None, default `"rgb_array"`): `"rgb_array"` or None (then `render()`
-      returns None); any other value raises ValueError.
+    - `size`, `max_steps`, `render_mode`: as for every scene (see `SceneEnv`).
     - `world_size` (float, default `10.0`): side in metres of the square world the frame shows.
     - `physics_dt` (float, default `1 / 240`): Pymunk step in seconds.
     - `frame_skip` (int, default `8`): physics steps per frame (30 fps with the defaults).

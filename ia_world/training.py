@@ -263,28 +263,24 @@ RESUMABLE_KEYS = frozenset({"steps", "log_every", "checkpoint_every", "keep_chec
                             "device", "data.num_workers", "compile", "masking.stored"})
 
 
-# keys added after runs were checkpointed without them, with the value those runs had
-ADDED_KEYS = {"regularizer": "none", "regularizer_weight": 0.05, "masking.future": 0.0,
-              "masking.stored": True}
+def with_defaults(stored: dict, defaults: dict) -> dict:
+    """A stored config with the keys it predates filled in from the schema's defaults.
 
-
-def with_added_keys(stored: dict) -> dict:
-    """A stored config with the ADDED_KEYS it predates filled in (so older runs resume)."""
-    for dotted, value in ADDED_KEYS.items():
-        *parents, key = dotted.split(".")
-        node = stored
-        for parent in parents:
-            node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.setdefault(key, value)
+    New keys default to the behaviour runs had before them, so an older run resumes.
+    """
+    for key, value in defaults.items():
+        if key not in stored:
+            stored[key] = value
+        elif isinstance(value, dict) and isinstance(stored[key], dict):
+            with_defaults(stored[key], value)
     return stored
 
 
 def check_resumable(checkpoint: Path, config: dict) -> None:
     """Refuse to resume a checkpoint whose stored config differs (other than RESUMABLE_KEYS)."""
     stored = read_json(checkpoint / CONFIG_FILE)
-    stored = with_added_keys(stored) if isinstance(stored, dict) else stored
-    changed = config_diff(stored if isinstance(stored, dict) else {}, config, RESUMABLE_KEYS)
+    stored = with_defaults(stored, as_dict(PretrainConfig())) if isinstance(stored, dict) else {}
+    changed = config_diff(stored, config, RESUMABLE_KEYS)
     if changed:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: this run was started with another "
                               f"config ({'; '.join(changed[:4])}"
