@@ -70,9 +70,11 @@ def group_rows(command: str) -> list[tuple[str, str, list[str]]]:
     rows = []
     for entry in raw.get("defaults", []):
         if isinstance(entry, dict):
-            for group, default in entry.items():
-                options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-                rows.append((group, str(default), options))
+            for key, default in entry.items():
+                group = key.removeprefix("optional ")  # e.g. "regime@pretrain": group@package
+                folder = CONFIG_DIR / group.partition("@")[0]
+                options = sorted(p.stem for p in folder.glob("*.yaml"))
+                rows.append((group, "null" if default is None else str(default), options))
     return rows
 
 

@@ -20,12 +20,13 @@ from ia_world.demo import Budget
 from ia_world.errors import CheckpointError, ConfigError
 from ia_world.masking import MaskConfig
 from ia_world.models import ModelConfig
+from ia_world.training import PretrainConfig
 
 # the values a command needs before it validates at all (paths only: nothing is read)
 REQUIRED = {"generate": ["out=x"], "evaluate": ["ckpt=x"], "world_model": ["encoder=x"],
             "surprise": ["encoder=x", "world_model=y"], "verify": ["path=x"]}
 GROUP_SCHEMAS = {"env": EnvConfig, "model": ModelConfig, "masking": MaskConfig,
-                 "data": DataConfig, "preset": Budget}
+                 "data": DataConfig, "preset": Budget, "regime": PretrainConfig}
 TRIALS = ("0", "-1", "nan", "inf", "1e30")  # 1e30 is "huge" (an int key refuses the float)
 
 
@@ -99,7 +100,8 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         if group == "data" and path.stem == "mix":
             extra = ["data.paths.shards=x"]
         config = parse(command, [*REQUIRED.get(command, []), f"{group}={path.stem}", *extra])
-        node = config.budget if group == "preset" else getattr(config, group)
+        node = {"preset": "budget", "regime": None}.get(group, group)
+        node = config if node is None else getattr(config, node)
         assert type(node) is schema
     assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
 
