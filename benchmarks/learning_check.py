@@ -1,0 +1,87 @@
+"""Fast learning check of pretraining runs: fixed-count probes that keep time, in ~1 min.
+
+For each run (or checkpoint) directory: ridge R^2 of held-out mean speed, kinetic and total
+energy on Billiards scenes with exactly 5 balls (so counting explains nothing), from the same
+time-keeping features `ia-world evaluate` uses (token mean + mean |z(t+1) - z(t)|), for the EMA
+target and the online encoder; the first run's floor (its architecture at initialisation), the
+pixel control and the ground-truth ceiling are printed once. RankMe raw / centred of the
+held-out mean-pooled tokens. A subset of `ia-world evaluate` (no QA, no per-object probe):
+
+    python benchmarks/learning_check.py runs/a runs/b [--train 300 --heldout 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from ia_world.checkpoint import (
+    CONFIG_FILE,
+    initial_encoder,
+    load_encoder,
+    read_json,
+    resolve_checkpoint,
+)
+from ia_world.data.generator import EnvConfig
+from ia_world.eval.evaluate import fixed_count_env, simulate_split, target_arrays
+from ia_world.eval.features import (
+    attribute_vocab,
+    ceiling_features,
+    encoder_features,
+    pixel_features,
+)
+from ia_world.eval.probe import fit_probe
+from ia_world.eval.spectrum import rankme
+
+TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
+COUNT = 5
+
+
+def main() -> None:
+    """Print one row per (run, weights) and the floor / pixel / ceiling rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run or checkpoint directories")
+    parser.add_argument("--train", type=int, default=300, help="probe-fitting episodes")
+    parser.add_argument("--heldout", type=int, default=200, help="held-out episodes")
+    args = parser.parse_args()
+    grid = load_encoder(args.runs[0]).grid
+    env = fixed_count_env(EnvConfig(), COUNT, grid.size)
+    train = simulate_split(env, args.train, 3003, grid.frames)
+    heldout = simulate_split(env, args.heldout, 4004, grid.frames)
+    clips = [np.stack([ep.frames[:grid.frames] for ep in split]) for split in (train, heldout)]
+    targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
+
+    def row(name: str, train_x: np.ndarray, heldout_x: np.ndarray, extra: str = "") -> None:
+        scores = [fit_probe(train_x, targets[0][t], heldout_x, targets[1][t], folds=4)["r2"]
+                  for t in TARGETS]
+        print(f"{name:<44}" + "".join(f"{s:>+16.3f}" for s in scores) + extra, flush=True)
+
+    def encoder_row(name: str, encoder) -> None:
+        with torch.no_grad():
+            fitted, scored = (encoder_features(encoder, c, s, 50, name)
+                              for c, s in zip(clips, (train, heldout)))
+        pooled = scored.vector[:, :encoder.embed_dim]                              # E D
+        row(name, fitted.vector, scored.vector,
+            f"{rankme(pooled):>10.2f}{rankme(pooled - pooled.mean(0)):>10.2f}")
+
+    print(f"{'subject':<44}" + "".join(f"{t:>16}" for t in TARGETS)
+          + f"{'RankMe':>10}{'centred':>10}")
+    floors = set()
+    for run in args.runs:
+        seed = read_json(resolve_checkpoint(run) / CONFIG_FILE)["seed"]
+        if seed not in floors:
+            floors.add(seed)
+            encoder_row(f"floor (initialisation, seed {seed})", initial_encoder(run))
+        for weights in ("target", "encoder"):
+            encoder_row(f"{run[-32:]} {weights}", load_encoder(run, "cpu", weights))
+    row("pixel (frame differences)", *(pixel_features(c, s, grid).vector
+                                       for c, s in zip(clips, (train, heldout))))
+    vocab = attribute_vocab(train + heldout)
+    row("ceiling (ground-truth state)", *(ceiling_features(s, grid.frames, vocab, COUNT).vector
+                                          for s in (train, heldout)))
+
+
+if __name__ == "__main__":
+    main()
