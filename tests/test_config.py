@@ -106,6 +106,16 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
     assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
 
 
+
+def test_the_cpu_regime_sets_the_same_keys_in_pretrain_and_in_compare():
+    direct = parse("pretrain", ["regime=cpu"])
+    mounted = parse("compare", ["regime@pretrain=cpu"]).pretrain
+    plain = parse("compare", []).pretrain
+    for config in (direct, mounted):
+        assert (config.steps, config.batch_size, config.regularizer) == (10_000, 8, "vicreg")
+        assert (config.model.pred_depth, config.masking.future) == (1, 0.5)
+    assert (plain.steps, plain.regularizer) == (200, "none")  # compare's own budget without it
+
 def owner(config, key: str) -> tuple[str, str]:
     """(schema class owning a dotted key, field name): the same field met in two commands."""
     *path, leaf = key.split(".")
