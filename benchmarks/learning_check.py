@@ -3,8 +3,9 @@
 For each run (or checkpoint) directory: ridge R^2 of held-out mean speed, kinetic and total
 energy on Billiards scenes with exactly 5 balls (so counting explains nothing), from the same
 time-keeping features `ia-world evaluate` uses (token mean + mean |z(t+1) - z(t)|), for the EMA
-target and the online encoder; the first run's floor (its architecture at initialisation), the
-pixel control and the ground-truth ceiling are printed once. RankMe raw / centred of the
+target and the online encoder, after the floor (the architecture at initialisation) of each new
+init seed; the pixel control and the ground-truth ceiling close the table. Splits and body count
+are `ia-world evaluate`'s fixed-count defaults (FixedSplitConfig). RankMe raw / centred of the
 held-out mean-pooled tokens. A subset of `ia-world evaluate` (no QA, no per-object probe):
 
     python benchmarks/learning_check.py runs/a runs/b [--train 300 --heldout 200]
@@ -25,7 +26,12 @@ from ia_world.checkpoint import (
     resolve_checkpoint,
 )
 from ia_world.data.generator import EnvConfig
-from ia_world.eval.evaluate import fixed_count_env, simulate_split, target_arrays
+from ia_world.eval.evaluate import (
+    FixedSplitConfig,
+    fixed_count_env,
+    simulate_split,
+    target_arrays,
+)
 from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
@@ -36,7 +42,6 @@ from ia_world.eval.probe import fit_probe
 from ia_world.eval.spectrum import rankme
 
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
-COUNT = 5
 
 
 def main() -> None:
@@ -46,10 +51,11 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=300, help="probe-fitting episodes")
     parser.add_argument("--heldout", type=int, default=200, help="held-out episodes")
     args = parser.parse_args()
+    fixed = FixedSplitConfig()
     grid = load_encoder(args.runs[0]).grid
-    env = fixed_count_env(EnvConfig(), COUNT, grid.size)
-    train = simulate_split(env, args.train, 3003, grid.frames)
-    heldout = simulate_split(env, args.heldout, 4004, grid.frames)
+    env = fixed_count_env(EnvConfig(), fixed.count, grid.size)
+    train = simulate_split(env, args.train, fixed.train_seed, grid.frames)
+    heldout = simulate_split(env, args.heldout, fixed.heldout_seed, grid.frames)
     clips = [np.stack([ep.frames[:grid.frames] for ep in split]) for split in (train, heldout)]
     targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
 
@@ -79,8 +85,8 @@ def main() -> None:
     row("pixel (frame differences)", *(pixel_features(c, s, grid).vector
                                        for c, s in zip(clips, (train, heldout))))
     vocab = attribute_vocab(train + heldout)
-    row("ceiling (ground-truth state)", *(ceiling_features(s, grid.frames, vocab, COUNT).vector
-                                          for s in (train, heldout)))
+    row("ceiling (ground-truth state)",
+        *(ceiling_features(s, grid.frames, vocab, fixed.count).vector for s in (train, heldout)))
 
 
 if __name__ == "__main__":

@@ -100,11 +100,12 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         if group == "data" and path.stem == "mix":
             extra = ["data.paths.shards=x"]
         config = parse(command, [*REQUIRED.get(command, []), f"{group}={path.stem}", *extra])
-        node = {"preset": "budget", "regime": None}.get(group, group)
-        node = config if node is None else getattr(config, node)
+        if group == "regime":  # package _global_: it sets keys of the whole PretrainConfig
+            node = config
+        else:
+            node = config.budget if group == "preset" else getattr(config, group)
         assert type(node) is schema
     assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
-
 
 
 def test_the_cpu_regime_sets_the_same_keys_in_pretrain_and_in_compare():
@@ -115,6 +116,7 @@ def test_the_cpu_regime_sets_the_same_keys_in_pretrain_and_in_compare():
         assert (config.steps, config.batch_size, config.regularizer) == (10_000, 8, "vicreg")
         assert (config.model.pred_depth, config.masking.future) == (1, 0.5)
     assert (plain.steps, plain.regularizer) == (200, "none")  # compare's own budget without it
+
 
 def owner(config, key: str) -> tuple[str, str]:
     """(schema class owning a dotted key, field name): the same field met in two commands."""
