@@ -21,7 +21,13 @@ from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
 from ia_world.errors import CheckpointError, ConfigError
-from ia_world.eval.evaluate import check_count, fixed_count_env, simulate_split
+from ia_world.eval.evaluate import (
+    EvalConfig,
+    FixedSplitConfig,
+    check_count,
+    fixed_count_env,
+    simulate_split,
+)
 from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
@@ -29,7 +35,7 @@ from ia_world.eval.features import (
     split_features,
 )
 from ia_world.eval.probe import clip_targets, fit_probe
-from ia_world.eval.qa_generator import balance, descriptive_questions, object_refs
+from ia_world.eval.qa_generator import generate_questions
 from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
 from ia_world.eval.stats import gap_closed, paired_difference_ci
 from ia_world.models import ModelConfig
@@ -94,9 +100,11 @@ def test_static_control_equals_encoder_on_a_still_clip(tmp_path):
 
 @pytest.fixture(scope="module")
 def fixed_splits():
-    """Fixed-count Billiards splits (5 balls, 16 frames) for the ceiling checks."""
-    env = fixed_count_env(EnvConfig(), 5, 64)
-    return env, simulate_split(env, 320, 3003, 16), simulate_split(env, 80, 4004, 16)
+    """`evaluate`'s default fixed-count Billiards splits (5 balls, 16 frames)."""
+    fixed = FixedSplitConfig()
+    env = fixed_count_env(EnvConfig(), fixed.count, 64)
+    return (env, simulate_split(env, fixed.train_episodes, fixed.train_seed, 16),
+            simulate_split(env, fixed.heldout_episodes, fixed.heldout_seed, 16))
 
 
 def test_fixed_count_split_has_one_body_count(fixed_splits):
@@ -126,18 +134,25 @@ def test_ceiling_reaches_energy_and_speed():
         assert result["ci"][0] <= result["r2"] <= result["ci"][1]
 
 
-def test_ceiling_answers_descriptive_questions(fixed_splits):
-    _, train, heldout = fixed_splits
-    rng = np.random.default_rng(0)
-    questions = [balance([q for i, ep in enumerate(eps) for q in descriptive_questions(
-        ep, i, 16, object_refs(ep), rng)], rng) for eps in (train, heldout)]
+def test_ceiling_answers_descriptive_and_predictive_questions(fixed_splits):
+    env, train, heldout = fixed_splits
+    horizon = EvalConfig.horizon
+    questions = [generate_questions(env, eps, 16, horizon, seed)
+                 for eps, seed in ((train, 3003), (heldout, 4004))]
+    assert len(questions[0]) >= 3000 and len(questions[1]) >= 1000
     vocab = attribute_vocab(train + heldout)
     tokens = [ceiling_features(eps, 16, vocab, 5).tokens for eps in (train, heldout)]
     result = evaluate_qa(*questions, {"ceiling": tokens[0]}, {"ceiling": tokens[1]},
-                         QAHeadConfig(epochs=20, batch_size=64, seed=0))
-    accuracy = result["subjects"]["ceiling"]["descriptive"]
-    assert accuracy["questions"] >= 100 and accuracy["per_option"] >= 0.8, accuracy
-    assert accuracy["per_option_ci"][0] <= accuracy["per_option"] <= accuracy["per_option_ci"][1]
+                         QAHeadConfig())
+    for qtype in ("descriptive", "predictive"):
+        accuracy = result["subjects"]["ceiling"][qtype]
+        assert accuracy["questions"] >= 100 and accuracy["per_option"] >= 0.8, (qtype, accuracy)
+        assert accuracy["per_option_ci"][0] <= accuracy["per_option"] \
+            <= accuracy["per_option_ci"][1]
+    noise = [np.random.default_rng(0).normal(size=t.shape) for t in tokens]
+    blind = evaluate_qa(*questions, {"noise": noise[0]}, {"noise": noise[1]},
+                        QAHeadConfig(epochs=5))
+    assert blind["subjects"]["noise"]["predictive"]["per_option"] < 0.6
 
 
 def test_gap_closed_and_paired_difference():

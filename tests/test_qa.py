@@ -8,7 +8,9 @@ from ia_world.errors import DataError
 from ia_world.eval.qa import (
     Choice,
     Question,
+    build_vocab,
     correct_share,
+    encode_options,
     from_clevrer,
     majority_baseline,
     to_clevrer,
@@ -19,7 +21,7 @@ from ia_world.eval.qa_generator import (
     generate_questions,
     object_refs,
 )
-from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
+from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa, reference_spans
 
 ENV_ID, FRAMES = "ia_world/Billiards-v0", 16
 
@@ -110,3 +112,19 @@ def test_clevrer_loader_records_feed_the_same_questions():
                   "program": ["query_color"], "answer": "red", "choices": []}
     with pytest.raises(DataError, match="not a multiple-choice"):
         from_clevrer(open_ended, clip=0)
+
+
+def test_reference_spans_mark_each_object_reference():
+    question = Question(0, "explanatory", "Why?",
+                        ["events", "objects", "red", "filter_color", "unique", "objects", "blue",
+                         "filter_color", "unique", "filter_collision", "unique"],
+                        [Choice("a", ["objects", "o1", "lit"], True),
+                         Choice("b", ["yes"], False)])
+    vocab = build_vocab([question])
+    ids, _, _, _ = encode_options([question], vocab)
+    spans = reference_spans(ids, vocab)
+    length = (ids[0] > 0).sum()
+    # question: events [1 1 1 1] [2 2 2 2] filter_collision unique <sep> option: [3 3 3]
+    assert spans[0, :length].tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 3, 3, 3]
+    assert spans[1, :(ids[1] > 0).sum()].tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 0]
+    assert (spans[ids == 0] == 0).all()

@@ -17,6 +17,7 @@ from ia_world.eval.stats import bootstrap_ci
 
 QUESTION_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
+OBJECTS, UNIQUE = "objects", "unique"  # an object reference: objects <filters...> unique
 
 
 @dataclass

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ia_world.data.episode import Episode, simulate_episode
 from ia_world.errors import DataError
-from ia_world.eval.qa import Choice, Question
+from ia_world.eval.qa import OBJECTS, UNIQUE, Choice, Question
 
 Pair = frozenset
 PREDICTIVE_PER_CLIP = 3  # predictive questions per clip, each with different options
@@ -28,8 +28,8 @@ def object_refs(episode: Episode) -> dict[int, tuple[str, list[str]]]:
     dynamic = [o for o in episode.objects if not o.get("static", False)]
     keys = [(o["color"], o["material"]) for o in dynamic]
     return {o["id"]: (f"{o['color']} {o['material']} {o['shape']}",
-                      ["objects", o["color"], "filter_color", o["material"], "filter_material",
-                       "unique"])
+                      [OBJECTS, o["color"], "filter_color", o["material"], "filter_material",
+                       UNIQUE])
             for o, key in zip(dynamic, keys) if keys.count(key) == 1}
 
 

@@ -1,4 +1,4 @@
-"""A small QA head: attentive pooling of frozen clip latents, queried by a question program."""
+"""A small QA head on frozen clip latents: program-structured reads, then an MLP."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from timm.models.vision_transformer import Block
 from torch import nn
 from tqdm import tqdm
 
 from ia_world.config import check_range
-from ia_world.errors import ConfigError, DataError
+from ia_world.errors import DataError
 from ia_world.eval.qa import (
+    OBJECTS,
     QUESTION_TYPES,
+    SEP,
+    UNIQUE,
     Question,
     accuracy_by_type,
     build_vocab,
@@ -22,72 +24,102 @@ from ia_world.eval.qa import (
     majority_baseline,
     random_baseline,
 )
-from ia_world.models.attentive_pool import AttentivePool
 
 
 @dataclass
 class QAHeadConfig:
     """Width of the head and its training budget."""
 
-    width: int = 64  # head width
-    heads: int = 4  # attention heads
-    epochs: int = 10  # training epochs
-    batch_size: int = 128  # option rows per step
-    lr: float = 2e-3  # AdamW learning rate
-    weight_decay: float = 0.01  # AdamW weight decay
+    width: int = 64  # token, key and value width
+    hidden: int = 256  # width of the MLP that reads the answer off the objects read
+    dropout: float = 0.2  # dropout in that MLP
+    epochs: int = 20  # training epochs
+    batch_size: int = 256  # option rows per step
+    lr: float = 3e-3  # AdamW learning rate
+    weight_decay: float = 0.05  # AdamW weight decay
     seed: int = 0  # initialisation and batch order seed
-    depth: int = 1  # transformer blocks over the program tokens and what they read
     min_questions: int = 50  # per type and split, else DataError (0: no check)
 
     def validate(self) -> None:
         """Check ranges."""
         check_range("width", self.width, 8, 4096)
-        check_range("heads", self.heads, 1, 64)
+        check_range("hidden", self.hidden, 8, 16384)
+        check_range("dropout", self.dropout, 0.0, 0.99)
         check_range("epochs", self.epochs, 1, 10_000)
         check_range("batch_size", self.batch_size, 1, 100_000)
         check_range("lr", self.lr, 0.0, 10.0)
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)
-        check_range("depth", self.depth, 1, 64)
         check_range("min_questions", self.min_questions, 0, 10**6)
-        if self.width % self.heads:
-            raise ConfigError(f"width={self.width} is not divisible by heads={self.heads}")
+
+
+def reference_spans(program_ids: np.ndarray, vocab: dict[str, int]) -> np.ndarray:
+    """Span index (R, L) of each program token: k >= 1 for the k-th object reference (from
+    "objects" to the next "unique", or to the end of its program part), 0 for the rest."""
+    start, stop, sep = vocab.get(OBJECTS, -1), vocab.get(UNIQUE, -1), vocab[SEP]
+    spans = np.zeros_like(program_ids)
+    for row, ids in enumerate(program_ids):
+        count, inside = 0, False
+        for j, token in enumerate(ids):
+            if token == start:
+                count, inside = count + 1, True
+            elif token in (sep, 0):  # the option's program, or padding, begins
+                inside = False
+            if inside:
+                spans[row, j] = count
+            if token == stop:
+                inside = False
+    return spans
 
 
 class QAHead(nn.Module):
-    """(clip latents (C, N, D), clip of each row (B,), program ids (B, L)) -> logits (B,).
+    """(clip latents (C, N, D), clip of each row (B,), program ids (B, L), spans (B, L)) ->
+    logits (B,).
 
-    Every program token queries the clip's tokens (cross-attention), then `depth` timm
-    transformer blocks reason over the tokens and what they read (e.g. the two objects of a
-    collision option), and the mean over valid tokens gives the logit.
+    Program-structured reads: each object reference of question + option ("objects red
+    filter_color metal filter_material unique") reads the clip's tokens with attention weights
+    from the conjunction of its filters (sum over its tokens of log sigmoid(filter . key)), so
+    the read binds to the tokens that match every attribute; the remaining tokens (the
+    operation) read the clip the same way. An MLP answers from the operation's embedding, every
+    read and, per pair of references, |a - b|, a * b and a + b (comparisons such as "A collides
+    with B").
     """
 
-    def __init__(self, embed_dim: int, vocab_size: int, max_len: int, width: int, heads: int,
-                 depth: int = 1):
+    def __init__(self, embed_dim: int, vocab_size: int, references: int, width: int,
+                 hidden: int, dropout: float):
         super().__init__()
+        self.references = references
         self.tokens = nn.Embedding(vocab_size, width, padding_idx=0)
-        self.positions = nn.Parameter(torch.zeros(max_len, width))
-        nn.init.trunc_normal_(self.positions, std=0.02)
-        self.latents = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width))
-        self.pool = AttentivePool(width, heads, learned_query=False)
-        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio=2.0, qkv_bias=True)
-                                    for _ in range(depth))
-        self.classify = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+        self.filters = nn.Embedding(vocab_size, width, padding_idx=0)
+        self.keys = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width))
+        self.values = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, width))
+        pairs = references * (references - 1) // 2
+        self.answer = nn.Sequential(
+            nn.Linear(width * (references + 2 + 3 * pairs), hidden), nn.GELU(),
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden, 1))
 
-    def forward(self, latents: torch.Tensor, clips: torch.Tensor,
-                program_ids: torch.Tensor) -> torch.Tensor:
-        """Logits (B,) of option rows: latents (C, N, D) of the clips, row clip index (B,) and
-        program token ids (B, L) (0 = padding). Each clip is projected once per call."""
-        length = int((program_ids > 0).sum(1).max())
-        program_ids = program_ids[:, :length]
-        valid = program_ids > 0                                              # B L
-        text = self.tokens(program_ids) + self.positions[:length]            # B L E
-        keys = self.latents(latents)[clips]                                  # B N E
-        x = text + self.pool(keys, text)                                     # B L E
-        for block in self.blocks:
-            x = block(x, attn_mask=valid[:, None, None, :])
-        weights = valid.unsqueeze(-1).float()
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1)          # B E
-        return self.classify(pooled).squeeze(-1)
+    def forward(self, latents: torch.Tensor, clips: torch.Tensor, program_ids: torch.Tensor,
+                spans: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) of option rows: latents (C, N, D) of the clips, row clip index (B,),
+        program token ids (B, L) (0 = padding) and their reference_spans (B, L)."""
+        valid = (program_ids > 0).float()
+        members = nn.functional.one_hot(spans, self.references + 1).float() * valid[..., None]
+        keys, values = self.keys(latents)[clips], self.values(latents)[clips]      # B N W
+        scale = keys.shape[-1] ** -0.5
+        match = nn.functional.logsigmoid(
+            torch.einsum("blw,bnw->bln", self.filters(program_ids), keys) * scale)  # B L N
+        weights = torch.einsum("bls,bln->bsn", members, match).softmax(-1)           # B S+1 N
+        reads = torch.einsum("bsn,bnw->bsw", weights, values)                         # B S+1 W
+        present = members.amax(1)                                                     # B S+1
+        reads = reads * present[..., None]
+        operation = members[..., 0]
+        embedded = (self.tokens(program_ids) * operation[..., None]).sum(1)
+        embedded = embedded / operation.sum(1, keepdim=True).clamp(min=1)             # B W
+        first, second = torch.triu_indices(self.references, self.references, 1) + 1
+        a, b = reads[:, first], reads[:, second]                                      # B P W
+        pairs = torch.cat([(a - b).abs(), a * b, a + b], -1)
+        return self.answer(torch.cat([embedded, reads.flatten(1), pairs.flatten(1)], -1)
+                           ).squeeze(-1)
 
 
 def clip_grouped_batches(clips: torch.Tensor, batch_size: int,
@@ -99,42 +131,63 @@ def clip_grouped_batches(clips: torch.Tensor, batch_size: int,
     return list(order.split(batch_size))
 
 
-def head_logits(head: QAHead, latents: torch.Tensor, clips: torch.Tensor,
-                ids: torch.Tensor) -> torch.Tensor:
-    """Logits of option rows (clips (B,), ids (B, L)), projecting each distinct clip once."""
+def head_logits(head: QAHead, latents: torch.Tensor, clips: torch.Tensor, ids: torch.Tensor,
+                spans: torch.Tensor) -> torch.Tensor:
+    """Logits of option rows (clips (B,), ids and spans (B, L)), projecting each distinct clip
+    once."""
     unique, inverse = torch.unique(clips, return_inverse=True)
-    return head(latents[unique], inverse, ids)
+    length = int((ids > 0).sum(1).max())
+    return head(latents[unique], inverse, ids[:, :length], spans[:, :length])
 
 
-def train_qa_head(latents: np.ndarray, program_ids: np.ndarray, clips: np.ndarray,
-                  labels: np.ndarray, vocab_size: int, cfg: QAHeadConfig) -> QAHead:
-    """Fit a QAHead by BCE on option rows; latents (C, N, D) indexed by clips (R,)."""
+@dataclass
+class OptionRows:
+    """The option rows of some questions as tensors: program ids and reference spans (R, L),
+    clip index (R,) and label (R,)."""
+
+    ids: torch.Tensor
+    spans: torch.Tensor
+    clips: torch.Tensor
+    labels: torch.Tensor
+
+
+def option_tensors(questions: list[Question], vocab: dict[str, int]) -> OptionRows:
+    """One row per option of `questions` (question <sep> option program), as tensors."""
+    ids, clips, labels, _ = encode_options(questions, vocab)
+    return OptionRows(torch.as_tensor(ids), torch.as_tensor(reference_spans(ids, vocab)),
+                      torch.as_tensor(clips), torch.as_tensor(labels, dtype=torch.float32))
+
+
+def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, references: int,
+                  cfg: QAHeadConfig) -> QAHead:
+    """Fit a QAHead by BCE on option rows; latents (C, N, D) indexed by rows.clips."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    head = QAHead(latents.shape[-1], vocab_size, program_ids.shape[1], cfg.width, cfg.heads,
-                  cfg.depth)
+    head = QAHead(latents.shape[-1], vocab_size, references, cfg.width, cfg.hidden, cfg.dropout)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    latents_t, ids_t = torch.as_tensor(latents, dtype=torch.float32), torch.as_tensor(program_ids)
-    clips_t, labels_t = torch.as_tensor(clips), torch.as_tensor(labels, dtype=torch.float32)
+    latents_t = torch.as_tensor(latents, dtype=torch.float32)
+    steps = cfg.epochs * -(-len(rows.clips) // cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     head.train()
     for _ in tqdm(range(cfg.epochs), desc="QA head", leave=False):
-        for batch in clip_grouped_batches(clips_t, cfg.batch_size, generator):
-            logits = head_logits(head, latents_t, clips_t[batch], ids_t[batch])
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, labels_t[batch])
+        for batch in clip_grouped_batches(rows.clips, cfg.batch_size, generator):
+            logits = head_logits(head, latents_t, rows.clips[batch], rows.ids[batch],
+                                 rows.spans[batch])
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, rows.labels[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
     return head.eval()
 
 
 @torch.no_grad()
-def predict(head: QAHead, latents: np.ndarray, program_ids: np.ndarray, clips: np.ndarray,
+def predict(head: QAHead, latents: np.ndarray, rows: OptionRows,
             batch_size: int = 256) -> np.ndarray:
     """Predicted correctness (R,) bool of each option row."""
     latents_t = torch.as_tensor(latents, dtype=torch.float32)
-    ids_t, clips_t = torch.as_tensor(program_ids), torch.as_tensor(clips)
-    logits = [head_logits(head, latents_t, clips_t[rows], ids_t[rows])
-              for rows in torch.arange(len(ids_t)).split(batch_size)]
+    logits = [head_logits(head, latents_t, rows.clips[part], rows.ids[part], rows.spans[part])
+              for part in torch.arange(len(rows.ids)).split(batch_size)]
     return (torch.cat(logits) > 0).numpy() if logits else np.zeros(0, bool)
 
 
@@ -162,13 +215,13 @@ def evaluate_qa(train: list[Question], test: list[Question], train_latents: dict
     head, budget and seed.
     """
     vocab = build_vocab(train)
-    ids, clips, labels, _ = encode_options(train, vocab)
-    test_ids, test_clips, _, _ = encode_options(test, vocab)
+    rows, test_rows = option_tensors(train, vocab), option_tensors(test, vocab)
+    references = int(max(rows.spans.max(), test_rows.spans.max(), 1))
     subjects = {}
     for subject in tqdm(list(train_latents), desc="QA heads", leave=False):
         train_x, test_x = standardize(train_latents[subject], test_latents[subject])
-        head = train_qa_head(train_x, ids, clips, labels, len(vocab), cfg)
-        predicted = predict(head, test_x, test_ids, test_clips)
+        head = train_qa_head(train_x, rows, len(vocab), references, cfg)
+        predicted = predict(head, test_x, test_rows)
         subjects[subject] = accuracy_by_type(test, predicted, with_ci=True)
     return {"subjects": subjects,
             "majority": majority_baseline(train, test), "random": random_baseline(test),
