@@ -149,23 +149,28 @@ class SceneEnv(gym.Env):
         truncated = self._frame_index >= self.max_steps
         return obs, float(self._reward()), bool(self._terminated()), truncated, self._info(events)
 
-    def rollout(self, num_frames: int) -> tuple[np.ndarray, dict[str, np.ndarray],
-                                                dict[str, np.ndarray], list[dict]]:
+    def rollout(self, num_frames: int, render: bool = True
+                ) -> tuple[np.ndarray | None, dict[str, np.ndarray], dict[str, np.ndarray],
+                           list[dict]]:
         """Record the current frame and `num_frames - 1` more under the no-op action 0.
 
-        Returns frames (T, H, W, 3) uint8, states {key: (T, K, d)}, energy {key: (T,)} and the
-        collision events: what `step(0)` reports frame by frame (truncation aside), with the
-        ground truth assembled once for all frames.
+        Returns frames (T, H, W, 3) uint8 (None with render=False: ground truth only, the
+        physics unchanged, and only the last frame drawn), states {key: (T, K, d)}, energy
+        {key: (T,)} and the collision events: what `step(0)` reports frame by frame
+        (truncation aside), with the ground truth assembled once for all frames.
         """
         if self._last_frame is None:
             raise RuntimeError("call reset() before rollout()")
         frames, snapshots, collisions = [self._last_frame], [self._backend_snapshot()], []
         for _ in range(num_frames - 1):
-            frame, events = self._advance(0)
+            frame, events = self._advance(0, render)
             frames.append(frame)
             snapshots.append(self._backend_snapshot())
             collisions.extend(events)
         states, energy = self._ground_truth(snapshots)
+        if not render:
+            self._observe()  # the current frame stays the last one drawn
+            return None, states, energy, collisions
         return np.stack(frames), states, energy, collisions
 
     def render(self):
@@ -189,8 +194,9 @@ class SceneEnv(gym.Env):
         """Kinetic (translational + rotational), potential and total energy of the scene."""
         return self._frame_ground_truth()[1]
 
-    def _advance(self, action) -> tuple[np.ndarray, list[dict]]:
-        """Apply the action, advance one frame and render it: (frame, collision events)."""
+    def _advance(self, action, render: bool = True) -> tuple[np.ndarray | None, list[dict]]:
+        """Apply the action, advance one frame and render it (unless not `render`):
+        (frame or None, collision events)."""
         if not self.objects:
             raise RuntimeError("call reset() before step()")
         self._apply_action(action)
@@ -198,7 +204,7 @@ class SceneEnv(gym.Env):
         self._frame_index += 1
         for event in events:
             event["frame"] = self._frame_index
-        return self._observe(), events
+        return (self._observe() if render else None), events
 
     def _observe(self) -> np.ndarray:
         frame = self._backend_render()

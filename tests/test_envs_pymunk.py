@@ -235,6 +235,15 @@ def test_rollout_reports_bit_for_bit_what_step_reports_frame_by_frame(env_id):
         np.testing.assert_array_equal(values, [i["energy"][key] for i in infos])
     assert collisions == [event for i in infos for event in i["collisions"]]
     assert len(collisions) > 0 or env_id == "ia_world/Drop3D-v0"
+    env.reset(seed=5)
+    no_frames, unrendered_states, unrendered_energy, unrendered_collisions = env.rollout(
+        20, render=False)  # ground truth only: the same physics, nothing drawn on the way
+    assert no_frames is None and unrendered_collisions == collisions
+    for key, values in states.items():
+        np.testing.assert_array_equal(unrendered_states[key], values)
+    for key, values in energy.items():
+        np.testing.assert_array_equal(unrendered_energy[key], values)
+    np.testing.assert_array_equal(env.render(), frames[-1])
     with pytest.raises(RuntimeError, match="reset"):
         make(env_id).rollout(3)
 

@@ -100,6 +100,10 @@ def test_qa_head_beats_majority_only_when_features_hold_the_answer():
     majority = result["majority"]["descriptive"]["per_option"]
     assert result["subjects"]["seeing"]["descriptive"]["per_option"] > majority + 0.25
     assert result["subjects"]["blind"]["descriptive"]["per_option"] < majority + 0.12
+    in_process = evaluate_qa(train, test, {"blind": noise, "seeing": informative},
+                             {"blind": noise, "seeing": informative},
+                             QAHeadConfig(width=32, epochs=25, seed=0, workers=1))
+    assert in_process["subjects"] == result["subjects"]  # one thread per head: same numbers
 
 
 def test_clevrer_loader_records_feed_the_same_questions():

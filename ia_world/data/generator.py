@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +40,7 @@ from ia_world.data.shards import (
 )
 from ia_world.errors import ConfigError, DataError
 from ia_world.masking.saliency import STORED_PATCH, episode_saliency
+from ia_world.parallel import ordered_map
 
 # configs/env/<name>.yaml: scene name -> registered Gymnasium id
 ENV_NAMES = {
@@ -185,16 +183,6 @@ def produce_episode(task: EpisodeTask, job: tuple[int, int]) -> tuple[int, Episo
     return k, episode
 
 
-@contextmanager
-def episode_map(workers: int) -> Iterator[Callable]:
-    """An ordered, lazy map: in-process for one worker, a 'spawn' process pool otherwise."""
-    if workers == 1:
-        yield map
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield functools.partial(pool.imap, chunksize=1)
-
-
 def check_env_kwargs(cfg: GenerateConfig) -> None:
     """Build the env once (cached for the in-process worker): ConfigError on bad env.kwargs."""
     try:
@@ -263,8 +251,8 @@ def generate(cfg: GenerateConfig) -> Path:
     last_of_shard = {shard_episodes(s, cfg.episodes, cfg.shard_size)[-1]: s for s in todo}
     start = time.perf_counter()
     done: list[tuple[int, Episode]] = []
-    with episode_map(cfg.workers) as ordered_map:
-        results = ordered_map(functools.partial(produce_episode, task), jobs)
+    with ordered_map(cfg.workers) as episodes_in_order:
+        results = episodes_in_order(functools.partial(produce_episode, task), jobs)
         for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
             done.append((k, episode))
             if k in last_of_shard:

@@ -253,14 +253,17 @@ def measure(cfg: EvalConfig) -> dict:
                                     cfg.fixed.heldout_seed)
     check_question_counts(qa_train, cfg.qa.min_questions, "training")
     check_question_counts(qa_heldout, cfg.qa.min_questions, "held-out")
-    everything = train + heldout + fixed_train + fixed_heldout
-    vocab = attribute_vocab(everything)
-    max_objects = max(len(dynamic_indices(ep)) for ep in everything)
-    features = {name: split_features(encoders, episodes, vocab, max_objects, cfg.batch_size,
-                                     name)
-                for name, episodes in (("train", train), ("held-out", heldout),
-                                       ("fixed train", fixed_train),
-                                       ("fixed held-out", fixed_heldout))}
+    vocab = attribute_vocab(train + heldout + fixed_train + fixed_heldout)
+    features = {}
+    for pair in ({"train": train, "held-out": heldout},
+                 {"fixed train": fixed_train, "fixed held-out": fixed_heldout}):
+        # the ceiling's object rows are padded to the pair's own largest scene: the fixed-count
+        # splits get no padding rows for the QA head to read
+        max_objects = max(len(dynamic_indices(ep)) for episodes in pair.values()
+                          for ep in episodes)
+        features.update({name: split_features(encoders, episodes, vocab, max_objects,
+                                               cfg.batch_size, name)
+                         for name, episodes in pair.items()})
     probes = subject_probes(features["train"], features["held-out"],
                             target_arrays(train, grid.frames, TARGETS),
                             target_arrays(heldout, grid.frames, TARGETS), cfg)

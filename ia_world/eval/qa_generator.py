@@ -127,8 +127,9 @@ def event_question(clip: int, qtype: str, text: str, program: list[str], happene
 def predictive_questions(env: gym.Env, episode: Episode, clip: int, num_frames: int,
                          horizon: int, refs: dict, rng: np.random.Generator) -> list[Question]:
     """'What will happen next?': collisions in the `horizon` frames after the clip."""
-    future = simulate_episode(env, episode.meta["seed"], num_frames + horizon)
-    if not np.array_equal(future.frames[:num_frames], episode.frames[:num_frames]):
+    future = simulate_episode(env, episode.meta["seed"], num_frames + horizon, render=False)
+    if not np.array_equal(future.states["position"][:num_frames],
+                          episode.states["position"][:num_frames]):
         raise DataError(f"episode seed {episode.meta['seed']}: the env does not reproduce it "
                         "(different env id or kwargs)")
     candidates = [Pair(p) for p in combinations(sorted(refs), 2)]
@@ -143,7 +144,7 @@ def counterfactual_questions(env: gym.Env, episode: Episode, clip: int, num_fram
                              rng: np.random.Generator) -> list[Question]:
     """'What will happen without the K?': collisions when the seed is re-simulated without K."""
     without = simulate_episode(env, episode.meta["seed"], num_frames,
-                               options={"exclude_ids": [removed]})
+                               options={"exclude_ids": [removed]}, render=False)
     factual = collision_pairs(episode, 0, num_frames)
     counterfactual = collision_pairs(without, 0, num_frames)
     candidates = [Pair(p) for p in combinations(sorted(set(refs) - {removed}), 2)]

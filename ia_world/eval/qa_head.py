@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,7 @@ from ia_world.eval.qa import (
     majority_baseline,
     random_baseline,
 )
+from ia_world.parallel import ordered_map
 
 
 @dataclass
@@ -39,6 +42,7 @@ class QAHeadConfig:
     weight_decay: float = 0.05  # AdamW weight decay
     seed: int = 0  # initialisation and batch order seed
     min_questions: int = 50  # per type and split, else DataError (0: no check)
+    workers: int = 2  # heads trained side by side, one process and one thread each
 
     def validate(self) -> None:
         """Check ranges."""
@@ -50,6 +54,7 @@ class QAHeadConfig:
         check_range("lr", self.lr, 0.0, 10.0)
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)
         check_range("min_questions", self.min_questions, 0, 10**6)
+        check_range("workers", self.workers, 1, 256)
 
 
 def reference_spans(program_ids: np.ndarray, vocab: dict[str, int]) -> np.ndarray:
@@ -143,24 +148,35 @@ def head_logits(head: QAHead, latents: torch.Tensor, clips: torch.Tensor, ids: t
 @dataclass
 class OptionRows:
     """The option rows of some questions as tensors: program ids and reference spans (R, L),
-    clip index (R,) and label (R,)."""
+    clip index (R,), label (R,) and loss weight (R,)."""
 
     ids: torch.Tensor
     spans: torch.Tensor
     clips: torch.Tensor
     labels: torch.Tensor
+    weights: torch.Tensor
+
+
+def type_balanced_weights(questions: list[Question], question_of_row: np.ndarray) -> np.ndarray:
+    """Loss weight (R,) per option row: every question type carries the same total weight
+    (mean 1), so the scarce types (predictive, explanatory) are not drowned by the common."""
+    types = np.array([q.question_type for q in questions])[question_of_row]
+    names, inverse, counts = np.unique(types, return_inverse=True, return_counts=True)
+    return (len(types) / (len(names) * counts))[inverse].astype(np.float32)
 
 
 def option_tensors(questions: list[Question], vocab: dict[str, int]) -> OptionRows:
     """One row per option of `questions` (question <sep> option program), as tensors."""
-    ids, clips, labels, _ = encode_options(questions, vocab)
+    ids, clips, labels, question_of_row = encode_options(questions, vocab)
     return OptionRows(torch.as_tensor(ids), torch.as_tensor(reference_spans(ids, vocab)),
-                      torch.as_tensor(clips), torch.as_tensor(labels, dtype=torch.float32))
+                      torch.as_tensor(clips), torch.as_tensor(labels, dtype=torch.float32),
+                      torch.as_tensor(type_balanced_weights(questions, question_of_row)))
 
 
 def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, references: int,
-                  cfg: QAHeadConfig) -> QAHead:
-    """Fit a QAHead by BCE on option rows; latents (C, N, D) indexed by rows.clips."""
+                  cfg: QAHeadConfig, progress: bool = True) -> QAHead:
+    """Fit a QAHead by type-balanced BCE on option rows; latents (C, N, D) indexed by
+    rows.clips."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     head = QAHead(latents.shape[-1], vocab_size, references, cfg.width, cfg.hidden, cfg.dropout)
@@ -169,11 +185,12 @@ def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, refere
     steps = cfg.epochs * -(-len(rows.clips) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     head.train()
-    for _ in tqdm(range(cfg.epochs), desc="QA head", leave=False):
+    for _ in tqdm(range(cfg.epochs), desc="QA head", leave=False, disable=not progress):
         for batch in clip_grouped_batches(rows.clips, cfg.batch_size, generator):
             logits = head_logits(head, latents_t, rows.clips[batch], rows.ids[batch],
                                  rows.spans[batch])
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, rows.labels[batch])
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                logits, rows.labels[batch], rows.weights[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -189,6 +206,28 @@ def predict(head: QAHead, latents: np.ndarray, rows: OptionRows,
     logits = [head_logits(head, latents_t, rows.clips[part], rows.ids[part], rows.spans[part])
               for part in torch.arange(len(rows.ids)).split(batch_size)]
     return (torch.cat(logits) > 0).numpy() if logits else np.zeros(0, bool)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Torch on one thread inside the block: the head's sums then add up in one order, so its
+    results do not depend on the machine's core count or the run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fit_and_predict(job: tuple[np.ndarray, np.ndarray, OptionRows, OptionRows, int, int,
+                               QAHeadConfig]) -> np.ndarray:
+    """Train one subject's head on one thread and predict its test rows (one pool task):
+    job = (train latents, test latents, rows, test rows, vocab size, references, cfg)."""
+    train_x, test_x, rows, test_rows, vocab_size, references, cfg = job
+    with single_thread():
+        head = train_qa_head(train_x, rows, vocab_size, references, cfg, progress=False)
+        return predict(head, test_x, test_rows)
 
 
 def check_question_counts(questions: list[Question], minimum: int, split: str) -> None:
@@ -212,17 +251,19 @@ def evaluate_qa(train: list[Question], test: list[Question], train_latents: dict
     """Train one head per subject on `train`, score each on `test` (accuracy per type, CIs).
 
     train_latents / test_latents: subject -> clip tokens (C, N, D); every subject gets the same
-    head, budget and seed.
+    head, budget and seed. Heads train in cfg.workers processes, one thread each, so the
+    results are the same for any number of workers.
     """
     vocab = build_vocab(train)
     rows, test_rows = option_tensors(train, vocab), option_tensors(test, vocab)
     references = int(max(rows.spans.max(), test_rows.spans.max(), 1))
-    subjects = {}
-    for subject in tqdm(list(train_latents), desc="QA heads", leave=False):
-        train_x, test_x = standardize(train_latents[subject], test_latents[subject])
-        head = train_qa_head(train_x, rows, len(vocab), references, cfg)
-        predicted = predict(head, test_x, test_rows)
-        subjects[subject] = accuracy_by_type(test, predicted, with_ci=True)
+    jobs = [(*standardize(train_latents[s], test_latents[s]), rows, test_rows, len(vocab),
+             references, cfg) for s in train_latents]
+    with ordered_map(min(cfg.workers, len(jobs))) as heads_in_order:
+        predicted = list(tqdm(heads_in_order(fit_and_predict, jobs), total=len(jobs),
+                              desc="QA heads", leave=False))
+    subjects = {s: accuracy_by_type(test, p, with_ci=True)
+                for s, p in zip(train_latents, predicted)}
     return {"subjects": subjects,
             "majority": majority_baseline(train, test), "random": random_baseline(test),
             "correct_share_train": correct_share(train), "correct_share_test": correct_share(test),
