@@ -68,7 +68,7 @@ class Budget:
     batch_size: int = 8  # clips per pretraining step
     folds: int = 4  # ridge CV folds
     qa_epochs: int = 5  # causal-QA head epochs
-    # fixed-count splits (QA, probes counting cannot explain), below `evaluate`'s 640 / 256
+    # fixed-count splits (QA, probes counting cannot explain), below `evaluate`'s 1,600 / 256
     fixed_train_episodes: int = 128  # fixed-count training episodes (demo: minutes on 2 cores)
     fixed_heldout_episodes: int = 64  # fixed-count held-out episodes
     qa_min_questions: int = 20  # per question type and split, else a clear error
