@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
 
@@ -12,11 +13,17 @@ from contextlib import contextmanager
 def ordered_map(workers: int) -> Iterator[Callable]:
     """An ordered, lazy map: in-process for one worker, a 'spawn' process pool otherwise.
 
-    A worker that dies (e.g. a script calling this without an `if __name__ == "__main__"`
-    guard) raises BrokenProcessPool instead of hanging.
+    A worker that dies raises RuntimeError saying the likely cause instead of hanging.
     """
     if workers <= 1:
         yield map
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool.map
+        try:
+            yield pool.map
+        except BrokenProcessPool:
+            raise RuntimeError(
+                f"a worker process of this {workers}-process pool died: a script that starts "
+                "worker processes must call ia-world under `if __name__ == \"__main__\":` "
+                "(spawned workers re-import it), and a worker can run out of memory; or set "
+                "workers=1") from None

@@ -1,6 +1,8 @@
 """Bad input and faults end in one clear project error (CLI: exit 2) and never corrupt outputs."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -358,3 +360,21 @@ def test_rl_name_outside_out_is_refused(tmp_path, capsys):
     assert cli.main(["rl", f"out={tmp_path}/out", "name=../x", "steps=8"]) == 2
     assert "name='../x'" in one_error_line(capsys, "rl")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_worker_pool_in_an_unguarded_script_fails_with_one_clear_line(tmp_path):
+    """Spawned workers re-import the script: without a __main__ guard they die on start."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from ia_world.parallel import ordered_map\n"
+                      "with ordered_map(2) as run:\n    print(list(run(abs, [-1, 2])))\n")
+    failed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=300)
+    assert failed.returncode != 0
+    assert failed.stderr.strip().splitlines()[-1].startswith(
+        "RuntimeError: a worker process of this 2-process pool died: a script that starts")
+    script.write_text("from ia_world.parallel import ordered_map\n"
+                      "if __name__ == '__main__':\n    with ordered_map(2) as run:\n"
+                      "        print(list(run(abs, [-1, 2])))\n")
+    guarded = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             timeout=300)
+    assert guarded.returncode == 0 and guarded.stdout.strip() == "[1, 2]"
