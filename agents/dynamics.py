@@ -197,10 +197,11 @@ def rollout_errors(model: WorldModel, windows: torch.Tensor, context: int = 1,
             "copy_last_l1": float(F.l1_loss(copy, future))}
 
 
-def window_errors(model: WorldModel, windows: torch.Tensor) -> torch.Tensor:
+def window_errors(model: WorldModel, windows: torch.Tensor,
+                  actions: torch.Tensor | None = None) -> torch.Tensor:
     """Teacher-forced L1 error of each next-window prediction: (E K P D) -> (E, K-1)."""
     with torch.no_grad():
-        return (model(windows[:, :-1]) - windows[:, 1:]).abs().mean((2, 3))
+        return (model(windows[:, :-1], actions) - windows[:, 1:]).abs().mean((2, 3))
 
 
 def save_world_model(model: WorldModel, directory: str | Path,

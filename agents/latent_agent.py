@@ -98,8 +98,10 @@ class LatentAgent:
             return scores
         context = self.first_windows(space, actions[valid])
         if self.cfg.rollout:
+            placements = torch.as_tensor(actions[valid], dtype=torch.float32) \
+                if self.model.cfg.action_dim else None
             logits = probe_logits(self.extra, probe_features(self.model, context[:, None],
-                                                             self.horizon))
+                                                             self.horizon, placements))
         else:
             logits = probe_logits(self.extra, context.flatten(1), FIRST_WINDOW_PROBE)
         scores[valid] = logits.numpy()

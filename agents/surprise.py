@@ -107,10 +107,10 @@ def make_pairs(tasks: list[str], cfg: SurpriseConfig, clip_frames: int,
     return pairs
 
 
-def surprise_scores(model: WorldModel, windows: torch.Tensor,
-                    reference: torch.Tensor) -> np.ndarray:
+def surprise_scores(model: WorldModel, windows: torch.Tensor, reference: torch.Tensor,
+                    actions: torch.Tensor | None = None) -> np.ndarray:
     """Max over windows of the next-window error relative to its reference: (E K P D) -> (E,)."""
-    return (window_errors(model, windows) / reference).max(1).values.numpy()
+    return (window_errors(model, windows, actions) / reference).max(1).values.numpy()
 
 
 def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tensor,
@@ -119,7 +119,9 @@ def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tens
     windows = len(reference) + 1
     episodes = [e for pair in pairs for e in pair]
     latents = episode_windows(encoder, episodes, windows, model.cfg.tokens_per_window)
-    scores = surprise_scores(model, latents, reference)
+    actions = torch.tensor(np.stack([e.action for e in episodes]), dtype=torch.float32) \
+        if model.cfg.action_dim else None
+    scores = surprise_scores(model, latents, reference, actions)
     possible, impossible = scores[0::2], scores[1::2]
     labels = np.tile([0, 1], len(pairs))
     return {"pairs": len(pairs), "pairwise_accuracy": float((impossible > possible).mean()),

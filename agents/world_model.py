@@ -10,6 +10,7 @@ is fit on them and a linear goal probe is fit on the world model's rollouts from
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ import pymunk
 import torch
 import torch.nn.functional as F
 from einops import repeat
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from agents.dynamics import (
@@ -42,16 +45,18 @@ from envs.phyre_lite.scene import (
 )
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.atomic import atomic_write_json
+from ia_world.atomic import atomic_write, atomic_write_json
 from ia_world.checkpoint import (
     METRICS_FILE,
+    MODEL_FILE,
     FrozenEncoder,
     clip_batches,
     encode_batches,
     load_encoder,
+    resolve_checkpoint,
 )
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
-from ia_world.errors import CheckpointError, ConfigError
+from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.stats import auroc
 
 
@@ -67,6 +72,12 @@ class WorldModelTrainConfig:
     windows: int = 5  # K: window 0 (still scene) + K-1 rollout clips
     frame_stride: int = 10  # physics steps per recorded frame
     focus_share: float = 0.5  # share of placements sampled just above the green body
+    # 0: placements as drawn (~5% solve); > 0: exactly this share of the train and of the test
+    # episodes solve (placements drawn until both classes are full; a physics-only pre-run
+    # labels each draw, and the share among all draws is reported)
+    solved_share: float = 0.0
+    condition_action: bool = False  # the placement (x, y, r) conditions the world model too
+    cache: str = ""  # directory caching the simulated windows ("" = none; see window_cache)
     probe_steps: int = 300  # goal-probe training steps
     probe_weight_decay: float = 1e-3  # goal-probe weight decay
     holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
@@ -89,6 +100,7 @@ class WorldModelTrainConfig:
         check_range("windows", self.windows, 2, self.world_model.max_windows)
         check_range("frame_stride", self.frame_stride, 1, 100)
         check_range("focus_share", self.focus_share, 0.0, 1.0)
+        check_range("solved_share", self.solved_share, 0.0, 0.9)
         check_range("probe_steps", self.probe_steps, 1, 10**6)
         check_range("probe_weight_decay", self.probe_weight_decay, 0.0, 10.0)
         check_range("holdout", self.holdout, 0.0, 0.9)
@@ -125,18 +137,51 @@ def sample_placement(rng: np.random.Generator, space: pymunk.Space, focus_share:
             return action
 
 
-def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
-                      seed: int) -> list[Placement]:
-    """`count` recorded random placements on puzzles drawn from `tasks`."""
+MAX_DRAWS_PER_EPISODE = 500  # give up balancing when solving placements are rarer than this
+
+
+def draw_placements(tasks: list[str], count: int, cfg: WorldModelTrainConfig,
+                    seed: int) -> tuple[list[tuple[str, np.ndarray]], float]:
+    """`count` (task id, action) placements in random order, and the solved share of all draws.
+
+    Each draw is labelled by a physics-only run (no rendering). With cfg.solved_share > 0 draws
+    go on until round(solved_share * count) solved and the rest failed placements are kept.
+    """
     rng = np.random.default_rng(seed)
-    episodes = []
-    for _ in tqdm(range(count), desc="simulate", leave=False):
-        space = build_space(parse_task_id(tasks[int(rng.integers(len(tasks)))]))
+    wanted = {True: round(cfg.solved_share * count)}
+    wanted[False] = count - wanted[True]
+    kept: dict[bool, list] = {True: [], False: []}
+    draws = solved = 0
+    while len(kept[True]) + len(kept[False]) < count:
+        if draws == MAX_DRAWS_PER_EPISODE * count:
+            raise ConfigError(f"solved_share={cfg.solved_share}: only {solved} of {draws} "
+                              "placements solved their puzzle; lower solved_share")
+        task = tasks[int(rng.integers(len(tasks)))]
+        space = build_space(parse_task_id(task))
         action = sample_placement(rng, space, cfg.focus_share)
+        outcome = attempt(space, action).solved
+        draws, solved = draws + 1, solved + outcome
+        if not cfg.solved_share:
+            kept[False].append((task, action))
+        elif len(kept[outcome]) < wanted[outcome]:
+            kept[outcome].append((task, action))
+    placements = kept[True] + kept[False]
+    order = rng.permutation(count) if cfg.solved_share else np.arange(count)
+    return [placements[i] for i in order], solved / max(draws, 1)
+
+
+def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
+                      seed: int) -> tuple[list[Placement], float]:
+    """`count` recorded placements on puzzles drawn from `tasks` (see draw_placements) and the
+    solved share of all draws."""
+    placements, drawn_share = draw_placements(tasks, count, cfg, seed)
+    episodes = []
+    for task, action in tqdm(placements, desc="simulate", leave=False):
+        space = build_space(parse_task_id(task))
         outcome = attempt(space, action, record_size=size, frame_stride=cfg.frame_stride)
         episodes.append(Placement(frame_with_ball(space, action, size), outcome.frames[1:],
                                   action, outcome.solved, outcome.states))
-    return episodes
+    return episodes, drawn_share
 
 
 def episode_clips(episode: Placement, windows: int, clip_frames: int) -> np.ndarray:
@@ -205,10 +250,11 @@ def episode_windows(encoder: FrozenEncoder, episodes: list[Placement], windows: 
     return latents.reshape(len(episodes), windows, *latents.shape[1:])
 
 
-def probe_features(model: WorldModel, context: torch.Tensor, horizon: int) -> torch.Tensor:
+def probe_features(model: WorldModel, context: torch.Tensor, horizon: int,
+                   actions: torch.Tensor | None = None) -> torch.Tensor:
     """Goal-probe features of rollouts from context windows (B 1 P D) -> (B, horizon*P*D)."""
     with torch.no_grad():
-        return model.rollout(context, horizon).flatten(1)
+        return model.rollout(context, horizon, actions).flatten(1)
 
 
 def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
@@ -242,14 +288,15 @@ FIRST_WINDOW_PROBE = "probe0."  # tensors of the window-0 goal probe (no rollout
 
 
 def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
-                      labels: torch.Tensor, fit: slice, check: slice, cfg) -> dict[str, float]:
+                      labels: torch.Tensor, actions: torch.Tensor | None, fit: slice,
+                      check: slice, cfg) -> dict[str, float]:
     """Goal-probe AUROC on `check` episodes, with two reference probes fit on `fit` episodes.
 
     `first_window`: a probe on window 0 alone (what the placement looks like, no dynamics);
     `true_future`: a probe on the encoded real future windows (a perfect world model's bound).
     """
     horizon = windows.shape[1] - 1
-    features = {"rollout": probe_features(model, windows[:, :1], horizon),
+    features = {"rollout": probe_features(model, windows[:, :1], horizon, actions),
                 "first_window": windows[:, 0].flatten(1),
                 "true_future": windows[:, 1:].flatten(1)}
     metrics = {}
@@ -262,6 +309,74 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
     return metrics
 
 
+CACHE_VERSION = 1  # bump when the windows a config gives change
+
+
+def window_cache(config: WorldModelTrainConfig) -> Path | None:
+    """The cache file of a config's windows: keyed by every key that changes them (for encoder
+    features also the encoder's weights file digest), or None without `cache`."""
+    if not config.cache:
+        return None
+    keys = {name: getattr(config, name) for name in (
+        "features", "split", "fold", "episodes", "test_episodes", "windows", "frame_stride",
+        "focus_share", "solved_share", "seed")}
+    keys["version"] = CACHE_VERSION
+    if config.features == "encoder":
+        with open(resolve_checkpoint(config.encoder) / MODEL_FILE, "rb") as weights:
+            keys["encoder"] = hashlib.file_digest(weights, "sha256").hexdigest()
+        keys["tokens_per_window"] = config.world_model.tokens_per_window
+    digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(config.cache) / f"windows-{digest}.safetensors"
+
+
+WINDOW_DATA = ("windows", "labels", "actions", "drawn_solved_share")
+
+
+def read_window_cache(path: Path, episodes: int) -> dict[str, torch.Tensor]:
+    """A window cache file, checked; DataError naming the file when it is corrupt."""
+    try:
+        data = load_file(path)
+    except (OSError, SafetensorError) as error:
+        raise DataError(f"{path}: corrupt window cache ({error}); delete it".splitlines()[0]) \
+            from None
+    if sorted(data) != sorted(WINDOW_DATA) or len(data["windows"]) != episodes \
+            or len(data["labels"]) != episodes or data["actions"].shape != (episodes, 3):
+        raise DataError(f"{path}: window cache does not hold {episodes} episodes' windows, "
+                        "labels and actions; delete it")
+    return data
+
+
+def collect_windows(config: WorldModelTrainConfig) -> dict[str, torch.Tensor]:
+    """Windows (E K P D), labels (E,), actions (E 3) of the train then the test episodes and the
+    drawn solved shares (train, test); read from the cache when it holds them, else simulated
+    (and encoded) and cached."""
+    cache = window_cache(config)
+    total = config.episodes + config.test_episodes
+    if cache is not None and cache.is_file():
+        return read_window_cache(cache, total)
+    state = config.features == "state"
+    encoder = None if state else load_encoder(config.encoder)
+    size = STATE_RENDER_SIZE if state else encoder.grid.size
+    train_tasks, test_tasks = split_tasks(config.split, config.fold)
+    episodes, train_share = simulate_episodes(train_tasks, config.episodes, config, size,
+                                              config.seed)
+    test_episodes, test_share = simulate_episodes(test_tasks, config.test_episodes, config, size,
+                                                  config.seed + 1)
+    episodes += test_episodes
+    if state:
+        windows = state_windows(episodes, config.windows)
+    else:
+        windows = episode_windows(encoder, episodes, config.windows,
+                                  config.world_model.tokens_per_window)
+    data = {"windows": windows.contiguous(),
+            "labels": torch.tensor([e.solved for e in episodes]),
+            "actions": torch.tensor(np.stack([e.action for e in episodes]), dtype=torch.float32),
+            "drawn_solved_share": torch.tensor([train_share, test_share])}
+    if cache is not None:
+        atomic_write(cache, lambda temp: save_file(data, temp))
+    return data
+
+
 def train_stage(config: WorldModelTrainConfig) -> Path:
     """Train the world model and goal probe on the fold's train tasks; save them; print checks.
 
@@ -269,40 +384,36 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     (used for these numbers only; nothing is fit or selected on them). Returns the directory.
     """
     validate_tree(config)
-    state = config.features == "state"
-    encoder = None if state else load_encoder(config.encoder)
-    size = STATE_RENDER_SIZE if state else encoder.grid.size
-    train_tasks, test_tasks = split_tasks(config.split, config.fold)
-    episodes = simulate_episodes(train_tasks, config.episodes, config, size, config.seed)
-    test_episodes = simulate_episodes(test_tasks, config.test_episodes, config, size,
-                                      config.seed + 1)
-    if state:
-        config.world_model.latent_dim, config.world_model.tokens_per_window = STATE_DIM, STATE_SLOTS
-        windows = state_windows(episodes + test_episodes, config.windows)
-    else:
-        config.world_model.latent_dim = encoder.embed_dim
-        windows = episode_windows(encoder, episodes + test_episodes, config.windows,
-                                  config.world_model.tokens_per_window)
-    labels = torch.tensor([e.solved for e in episodes + test_episodes])
-    held = max(1, int(config.holdout * len(episodes)))
-    fit, heldout, test = slice(held, len(episodes)), slice(0, held), slice(len(episodes), None)
-    model = train_world_model(config.world_model, windows[fit])
+    data = collect_windows(config)
+    windows, labels = data["windows"], data["labels"]
+    config.world_model.latent_dim, config.world_model.tokens_per_window = windows.shape[2:][::-1]
+    config.world_model.action_dim = 3 if config.condition_action else 0
+    actions = data["actions"] if config.condition_action else None
+
+    def rows(part: slice) -> torch.Tensor | None:
+        return actions[part] if actions is not None else None
+
+    held = max(1, int(config.holdout * config.episodes))
+    fit, heldout = slice(held, config.episodes), slice(0, held)
+    model = train_world_model(config.world_model, windows[fit], rows(fit))
     horizon = config.windows - 1
-    probe = train_probe(probe_features(model, windows[fit, :1], horizon), labels[fit],
+    probe = train_probe(probe_features(model, windows[fit, :1], horizon, rows(fit)), labels[fit],
                         config.probe_steps, config.probe_weight_decay)
     # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
     probe.update(train_probe(windows[fit, 0].flatten(1), labels[fit], config.probe_steps,
                              config.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
-    metrics = {"episodes": len(episodes), "solved_share": float(labels[fit].float().mean())}
-    for name, check in (("heldout", heldout), ("test_tasks", test)):
+    train_share, test_share = data["drawn_solved_share"].tolist()
+    metrics = {"episodes": config.episodes, "solved_share": float(labels[fit].float().mean()),
+               "drawn_solved_share": {"train": train_share, "test": test_share}}
+    for name, check in (("heldout", heldout), ("test_tasks", slice(config.episodes, None))):
         if check.start < len(windows):
-            metrics[name] = {**rollout_errors(model, windows[check]),
-                             **probe_diagnostics(model, probe, windows, labels, fit, check,
-                                                 config)}
+            metrics[name] = {**rollout_errors(model, windows[check], 1, rows(check)),
+                             **probe_diagnostics(model, probe, windows, labels, actions, fit,
+                                                 check, config)}
     out = Path(config.out)
-    reference = window_errors(model, windows[heldout]).median(0).values.clamp_min(1e-8)
+    reference = window_errors(model, windows[heldout], rows(heldout)).median(0).values
     save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
-                                  "surprise.reference": reference,
+                                  "surprise.reference": reference.clamp_min(1e-8),
                                   "train.split": torch.tensor(SPLITS.index(config.split)),
                                   "train.fold": torch.tensor(config.fold),
                                   "features": torch.tensor(FEATURES.index(config.features))})

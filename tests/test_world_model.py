@@ -21,14 +21,16 @@ from agents.world_model import (
     FIRST_WINDOW_PROBE,
     WorldModelTrainConfig,
     check_zero_shot,
+    draw_placements,
     encode_windows,
     episode_windows,
     frame_with_ball,
     probe_logits,
     simulate_episodes,
     train_stage,
+    window_cache,
 )
-from envs.phyre_lite.scene import build_space, placement_error, render
+from envs.phyre_lite.scene import attempt, build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
@@ -63,7 +65,8 @@ def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tmp
     encoder = load_encoder(write_initial_checkpoint(tmp_path / "enc"))
     train_tasks, test_tasks = split_tasks("cross", 0)
     cfg = WorldModelTrainConfig(encoder="x", episodes=160, windows=3)
-    windows = {name: episode_windows(encoder, simulate_episodes(tasks, count, cfg, 64, seed), 3, 4)
+    windows = {name: episode_windows(encoder, simulate_episodes(tasks, count, cfg, 64, seed)[0], 3,
+                                     4)
                for name, tasks, count, seed in (("train", train_tasks, 160, 0),
                                                 ("test", test_tasks, 40, 1))}
     model = train_world_model(WorldModelConfig(
@@ -201,6 +204,63 @@ def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path
     assert actions.shape == (6, 3) and all(placement_error(space, a) is None for a in actions)
     with pytest.raises(ConfigError, match="needs agent=state_wm"):
         LatentAgent(to_dataclass({"encoder": "x", "world_model": str(out)}, LatentAgentConfig))
+
+
+def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatch):
+    import agents.world_model as world_model
+
+    train, _ = split_tasks("within", 0)
+    cfg = WorldModelTrainConfig(features="state", split="within", solved_share=0.5)
+    placements, drawn_share = draw_placements(train, 12, cfg, seed=3)
+    solved = [attempt(build_space(parse_task_id(task)), action).solved
+              for task, action in placements]
+    assert sum(solved) == 6 and solved != sorted(solved, reverse=True)  # shuffled, not blocks
+    assert 0 < drawn_share < 0.5  # random placements solve far less often (~5%)
+    again, _ = draw_placements(train, 12, cfg, seed=3)
+    assert [(t, a.tolist()) for t, a in again] == [(t, a.tolist()) for t, a in placements]
+    monkeypatch.setattr(world_model, "MAX_DRAWS_PER_EPISODE", 2)
+    with pytest.raises(ConfigError, match=r"solved_share=0.8: only \d of 10 placements solved"):
+        draw_placements(train, 5, replace(cfg, solved_share=0.8), seed=0)
+
+
+def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
+    import agents.world_model as world_model
+
+    args = ["features=state", "split=within", "episodes=8", "test_episodes=4", "windows=3",
+            "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
+            "world_model.rollout_steps=1", f"cache={tmp_path / 'cache'}"]
+    first = train_stage(parse("world_model", args + [f"out={tmp_path / 'a'}"]))
+    cached = list((tmp_path / "cache").iterdir())
+    assert len(cached) == 1 and cached[0] == window_cache(parse("world_model", args))
+    monkeypatch.setattr(world_model, "simulate_episodes", lambda *a: pytest.fail("simulated"))
+    second = train_stage(parse("world_model", args + [f"out={tmp_path / 'b'}"]))
+    assert (first / "metrics.json").read_text().replace(str(first), "") == \
+        (second / "metrics.json").read_text().replace(str(second), "")
+    assert window_cache(parse("world_model", args + ["seed=1"])) != cached[0]
+    cached[0].write_bytes(b"not safetensors")
+    with pytest.raises(DataError, match=f"{cached[0].name}: corrupt window cache"):
+        train_stage(parse("world_model", args + [f"out={tmp_path / 'c'}"]))
+
+
+def test_action_conditioned_state_world_model_uses_the_placement(tmp_path):
+    from agents.latent_agent import StateAgentConfig
+
+    out = train_stage(parse("world_model", [
+        "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=8",
+        "test_episodes=4", "windows=3", "probe_steps=5", "world_model.steps=3",
+        "world_model.batch_size=4", "world_model.rollout_steps=1", "condition_action=true"]))
+    agent = LatentAgent(to_dataclass({"world_model": str(out), "planner": {
+        "iterations": 1, "population": 8, "elites": 2, "batch_size": 8}}, StateAgentConfig))
+    assert agent.model.cfg.action_dim == 3
+    torch.nn.init.normal_(agent.model.head.weight)  # 3 steps barely move the zero-init head
+    puzzle = parse_task_id(split_tasks("within", 0)[1][0])
+    space = build_space(puzzle)
+    context = agent.first_windows(space, np.array([[0.5, 0.9, 0.3]]))[:, None]
+    rolled = [agent.model.rollout(context, 2, torch.tensor([action]))
+              for action in ([0.5, 0.9, 0.3], [0.1, 0.1, 0.1])]
+    assert not torch.allclose(*rolled)  # same first window, another placement: another future
+    actions = agent.propose(render(space, 64), 6, puzzle)
+    assert actions.shape == (6, 3) and all(placement_error(space, a) is None for a in actions)
 
 
 @pytest.mark.slow
