@@ -42,6 +42,9 @@ class WorldModelConfig:
     batch_size: int = 32  # sequences per step
     lr: float = 1e-3  # peak; cosine decay to 0 over `steps`
     rollout_steps: int = 2  # multi-step rollout loss horizon (0 = teacher forcing only)
+    # > 0: a linear outcome head on the whole rollout from window 0 is trained jointly with this
+    # weight (class-balanced BCE on the episode's label), so the rollout is shaped to carry it
+    outcome_loss: float = 0.0
     validation: float = 0.1  # share of training sequences that selects the best weights
     eval_every: int = 100  # steps between validation checks
     seed: int = 0  # initialisation and batch order seed
@@ -65,6 +68,7 @@ class WorldModelConfig:
         check_range("batch_size", self.batch_size, 1, 10**6)
         check_range("lr", self.lr, 0.0, 10.0)
         check_range("rollout_steps", self.rollout_steps, 0, self.max_windows - 2)
+        check_range("outcome_loss", self.outcome_loss, 0.0, 1000.0)
         check_range("validation", self.validation, 0.0, 0.5)
         check_range("eval_every", self.eval_every, 1, 10**8)
 
@@ -106,6 +110,10 @@ class WorldModel(nn.Module):
         self.head = nn.Linear(cfg.width, cfg.latent_dim)
         nn.init.zeros_(self.head.weight)  # start as the copy-last-window predictor
         nn.init.zeros_(self.head.bias)
+        if cfg.outcome_loss:  # linear in the rollout (H P D), like the goal probe
+            shape = (cfg.max_windows - 1, cfg.tokens_per_window, cfg.latent_dim)
+            self.outcome_weight = nn.Parameter(torch.zeros(shape))
+            self.outcome_bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, windows: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
         """Predictions of windows 1..K from windows 0..K-1 (residual on each window): (B K P D)."""
@@ -129,34 +137,58 @@ class WorldModel(nn.Module):
             sequence = torch.cat([sequence, predicted], 1)
         return sequence[:, context.shape[1]:]
 
+    def outcome_logits(self, rolled: torch.Tensor) -> torch.Tensor:
+        """The joint outcome head's logits (B,) of a rollout from window 0 (B H P D)."""
+        return (rolled * self.outcome_weight[:rolled.shape[1]]).sum((1, 2, 3)) + self.outcome_bias
+
 
 def world_model_loss(model: WorldModel, windows: torch.Tensor,
-                     actions: torch.Tensor | None = None) -> torch.Tensor:
-    """Teacher-forcing L1 plus the multi-step rollout L1 from the first window (B K P D)."""
-    teacher = F.l1_loss(model(windows[:, :-1], actions), windows[:, 1:])
+                     actions: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                     pos_weight: float = 1.0) -> torch.Tensor:
+    """Teacher-forcing L1, the multi-step rollout L1 from the first window (B K P D) and, with
+    cfg.outcome_loss and labels (B,), the outcome head's class-balanced BCE on the whole rollout.
+    """
+    loss = F.l1_loss(model(windows[:, :-1], actions), windows[:, 1:])
     steps = min(model.cfg.rollout_steps, windows.shape[1] - 1)
-    if steps == 0:
-        return teacher
-    rolled = model.rollout(windows[:, :1], steps, actions)
-    return teacher + F.l1_loss(rolled, windows[:, 1:1 + steps])
+    outcome = labels is not None and model.cfg.outcome_loss > 0
+    if steps == 0 and not outcome:
+        return loss
+    rolled = model.rollout(windows[:, :1], windows.shape[1] - 1 if outcome else steps, actions)
+    if steps:
+        loss = loss + F.l1_loss(rolled[:, :steps], windows[:, 1:1 + steps])
+    if outcome:
+        loss = loss + model.cfg.outcome_loss * F.binary_cross_entropy_with_logits(
+            model.outcome_logits(rolled), labels.float(), pos_weight=torch.tensor(pos_weight))
+    return loss
 
 
 def train_world_model(cfg: WorldModelConfig, windows: torch.Tensor,
-                      actions: torch.Tensor | None = None) -> WorldModel:
-    """Fit a WorldModel on window sequences (E K P D) (and actions (E A) if conditioned).
+                      actions: torch.Tensor | None = None,
+                      labels: torch.Tensor | None = None) -> WorldModel:
+    """Fit a WorldModel on window sequences (E K P D) (and actions (E A) if conditioned; labels
+    (E,) for the joint outcome head when cfg.outcome_loss > 0).
 
-    The last `cfg.validation` share of the sequences is held out to pick the best weights.
+    The last `cfg.validation` share of the sequences is held out to pick the best weights: by
+    the one-step rollout L1, plus outcome_loss x the outcome BCE when the head is trained.
     """
     if windows.ndim != 4 or windows.shape[2:] != (cfg.tokens_per_window, cfg.latent_dim):
         raise DataError(f"train_world_model: expected windows (E, K, {cfg.tokens_per_window}, "
                         f"{cfg.latent_dim}), got {tuple(windows.shape)}")
+    if cfg.outcome_loss and labels is None:
+        raise DataError("train_world_model: outcome_loss > 0 needs the episodes' labels")
     held = math.ceil(cfg.validation * len(windows))
     if held >= len(windows):
         raise DataError(f"train_world_model: {len(windows)} sequences are too few for "
                         f"validation={cfg.validation}")
-    fit, val = windows[:len(windows) - held], windows[len(windows) - held:]
-    fit_actions = actions[:len(fit)] if actions is not None else None
-    val_actions = actions[len(fit):] if actions is not None else None
+    cut = len(windows) - held
+
+    def part(rows: torch.Tensor | None, validation: bool) -> torch.Tensor | None:
+        return None if rows is None else rows[cut:] if validation else rows[:cut]
+
+    fit, fit_actions, fit_labels = (part(x, False) for x in (windows, actions, labels))
+    val, val_actions, val_labels = (part(x, True) for x in (windows, actions, labels))
+    positive = fit_labels.float().mean().clamp(1e-3, 1 - 1e-3) if labels is not None else 0.5
+    pos_weight = float((1 - positive) / positive)
     torch.manual_seed(cfg.seed)
     model = WorldModel(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
@@ -166,16 +198,18 @@ def train_world_model(cfg: WorldModelConfig, windows: torch.Tensor,
     progress = tqdm(range(cfg.steps + 1), desc="world model", leave=False)
     for step in progress:
         if held and (step % cfg.eval_every == 0 or step == cfg.steps):
-            error = rollout_errors(model.eval(), val, 1, val_actions)["rollout_l1"]
+            error = validation_error(model.eval(), val, val_actions, val_labels, pos_weight)
             model.train()
             if error < best_error:
                 best_error, best_state = error, copy.deepcopy(model.state_dict())
-            progress.set_postfix(val_rollout_l1=f"{best_error:.4g}")
+            progress.set_postfix(val_error=f"{best_error:.4g}")
         if step == cfg.steps:
             break
         index = torch.randint(len(fit), (cfg.batch_size,), generator=generator)
-        batch_actions = fit_actions[index] if fit_actions is not None else None
-        loss = world_model_loss(model, fit[index], batch_actions)
+        loss = world_model_loss(model, fit[index],
+                                fit_actions[index] if fit_actions is not None else None,
+                                fit_labels[index] if fit_labels is not None else None,
+                                pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -184,6 +218,19 @@ def train_world_model(cfg: WorldModelConfig, windows: torch.Tensor,
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.eval()
+
+
+def validation_error(model: WorldModel, windows: torch.Tensor, actions: torch.Tensor | None,
+                     labels: torch.Tensor | None, pos_weight: float) -> float:
+    """What picks the best weights: one-step rollout L1 (+ outcome_loss x the outcome BCE)."""
+    error = rollout_errors(model, windows, 1, actions)["rollout_l1"]
+    if not model.cfg.outcome_loss:
+        return error
+    with torch.no_grad():
+        rolled = model.rollout(windows[:, :1], windows.shape[1] - 1, actions)
+        bce = F.binary_cross_entropy_with_logits(model.outcome_logits(rolled), labels.float(),
+                                                 pos_weight=torch.tensor(pos_weight))
+    return error + model.cfg.outcome_loss * float(bce)
 
 
 def rollout_errors(model: WorldModel, windows: torch.Tensor, context: int = 1,

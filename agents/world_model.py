@@ -395,7 +395,7 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
 
     held = max(1, int(config.holdout * config.episodes))
     fit, heldout = slice(held, config.episodes), slice(0, held)
-    model = train_world_model(config.world_model, windows[fit], rows(fit))
+    model = train_world_model(config.world_model, windows[fit], rows(fit), labels[fit])
     horizon = config.windows - 1
     probe = train_probe(probe_features(model, windows[fit, :1], horizon, rows(fit)), labels[fit],
                         config.probe_steps, config.probe_weight_decay)

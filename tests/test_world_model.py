@@ -59,6 +59,23 @@ def test_rollout_beats_copy_last_on_held_out_latents():
     assert errors["rollout_l1"] < 0.7 * errors["copy_last_l1"], errors
 
 
+def test_joint_outcome_head_reads_the_outcome_from_the_rollout():
+    """Label = a coordinate of the LAST window (the future): the head sees only the rollout."""
+    from ia_world.eval.stats import auroc
+
+    train, test = drifting_latents(256, 0), drifting_latents(128, 1)
+    label = lambda windows: windows[:, -1, 0, 0] > 0  # noqa: E731
+    config = WorldModelConfig(**TINY, steps=300, outcome_loss=1.0)
+    with pytest.raises(DataError, match="needs the episodes' labels"):
+        train_world_model(config, train)
+    model = train_world_model(config, train, labels=label(train))
+    with torch.no_grad():
+        logits = model.outcome_logits(model.rollout(test[:, :1], test.shape[1] - 1))
+    assert auroc(logits.numpy(), label(test).numpy()) > 0.9
+    assert not hasattr(train_world_model(replace(config, outcome_loss=0.0, steps=1), train),
+                       "outcome_weight")
+
+
 def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tmp_path):
     """Frozen-encoder latents of simulated PHYRE-Lite rollouts; held out: the cross split's test
     templates, which the world model never saw."""
