@@ -24,6 +24,7 @@ from agents.world_model import (
     FIRST_WINDOW_PROBE,
     check_zero_shot,
     encode_windows,
+    first_window_features,
     frame_with_ball,
     placement_state,
     probe_features,
@@ -97,13 +98,14 @@ class LatentAgent:
         if not valid:
             return scores
         context = self.first_windows(space, actions[valid])
+        placements = torch.as_tensor(actions[valid], dtype=torch.float32) \
+            if self.model.cfg.action_dim else None
         if self.cfg.rollout:
-            placements = torch.as_tensor(actions[valid], dtype=torch.float32) \
-                if self.model.cfg.action_dim else None
             logits = probe_logits(self.extra, probe_features(self.model, context[:, None],
                                                              self.horizon, placements))
         else:
-            logits = probe_logits(self.extra, context.flatten(1), FIRST_WINDOW_PROBE)
+            logits = probe_logits(self.extra, first_window_features(context, placements),
+                                  FIRST_WINDOW_PROBE)
         scores[valid] = logits.numpy()
         return scores
 

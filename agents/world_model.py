@@ -257,6 +257,13 @@ def probe_features(model: WorldModel, context: torch.Tensor, horizon: int,
         return model.rollout(context, horizon, actions).flatten(1)
 
 
+def first_window_features(first: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
+    """Window-0 probe features (B, P*D [+ A]): the first window, and the placement when the world
+    model is conditioned on it (so the rollout ablation sees what the world model sees)."""
+    features = first.flatten(1)
+    return features if actions is None else torch.cat([features, actions], 1)
+
+
 def train_probe(features: torch.Tensor, labels: torch.Tensor, steps: int,
                 weight_decay: float, prefix: str = "probe.") -> dict[str, torch.Tensor]:
     """Standardised logistic regression (class-balanced) -> {prefix + mean, std, weight, bias}."""
@@ -297,7 +304,7 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
     """
     horizon = windows.shape[1] - 1
     features = {"rollout": probe_features(model, windows[:, :1], horizon, actions),
-                "first_window": windows[:, 0].flatten(1),
+                "first_window": first_window_features(windows[:, 0], actions),
                 "true_future": windows[:, 1:].flatten(1)}
     metrics = {}
     for name, feature in features.items():
@@ -400,8 +407,9 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     probe = train_probe(probe_features(model, windows[fit, :1], horizon, rows(fit)), labels[fit],
                         config.probe_steps, config.probe_weight_decay)
     # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
-    probe.update(train_probe(windows[fit, 0].flatten(1), labels[fit], config.probe_steps,
-                             config.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
+    probe.update(train_probe(first_window_features(windows[fit, 0], rows(fit)), labels[fit],
+                             config.probe_steps, config.probe_weight_decay,
+                             prefix=FIRST_WINDOW_PROBE))
     train_share, test_share = data["drawn_solved_share"].tolist()
     metrics = {"episodes": config.episodes, "solved_share": float(labels[fit].float().mean()),
                "drawn_solved_share": {"train": train_share, "test": test_share}}

@@ -278,6 +278,9 @@ def test_action_conditioned_state_world_model_uses_the_placement(tmp_path):
     assert not torch.allclose(*rolled)  # same first window, another placement: another future
     actions = agent.propose(render(space, 64), 6, puzzle)
     assert actions.shape == (6, 3) and all(placement_error(space, a) is None for a in actions)
+    still = LatentAgent(replace(agent.cfg, rollout=False))  # its window-0 probe sees the action
+    assert still.extra[f"{FIRST_WINDOW_PROBE}weight"].numel() == context[0].numel() + 3
+    assert np.isfinite(still.score(space, actions)).all()
 
 
 @pytest.mark.slow
