@@ -58,6 +58,7 @@ from ia_world.checkpoint import (
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.stats import auroc
+from ia_world.parallel import ordered_map
 
 
 @dataclass
@@ -78,6 +79,7 @@ class WorldModelTrainConfig:
     solved_share: float = 0.0
     condition_action: bool = False  # the placement (x, y, r) conditions the world model too
     cache: str = ""  # directory caching the simulated windows ("" = none; see window_cache)
+    workers: int = 2  # processes that simulate placements (the results do not depend on it)
     probe_steps: int = 300  # goal-probe training steps
     probe_weight_decay: float = 1e-3  # goal-probe weight decay
     holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
@@ -101,6 +103,7 @@ class WorldModelTrainConfig:
         check_range("frame_stride", self.frame_stride, 1, 100)
         check_range("focus_share", self.focus_share, 0.0, 1.0)
         check_range("solved_share", self.solved_share, 0.0, 0.9)
+        check_range("workers", self.workers, 1, 256)
         check_range("probe_steps", self.probe_steps, 1, 10**6)
         check_range("probe_weight_decay", self.probe_weight_decay, 0.0, 10.0)
         check_range("holdout", self.holdout, 0.0, 0.9)
@@ -138,36 +141,65 @@ def sample_placement(rng: np.random.Generator, space: pymunk.Space, focus_share:
 
 
 MAX_DRAWS_PER_EPISODE = 500  # give up balancing when solving placements are rarer than this
+DRAW_BLOCK = 64  # placements per pool task; blocks are used in order, so workers never matter
+
+
+def draw_block(job: tuple[list[str], float, int, int]) -> list[tuple[str, np.ndarray, bool]]:
+    """Block `block` of seed `seed`'s labelled random placements: (task id, action, solved)."""
+    tasks, focus_share, seed, block = job
+    rng = np.random.default_rng([seed, block])
+    drawn = []
+    for _ in range(DRAW_BLOCK):
+        task = tasks[int(rng.integers(len(tasks)))]
+        space = build_space(parse_task_id(task))
+        action = sample_placement(rng, space, focus_share)
+        drawn.append((task, action, attempt(space, action).solved))
+    return drawn
 
 
 def draw_placements(tasks: list[str], count: int, cfg: WorldModelTrainConfig,
                     seed: int) -> tuple[list[tuple[str, np.ndarray]], float]:
     """`count` (task id, action) placements in random order, and the solved share of all draws.
 
-    Each draw is labelled by a physics-only run (no rendering). With cfg.solved_share > 0 draws
-    go on until round(solved_share * count) solved and the rest failed placements are kept.
+    Each draw is labelled by a physics-only run (no rendering), `cfg.workers` processes drawing
+    blocks of them. With cfg.solved_share > 0 draws go on until round(solved_share * count)
+    solved and the rest failed placements are kept; otherwise the first `count` are kept.
     """
-    rng = np.random.default_rng(seed)
     wanted = {True: round(cfg.solved_share * count)}
     wanted[False] = count - wanted[True]
     kept: dict[bool, list] = {True: [], False: []}
-    draws = solved = 0
-    while len(kept[True]) + len(kept[False]) < count:
-        if draws == MAX_DRAWS_PER_EPISODE * count:
-            raise ConfigError(f"solved_share={cfg.solved_share}: only {solved} of {draws} "
-                              "placements solved their puzzle; lower solved_share")
-        task = tasks[int(rng.integers(len(tasks)))]
-        space = build_space(parse_task_id(task))
-        action = sample_placement(rng, space, cfg.focus_share)
-        outcome = attempt(space, action).solved
-        draws, solved = draws + 1, solved + outcome
-        if not cfg.solved_share:
-            kept[False].append((task, action))
-        elif len(kept[outcome]) < wanted[outcome]:
-            kept[outcome].append((task, action))
+    draws = solved = block = 0
+    with ordered_map(cfg.workers) as blocks_in_order, \
+            tqdm(total=count, desc="draw placements", leave=False) as progress:
+        while len(kept[True]) + len(kept[False]) < count:
+            jobs = [(tasks, cfg.focus_share, seed, block + i) for i in range(2 * cfg.workers)]
+            block += len(jobs)
+            drawn = (d for block_draws in blocks_in_order(draw_block, jobs) for d in block_draws)
+            for task, action, outcome in drawn:
+                if len(kept[True]) + len(kept[False]) == count:
+                    break
+                if draws == MAX_DRAWS_PER_EPISODE * count:
+                    raise ConfigError(f"solved_share={cfg.solved_share}: only {solved} of "
+                                      f"{draws} placements solved their puzzle; lower "
+                                      "solved_share")
+                draws, solved = draws + 1, solved + outcome
+                label = outcome and cfg.solved_share > 0
+                if len(kept[label]) < wanted[label]:
+                    kept[label].append((task, action))
+                    progress.update()
     placements = kept[True] + kept[False]
-    order = rng.permutation(count) if cfg.solved_share else np.arange(count)
+    order = np.random.default_rng(seed).permutation(count) if cfg.solved_share \
+        else np.arange(count)
     return [placements[i] for i in order], solved / max(draws, 1)
+
+
+def record_placement(job: tuple[str, np.ndarray, int, int]) -> Placement:
+    """One placement (task id, action) simulated and recorded at `size` px every `stride` steps."""
+    task, action, size, frame_stride = job
+    space = build_space(parse_task_id(task))
+    outcome = attempt(space, action, record_size=size, frame_stride=frame_stride)
+    return Placement(frame_with_ball(space, action, size), outcome.frames[1:], action,
+                     outcome.solved, outcome.states)
 
 
 def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
@@ -175,12 +207,10 @@ def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, 
     """`count` recorded placements on puzzles drawn from `tasks` (see draw_placements) and the
     solved share of all draws."""
     placements, drawn_share = draw_placements(tasks, count, cfg, seed)
-    episodes = []
-    for task, action in tqdm(placements, desc="simulate", leave=False):
-        space = build_space(parse_task_id(task))
-        outcome = attempt(space, action, record_size=size, frame_stride=cfg.frame_stride)
-        episodes.append(Placement(frame_with_ball(space, action, size), outcome.frames[1:],
-                                  action, outcome.solved, outcome.states))
+    jobs = [(task, action, size, cfg.frame_stride) for task, action in placements]
+    with ordered_map(cfg.workers) as record:
+        episodes = list(tqdm(record(record_placement, jobs), total=len(jobs), desc="simulate",
+                             leave=False))
     return episodes, drawn_share
 
 

@@ -136,7 +136,7 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     encoder = write_initial_checkpoint(tmp_path / "enc")
     cfg = parse("world_model", [
         f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "test_episodes=4",
-        "windows=3",
+        "workers=1", "windows=3",
         "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
         "world_model.rollout_steps=1"])
     metrics = json.loads((train_stage(cfg) / "metrics.json").read_text())["metrics"]
@@ -211,7 +211,7 @@ def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path
 
     out = train_stage(parse("world_model", [
         "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=8",
-        "test_episodes=4", "windows=3", "probe_steps=5", "world_model.steps=3",
+        "test_episodes=4", "workers=1", "windows=3", "probe_steps=5", "world_model.steps=3",
         "world_model.batch_size=4", "world_model.rollout_steps=1"]))
     agent = LatentAgent(to_dataclass({"world_model": str(out), "planner": {
         "iterations": 1, "population": 8, "elites": 2, "batch_size": 8}}, StateAgentConfig))
@@ -227,14 +227,15 @@ def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatc
     import agents.world_model as world_model
 
     train, _ = split_tasks("within", 0)
-    cfg = WorldModelTrainConfig(features="state", split="within", solved_share=0.5)
+    cfg = WorldModelTrainConfig(features="state", split="within", solved_share=0.5, workers=1)
     placements, drawn_share = draw_placements(train, 12, cfg, seed=3)
     solved = [attempt(build_space(parse_task_id(task)), action).solved
               for task, action in placements]
     assert sum(solved) == 6 and solved != sorted(solved, reverse=True)  # shuffled, not blocks
     assert 0 < drawn_share < 0.5  # random placements solve far less often (~5%)
-    again, _ = draw_placements(train, 12, cfg, seed=3)
+    again, again_share = draw_placements(train, 12, replace(cfg, workers=2), seed=3)
     assert [(t, a.tolist()) for t, a in again] == [(t, a.tolist()) for t, a in placements]
+    assert again_share == drawn_share  # the same draws whatever the number of workers
     monkeypatch.setattr(world_model, "MAX_DRAWS_PER_EPISODE", 2)
     with pytest.raises(ConfigError, match=r"solved_share=0.8: only \d of 10 placements solved"):
         draw_placements(train, 5, replace(cfg, solved_share=0.8), seed=0)
@@ -243,7 +244,8 @@ def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatc
 def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
     import agents.world_model as world_model
 
-    args = ["features=state", "split=within", "episodes=8", "test_episodes=4", "windows=3",
+    args = ["features=state", "split=within", "episodes=8", "test_episodes=4", "workers=1",
+            "windows=3",
             "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
             "world_model.rollout_steps=1", f"cache={tmp_path / 'cache'}"]
     first = train_stage(parse("world_model", args + [f"out={tmp_path / 'a'}"]))
@@ -264,7 +266,7 @@ def test_action_conditioned_state_world_model_uses_the_placement(tmp_path):
 
     out = train_stage(parse("world_model", [
         "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=8",
-        "test_episodes=4", "windows=3", "probe_steps=5", "world_model.steps=3",
+        "test_episodes=4", "workers=1", "windows=3", "probe_steps=5", "world_model.steps=3",
         "world_model.batch_size=4", "world_model.rollout_steps=1", "condition_action=true"]))
     agent = LatentAgent(to_dataclass({"world_model": str(out), "planner": {
         "iterations": 1, "population": 8, "elites": 2, "batch_size": 8}}, StateAgentConfig))
@@ -289,7 +291,7 @@ def test_state_world_model_planner_beats_random_on_a_tiny_within_fold(tmp_path):
 
     out = train_stage(parse("world_model", [
         "features=state", f"out={tmp_path / 'swm'}", "split=within", "episodes=300",
-        "test_episodes=0", "windows=3", "probe_steps=200", "world_model.steps=20",
+        "workers=1", "test_episodes=0", "windows=3", "probe_steps=200", "world_model.steps=20",
         "world_model.width=32", "world_model.depth=1", "world_model.heads=2",
         "world_model.batch_size=16", "world_model.rollout_steps=1", "world_model.eval_every=10"]))
     planner = {"iterations": 2, "population": 16, "elites": 4, "batch_size": 16}
