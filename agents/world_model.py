@@ -346,7 +346,7 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
     return metrics
 
 
-CACHE_VERSION = 1  # bump when the windows a config gives change
+CACHE_VERSION = 2  # bump when the windows a config gives change
 
 
 def window_cache(config: WorldModelTrainConfig) -> Path | None:
