@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,16 +203,19 @@ def record_placement(job: tuple[str, np.ndarray, int, int]) -> Placement:
                      outcome.solved, outcome.states)
 
 
-def simulate_episodes(tasks: list[str], count: int, cfg: WorldModelTrainConfig, size: int,
-                      seed: int) -> tuple[list[Placement], float]:
-    """`count` recorded placements on puzzles drawn from `tasks` (see draw_placements) and the
-    solved share of all draws."""
-    placements, drawn_share = draw_placements(tasks, count, cfg, seed)
+RECORD_CHUNK = 256  # placements recorded (then featurised) at a time: frames never all in RAM
+
+
+def recorded_chunks(placements: list[tuple[str, np.ndarray]], cfg: WorldModelTrainConfig,
+                    size: int) -> Iterator[list[Placement]]:
+    """The placements simulated and recorded by `cfg.workers` processes, in order, in chunks."""
     jobs = [(task, action, size, cfg.frame_stride) for task, action in placements]
-    with ordered_map(cfg.workers) as record:
-        episodes = list(tqdm(record(record_placement, jobs), total=len(jobs), desc="simulate",
-                             leave=False))
-    return episodes, drawn_share
+    with ordered_map(cfg.workers) as record, \
+            tqdm(total=len(jobs), desc="simulate", leave=False) as progress:
+        for start in range(0, len(jobs), RECORD_CHUNK):
+            chunk = list(record(record_placement, jobs[start:start + RECORD_CHUNK]))
+            progress.update(len(chunk))
+            yield chunk
 
 
 def episode_clips(episode: Placement, windows: int, clip_frames: int) -> np.ndarray:
@@ -395,20 +399,19 @@ def collect_windows(config: WorldModelTrainConfig) -> dict[str, torch.Tensor]:
     encoder = None if state else load_encoder(config.encoder)
     size = STATE_RENDER_SIZE if state else encoder.grid.size
     train_tasks, test_tasks = split_tasks(config.split, config.fold)
-    episodes, train_share = simulate_episodes(train_tasks, config.episodes, config, size,
-                                              config.seed)
-    test_episodes, test_share = simulate_episodes(test_tasks, config.test_episodes, config, size,
-                                                  config.seed + 1)
-    episodes += test_episodes
-    if state:
-        windows = state_windows(episodes, config.windows)
-    else:
-        windows = episode_windows(encoder, episodes, config.windows,
-                                  config.world_model.tokens_per_window)
-    data = {"windows": windows.contiguous(),
-            "labels": torch.tensor([e.solved for e in episodes]),
-            "actions": torch.tensor(np.stack([e.action for e in episodes]), dtype=torch.float32),
-            "drawn_solved_share": torch.tensor([train_share, test_share])}
+    windows, labels, actions, shares = [], [], [], []
+    for tasks, count, seed in ((train_tasks, config.episodes, config.seed),
+                               (test_tasks, config.test_episodes, config.seed + 1)):
+        placements, drawn_share = draw_placements(tasks, count, config, seed)
+        shares.append(drawn_share)
+        for chunk in recorded_chunks(placements, config, size):
+            windows.append(state_windows(chunk, config.windows) if state else episode_windows(
+                encoder, chunk, config.windows, config.world_model.tokens_per_window))
+            labels += [e.solved for e in chunk]
+            actions += [e.action for e in chunk]
+    data = {"windows": torch.cat(windows).contiguous(), "labels": torch.tensor(labels),
+            "actions": torch.tensor(np.stack(actions), dtype=torch.float32),
+            "drawn_solved_share": torch.tensor(shares)}
     if cache is not None:
         atomic_write(cache, lambda temp: save_file(data, temp))
     return data

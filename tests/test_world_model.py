@@ -26,7 +26,7 @@ from agents.world_model import (
     episode_windows,
     frame_with_ball,
     probe_logits,
-    simulate_episodes,
+    recorded_chunks,
     train_stage,
     window_cache,
 )
@@ -81,9 +81,10 @@ def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tmp
     templates, which the world model never saw."""
     encoder = load_encoder(write_initial_checkpoint(tmp_path / "enc"))
     train_tasks, test_tasks = split_tasks("cross", 0)
-    cfg = WorldModelTrainConfig(encoder="x", episodes=160, windows=3)
-    windows = {name: episode_windows(encoder, simulate_episodes(tasks, count, cfg, 64, seed)[0], 3,
-                                     4)
+    cfg = WorldModelTrainConfig(encoder="x", episodes=160, windows=3, workers=1)
+    windows = {name: torch.cat([episode_windows(encoder, chunk, 3, 4) for chunk in
+                                recorded_chunks(draw_placements(tasks, count, cfg, seed)[0],
+                                                cfg, 64)])
                for name, tasks, count, seed in (("train", train_tasks, 160, 0),
                                                 ("test", test_tasks, 40, 1))}
     model = train_world_model(WorldModelConfig(
@@ -251,7 +252,7 @@ def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
     first = train_stage(parse("world_model", args + [f"out={tmp_path / 'a'}"]))
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and cached[0] == window_cache(parse("world_model", args))
-    monkeypatch.setattr(world_model, "simulate_episodes", lambda *a: pytest.fail("simulated"))
+    monkeypatch.setattr(world_model, "recorded_chunks", lambda *a: pytest.fail("simulated"))
     second = train_stage(parse("world_model", args + [f"out={tmp_path / 'b'}"]))
     assert (first / "metrics.json").read_text().replace(str(first), "") == \
         (second / "metrics.json").read_text().replace(str(second), "")
