@@ -23,7 +23,7 @@ from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.evaluate import eval_key
 from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
-from ia_world.eval.stats import excludes_zero, paired_difference_ci
+from ia_world.eval.stats import excludes_zero, mean_ci, paired_difference_ci
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -105,13 +105,25 @@ def cell(values: list[float]) -> str:
         f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
+def ci_cell(values: list[float]) -> str:
+    """'mean [95% bootstrap CI over runs]' ('mean' for one run)."""
+    values = [v for v in values if np.isfinite(v)]
+    if len(values) < 2:
+        return cell(values)
+    low, high = mean_ci(np.array(values))
+    return f"{np.mean(values):+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def controls_markdown(table: dict[str, dict[str, list[float]]], strategies: list[str]) -> str:
-    """One row per metric: floor, static, pixel, each strategy, ceiling, gaps closed."""
-    columns = ["floor", "static", "pixel", *strategies, "ceiling",
-               *(f"gap closed {s}" for s in strategies)]
-    lines = ["| metric | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    """One row per metric: floor, static, pixel, each strategy, ceiling, gaps closed (with
+    their CI over seeds)."""
+    columns = ["floor", "static", "pixel", *strategies, "ceiling"]
+    gaps = [f"gap closed {s}" for s in strategies]
+    lines = ["| metric | " + " | ".join(columns + gaps) + " |",
+             "|---" * (len(columns) + len(gaps) + 1) + "|"]
     for name, cols in table.items():
-        lines.append(f"| {name} | " + " | ".join(cell(cols.get(c, [])) for c in columns) + " |")
+        cells = [cell(cols.get(c, [])) for c in columns] + [ci_cell(cols.get(g, [])) for g in gaps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -302,7 +314,8 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         "## Encoder against its controls",
         "floor = the architecture at its initialisation, static = first frame repeated, pixel = "
         "frame differences, ceiling = ground-truth state, all through the same probe / head; "
-        "gap closed = (encoder - floor) / (ceiling - floor).",
+        "gap closed = (encoder - floor) / (ceiling - floor), mean over seeds with its 95% "
+        "bootstrap CI over seeds.",
         controls_markdown(controls, list(groups)),
         f"## Differences to `{baseline}`",
         "Mean difference over seeds with a paired 95% bootstrap CI; \"no difference\" when the "

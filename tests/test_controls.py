@@ -37,8 +37,9 @@ from ia_world.eval.features import (
 from ia_world.eval.probe import clip_targets, fit_probe
 from ia_world.eval.qa_generator import generate_questions
 from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
-from ia_world.eval.stats import gap_closed, paired_difference_ci
+from ia_world.eval.stats import gap_closed, mean_ci, paired_difference_ci
 from ia_world.models import ModelConfig
+from ia_world.report import ci_cell
 
 MODEL = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                     pred_depth=1, pred_heads=2)
@@ -162,6 +163,11 @@ def test_gap_closed_and_paired_difference():
     assert 0 < low <= 1.0 <= high
     low, high = paired_difference_ci(np.array([1.0, -1.0, 0.5]), np.array([0.0, 0.0, 0.5]))
     assert low <= 0 <= high
+    low, high = mean_ci(np.array([0.1, 0.2, 0.3]))
+    assert 0.1 <= low < 0.2 < high <= 0.3
+    # the report's gap-closed cells: mean and CI over seeds; one seed has no CI
+    assert ci_cell([0.1, 0.2, 0.3, float("nan")]) == f"+0.20 [{low:+.2f}, {high:+.2f}]"
+    assert ci_cell([0.4]) == "0.400"
 
 
 def test_unrebuildable_checkpoint_is_one_line_exit_2(tmp_path, capsys):

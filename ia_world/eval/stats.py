@@ -30,11 +30,16 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float], groups: int, seed: in
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 
+def mean_ci(values: np.ndarray, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> list[float]:
+    """95% bootstrap CI of the mean over units (e.g. seeds)."""
+    values = np.asarray(values, float)
+    return bootstrap_ci(lambda idx: float(values[idx].mean()), len(values), seed, samples)
+
+
 def paired_difference_ci(a: np.ndarray, b: np.ndarray, seed: int = 0,
                          samples: int = BOOTSTRAP_SAMPLES) -> list[float]:
     """95% bootstrap CI of mean(a - b) over paired units (e.g. seeds)."""
-    diff = np.asarray(a, float) - np.asarray(b, float)
-    return bootstrap_ci(lambda idx: float(diff[idx].mean()), len(diff), seed, samples)
+    return mean_ci(np.asarray(a, float) - np.asarray(b, float), seed, samples)
 
 
 def excludes_zero(ci: list[float]) -> bool:
