@@ -74,6 +74,10 @@ def scalar_metrics(result: dict) -> dict[str, float]:
     row["RankMe"] = result["spectrum"]["rankme"]
     row["RankMe (centred)"] = result["spectrum"]["rankme_centered"]
     row["Gaussian entropy"] = result["spectrum"]["gaussian_entropy"]
+    if "floor_rankme" in result["spectrum"]:  # evaluations from 2026-12-03 on
+        row["RankMe / floor"] = row["RankMe"] / result["spectrum"]["floor_rankme"]
+        row["RankMe (centred) / floor"] = (row["RankMe (centred)"]
+                                           / result["spectrum"]["floor_rankme_centered"])
     causal = [row[f"QA {t} per-question"] for t in CAUSAL_TYPES
               if f"QA {t} per-question" in row]
     row["QA causal per-question"] = float(np.mean(causal)) if causal else float("nan")

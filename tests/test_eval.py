@@ -102,6 +102,8 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling"}
     assert len(energy["encoder"]["predicted"]) == 8
     assert 1 <= result["spectrum"]["rankme"] <= 32
+    # the floor's RankMe on the same clips; this checkpoint is its own initialisation
+    assert result["spectrum"]["floor_rankme"] == pytest.approx(result["spectrum"]["rankme"])
     assert set(result["qa"]["subjects"]["ceiling"]) <= {"descriptive", "explanatory",
                                                         "predictive", "counterfactual"}
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
@@ -126,6 +128,11 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     text = path.read_text()
     assert "| random_tube | 2 |" in text and "| untrained | 2 |" in text
     assert "RankMe gain %" in text and "gap closed untrained" in text
+    header, _, *rows = next(block for block in text.split("\n\n")
+                            if block.startswith("| strategy | runs |")).splitlines()
+    column = header.split(" | ").index("RankMe / floor")
+    untrained = next(row for row in rows if row.startswith("| untrained |"))
+    assert untrained.split(" | ")[column] == "1.000 ± 0.000"  # its own initialisation
     energy_row = next(line for line in text.splitlines()
                       if line.startswith("| R2 total_energy | ") and "seeds" in line)
     assert "| -0.100 [-0.100, -0.100] (2 seeds) |" in energy_row      # untrained - random_tube

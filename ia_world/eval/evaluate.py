@@ -280,7 +280,8 @@ def measure(cfg: EvalConfig) -> dict:
     qa = evaluate_qa(qa_train, qa_heldout,
                      {s: f.tokens for s, f in features["fixed train"].items()},
                      {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
-    pooled = features["held-out"]["encoder"].vector[:, :encoders["encoder"].embed_dim]  # E D
+    dim = encoders["encoder"].embed_dim
+    pooled, floor_pooled = (features["held-out"][s].vector[:, :dim] for s in ("encoder", "floor"))
     return {"run": {"checkpoint": str(checkpoint),
                     "strategy": config.get("masking", {}).get("strategy", "untrained"),
                     "seed": config.get("seed"), "steps": config.get("steps", 0),
@@ -295,7 +296,9 @@ def measure(cfg: EvalConfig) -> dict:
             "spectrum": {"rankme": rankme(pooled),
                          "rankme_centered": rankme(pooled - pooled.mean(0)),
                          "gaussian_entropy": gaussian_entropy(pooled),
-                         "singular_values": singular_values(pooled).tolist()},
+                         "singular_values": singular_values(pooled).tolist(),
+                         "floor_rankme": rankme(floor_pooled),
+                         "floor_rankme_centered": rankme(floor_pooled - floor_pooled.mean(0))},
             "qa": qa, "masking": mask_report(config, heldout, grid)}
 
 
