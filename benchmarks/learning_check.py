@@ -39,7 +39,7 @@ from ia_world.eval.features import (
     pixel_features,
 )
 from ia_world.eval.probe import fit_probe
-from ia_world.eval.spectrum import rankme
+from ia_world.eval.spectrum import centred_rankme, rankme
 
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
 
@@ -70,7 +70,7 @@ def main() -> None:
                               for c, s in zip(clips, (train, heldout)))
         pooled = scored.vector[:, :encoder.embed_dim]                              # E D
         row(name, fitted.vector, scored.vector,
-            f"{rankme(pooled):>10.2f}{rankme(pooled - pooled.mean(0)):>10.2f}")
+            f"{rankme(pooled):>10.2f}{centred_rankme(pooled):>10.2f}")
 
     print(f"{'subject':<44}" + "".join(f"{t:>16}" for t in TARGETS)
           + f"{'RankMe':>10}{'centred':>10}")

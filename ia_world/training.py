@@ -47,7 +47,7 @@ from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
 from ia_world.data.sources import DataConfig, DataSource, clip_dataset
 from ia_world.errors import CheckpointError, ConfigError, IAWorldError
-from ia_world.eval.spectrum import rankme
+from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.masking.saliency import SALIENCY, STORED_PATCH
 from ia_world.masking.strategies import check_future
@@ -333,7 +333,7 @@ def target_stats(targets: torch.Tensor) -> tuple[float, float, float]:
     collapse; the centred one also when the latents collapse to a constant offset."""
     flat = targets.reshape(-1, targets.shape[-1]).float()[:2048].cpu().numpy()
     return (float(targets.reshape(-1, targets.shape[-1]).float().std(0).mean()), rankme(flat),
-            rankme(flat - flat.mean(0)))
+            centred_rankme(flat))
 
 
 def build_optimizer(cfg: PretrainConfig, model: IAJEPA) -> torch.optim.AdamW:

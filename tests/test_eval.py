@@ -6,7 +6,7 @@ import pytest
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.errors import DataError
 from ia_world.eval.probe import clip_targets, fit_probe
-from ia_world.eval.spectrum import gain_pct, gaussian_entropy, rankme
+from ia_world.eval.spectrum import centred_rankme, gain_pct, gaussian_entropy, rankme
 
 
 def linear_data(seed, n=200, d=16, noise=0.01):
@@ -45,6 +45,11 @@ def test_rankme_of_constructed_spectra():
     assert rankme(rank_one) == pytest.approx(1, rel=1e-6)
     two_equal = np.diag([3.0, 3.0, 0, 0])
     assert rankme(two_equal) == pytest.approx(2, rel=1e-6)
+    # +-1 on two orthogonal axes around a large constant offset: the offset dominates the raw
+    # spectrum, the centred one sees the two equal directions
+    signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], float)
+    offset = np.hstack([signs, np.zeros((4, 2))]) + 100.0
+    assert rankme(offset) < 1.1 and centred_rankme(offset) == pytest.approx(2, rel=1e-4)
 
 
 def test_gaussian_entropy_and_gain():

@@ -49,7 +49,7 @@ from ia_world.eval.probe import TARGETS, clip_targets, fit_probe
 from ia_world.eval.qa import QUESTION_TYPES
 from ia_world.eval.qa_generator import generate_questions
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
-from ia_world.eval.spectrum import gaussian_entropy, rankme, singular_values
+from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 
@@ -294,11 +294,11 @@ def measure(cfg: EvalConfig) -> dict:
             "metrics": metrics_table(probes, qa),
             "probe": probes,
             "spectrum": {"rankme": rankme(pooled),
-                         "rankme_centered": rankme(pooled - pooled.mean(0)),
+                         "rankme_centered": centred_rankme(pooled),
                          "gaussian_entropy": gaussian_entropy(pooled),
                          "singular_values": singular_values(pooled).tolist(),
                          "floor_rankme": rankme(floor_pooled),
-                         "floor_rankme_centered": rankme(floor_pooled - floor_pooled.mean(0))},
+                         "floor_rankme_centered": centred_rankme(floor_pooled)},
             "qa": qa, "masking": mask_report(config, heldout, grid)}
 
 

@@ -19,6 +19,11 @@ def rankme(features: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def centred_rankme(features: np.ndarray) -> float:
+    """RankMe of (N, D) features after subtracting their mean over N."""
+    return rankme(features - features.mean(0))
+
+
 def gaussian_entropy(features: np.ndarray) -> float:
     """Mean over dimensions of the entropy 0.5 log(2 pi e var_d) of features (N, D), in nats."""
     var = np.asarray(features, np.float64).var(axis=0) + EPS
