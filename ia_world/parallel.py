@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+
+_UNGUARDED = ("a script that starts worker processes must call ia-world under "
+              "`if __name__ == \"__main__\":` (spawned workers re-import it)")
 
 
 @contextmanager
@@ -18,12 +22,15 @@ def ordered_map(workers: int) -> Iterator[Callable]:
     if workers <= 1:
         yield map
         return
+    if sys.modules.get("__mp_main__", sys.modules["__main__"]) is not sys.modules["__main__"]:
+        # A spawned worker is re-importing an unguarded script (multiprocessing runs it as a
+        # separate `__mp_main__` only then): stop before the pool allocates semaphores that
+        # would leak, and warn after the parent's error, when this worker dies.
+        raise RuntimeError(_UNGUARDED)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
             yield pool.map
         except BrokenProcessPool:
             raise RuntimeError(
-                f"a worker process of this {workers}-process pool died: a script that starts "
-                "worker processes must call ia-world under `if __name__ == \"__main__\":` "
-                "(spawned workers re-import it), and a worker can run out of memory; or set "
-                "workers=1") from None
+                f"a worker process of this {workers}-process pool died: {_UNGUARDED}, and a "
+                "worker can run out of memory; or set workers=1") from None
