@@ -4,7 +4,9 @@ For each run (or checkpoint) directory: ridge R^2 of held-out mean speed, kineti
 energy on Billiards scenes with exactly 5 balls (so counting explains nothing), from the same
 time-keeping features `ia-world evaluate` uses (token mean + mean |z(t+1) - z(t)|), for the EMA
 target and the online encoder, after the floor (the architecture at initialisation) of each new
-init seed; the pixel control and the ground-truth ceiling close the table. Splits and body count
+init seed; the pixel control and the ground-truth ceiling close the table, with a second
+ceiling blind to density (every ball's exact size and speed, not its mass: what a reader of
+the pixels could know without inferring density from collisions). Splits and body count
 are `ia-world evaluate`'s fixed-count defaults (FixedSplitConfig). RankMe raw / centred of the
 held-out mean-pooled tokens. A subset of `ia-world evaluate` (no QA, no per-object probe):
 
@@ -35,6 +37,7 @@ from ia_world.eval.evaluate import (
 from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
+    dynamic_indices,
     encoder_features,
     pixel_features,
 )
@@ -42,6 +45,18 @@ from ia_world.eval.probe import fit_probe
 from ia_world.eval.spectrum import centred_rankme, rankme
 
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
+
+
+def density_blind_features(episodes: list, frames: int) -> np.ndarray:
+    """(E, 3) sums over the balls of size^2 x mean speed^2, mean speed^2 and size^2."""
+    rows = []
+    for ep in episodes:
+        index = dynamic_indices(ep)
+        speed_sq = (np.linalg.norm(ep.states["velocity"][:frames, index, :2], axis=-1) ** 2
+                    ).mean(0)                                                     # K
+        size_sq = np.array([ep.objects[i]["size"] for i in index]) ** 2
+        rows.append([(size_sq * speed_sq).sum(), speed_sq.sum(), size_sq.sum()])
+    return np.array(rows)
 
 
 def main() -> None:
@@ -87,6 +102,8 @@ def main() -> None:
     vocab = attribute_vocab(train + heldout)
     row("ceiling (ground-truth state)",
         *(ceiling_features(s, grid.frames, vocab, fixed.count).vector for s in (train, heldout)))
+    row("ceiling blind to density (sizes, speeds)",
+        *(density_blind_features(s, grid.frames) for s in (train, heldout)))
 
 
 if __name__ == "__main__":
