@@ -370,6 +370,7 @@ def test_a_worker_pool_in_an_unguarded_script_fails_with_one_clear_line(tmp_path
     failed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                             timeout=300)
     assert failed.returncode != 0
+    assert "resource_tracker" not in failed.stderr  # the dying workers leaked no semaphores
     assert failed.stderr.strip().splitlines()[-1].startswith(
         "RuntimeError: a worker process of this 2-process pool died: a script that starts")
     script.write_text("from ia_world.parallel import ordered_map\n"
