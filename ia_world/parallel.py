@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,10 +21,10 @@ def ordered_map(workers: int) -> Iterator[Callable]:
     if workers <= 1:
         yield map
         return
-    if sys.modules.get("__mp_main__", sys.modules["__main__"]) is not sys.modules["__main__"]:
-        # A spawned worker is re-importing an unguarded script (multiprocessing runs it as a
-        # separate `__mp_main__` only then): stop before the pool allocates semaphores that
-        # would leak, and warn after the parent's error, when this worker dies.
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A spawned worker still re-importing an unguarded script (the flag multiprocessing
+        # itself checks before refusing to start processes then): stop before the pool
+        # allocates semaphores that would leak, and warn after the parent's error.
         raise RuntimeError(_UNGUARDED)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
