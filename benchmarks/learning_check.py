@@ -27,6 +27,7 @@ from ia_world.checkpoint import (
     read_json,
     resolve_checkpoint,
 )
+from ia_world.data.episode import Episode
 from ia_world.data.generator import EnvConfig
 from ia_world.eval.evaluate import (
     FixedSplitConfig,
@@ -47,7 +48,7 @@ from ia_world.eval.spectrum import centred_rankme, rankme
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
 
 
-def density_blind_features(episodes: list, frames: int) -> np.ndarray:
+def density_blind_features(episodes: list[Episode], frames: int) -> np.ndarray:
     """(E, 3) sums over the balls of size^2 x mean speed^2, mean speed^2 and size^2."""
     rows = []
     for ep in episodes:

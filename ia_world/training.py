@@ -331,9 +331,9 @@ def tensorboard_writer(run_dir: Path):
 def target_stats(targets: torch.Tensor) -> tuple[float, float, float]:
     """(mean per-dim std, RankMe, centred RankMe) of target latents (B, Nt, D): all fall on
     collapse; the centred one also when the latents collapse to a constant offset."""
-    flat = targets.reshape(-1, targets.shape[-1]).float()[:2048].cpu().numpy()
-    return (float(targets.reshape(-1, targets.shape[-1]).float().std(0).mean()), rankme(flat),
-            centred_rankme(flat))
+    flat = targets.reshape(-1, targets.shape[-1]).float()                       # (B Nt) D
+    sample = flat[:2048].cpu().numpy()
+    return float(flat.std(0).mean()), rankme(sample), centred_rankme(sample)
 
 
 def build_optimizer(cfg: PretrainConfig, model: IAJEPA) -> torch.optim.AdamW:
