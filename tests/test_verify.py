@@ -55,7 +55,7 @@ def damage_annotation(copy: Path, other: Path) -> None:
 
 
 @pytest.mark.parametrize("damage, problem", [(damage_truncate, "checksum mismatch"),
-                                             (damage_foreign, "episode 1 has seed"),
+                                             (damage_foreign, "other seed than dataset.json"),
                                              (damage_annotation, "annotation_00001.json")])
 def test_bad_shard_is_named_and_repaired_to_the_clean_bytes(clean, copy, capsys, damage,
                                                             problem):

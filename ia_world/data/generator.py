@@ -21,7 +21,7 @@ import imageio.v3 as iio
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps
+from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps, to_json
 from ia_world.config import as_dict, check_path, check_range, validate_tree
 from ia_world.data.annotation import annotation_path, video_filename, write_annotation
 from ia_world.data.episode import Episode, make_env, simulate_episode
@@ -121,11 +121,12 @@ class EpisodeTask:
 
 
 def dataset_identity(cfg: GenerateConfig) -> dict[str, Any]:
-    """The manifest: every setting that changes the dataset's bytes."""
-    return {"format_version": FORMAT_VERSION, "env": as_dict(cfg.env), "frames": cfg.frames,
-            "size": cfg.size, "seed": cfg.seed, "episodes": cfg.episodes,
-            "shard_size": cfg.shard_size,
-            "num_shard_files": num_shard_files(cfg.episodes, cfg.shard_size)}
+    """The manifest: every setting that changes the dataset's bytes (as JSON reads it back)."""
+    return json.loads(json.dumps({
+        "format_version": FORMAT_VERSION, "env": as_dict(cfg.env), "frames": cfg.frames,
+        "size": cfg.size, "seed": cfg.seed, "episodes": cfg.episodes,
+        "shard_size": cfg.shard_size,
+        "num_shard_files": num_shard_files(cfg.episodes, cfg.shard_size)}, default=to_json))
 
 
 def ensure_manifest(root: Path, cfg: GenerateConfig) -> None:
@@ -231,6 +232,27 @@ def summarize(root: Path, shards: list[int], new_frames: int, seconds: float) ->
             "frames_per_s": new_frames / seconds if seconds > 0 else 0.0}
 
 
+def write_shards(root: Path, cfg: GenerateConfig, shards: list[int]) -> int:
+    """Simulate and write the given shards (their annotations and previews too), each shard
+    replaced in one rename; returns the number of episodes simulated."""
+    clear_temps(root, shards, cfg)
+    task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
+                       cfg.size, cfg.frames, cfg.preview)
+    jobs = [(k, episode_seed(cfg.seed, k)) for s in shards
+            for k in shard_episodes(s, cfg.episodes, cfg.shard_size)]
+    last_of_shard = {shard_episodes(s, cfg.episodes, cfg.shard_size)[-1]: s for s in shards}
+    identity = dataset_identity(cfg)
+    done: list[tuple[int, Episode]] = []
+    with ordered_map(cfg.workers) as episodes_in_order:
+        results = episodes_in_order(functools.partial(produce_episode, task), jobs)
+        for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
+            done.append((k, episode))
+            if k in last_of_shard:
+                write_shard(shard_path(root, last_of_shard[k]), done, identity)
+                done = []
+    return len(jobs)
+
+
 def generate(cfg: GenerateConfig) -> Path:
     """Generate (or finish) this process's share of the dataset; returns the dataset directory.
 
@@ -243,23 +265,10 @@ def generate(cfg: GenerateConfig) -> Path:
     owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
              if s % cfg.num_shards == cfg.shard_index]
     todo = pending_shards(root, owned, dataset_identity(cfg))
-    clear_temps(root, todo, cfg)
-    task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
-                       cfg.size, cfg.frames, cfg.preview)
-    jobs = [(k, episode_seed(cfg.seed, k)) for s in todo
-            for k in shard_episodes(s, cfg.episodes, cfg.shard_size)]
-    last_of_shard = {shard_episodes(s, cfg.episodes, cfg.shard_size)[-1]: s for s in todo}
     start = time.perf_counter()
-    done: list[tuple[int, Episode]] = []
-    with ordered_map(cfg.workers) as episodes_in_order:
-        results = episodes_in_order(functools.partial(produce_episode, task), jobs)
-        for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
-            done.append((k, episode))
-            if k in last_of_shard:
-                write_shard(shard_path(root, last_of_shard[k]), done)
-                done = []
-    summary = summarize(root, owned, len(jobs) * cfg.frames, time.perf_counter() - start)
-    print(f"generate: {summary['episodes']} episodes in {root} ({len(jobs)} new), "
+    new = write_shards(root, cfg, todo)
+    summary = summarize(root, owned, new * cfg.frames, time.perf_counter() - start)
+    print(f"generate: {summary['episodes']} episodes in {root} ({new} new), "
           f"{summary['collision_share']:.0%} with >= 1 collision, "
           f"{summary['collisions_per_episode']:.2f} collisions per episode, "
           f"{summary['frames_per_s']:.0f} frames/s")

@@ -94,8 +94,10 @@ def shard_summary(episodes: list[Episode]) -> dict[str, int]:
             "frames": sum(ep.num_frames for ep in episodes)}
 
 
-def encode_shard(episodes: list[tuple[int, Episode]]) -> bytes:
-    """The safetensors bytes of a shard holding (global index, episode) pairs."""
+def encode_shard(episodes: list[tuple[int, Episode]],
+                 dataset: dict[str, Any] | None = None) -> bytes:
+    """The safetensors bytes of a shard holding (global index, episode) pairs; `dataset` (the
+    manifest the shard belongs to) goes into its header, for `verify` to check dataset.json."""
     tensors: dict[str, np.ndarray] = {}
     records = []
     for k, ep in episodes:
@@ -111,15 +113,17 @@ def encode_shard(episodes: list[tuple[int, Episode]]) -> bytes:
                         "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta,
                         **({"saliency": list(ep.saliency)} if ep.saliency else {})})
     header = {"format_version": FORMAT_VERSION,
-              "summary": shard_summary([ep for _, ep in episodes]), "episodes": records}
+              "summary": shard_summary([ep for _, ep in episodes]), "episodes": records,
+              **({"dataset": dataset} if dataset is not None else {})}
     # one metadata key: safetensors keeps metadata in a hash map whose order varies per process
     return save_safetensors(tensors, metadata={HEADER_KEY: json.dumps(header, default=to_json)})
 
 
-def write_shard(path: str | Path, episodes: list[tuple[int, Episode]]) -> None:
+def write_shard(path: str | Path, episodes: list[tuple[int, Episode]],
+                dataset: dict[str, Any] | None = None) -> None:
     """Write a shard and its sha256 sidecar atomically (sidecar first, shard renamed last)."""
     path = Path(path)
-    data = encode_shard(episodes)
+    data = encode_shard(episodes, dataset)
     digest = hashlib.sha256(data).hexdigest()
     atomic_write_bytes(checksum_path(path), f"{digest}  {path.name}\n".encode())
     atomic_write_bytes(path, data)
@@ -188,20 +192,37 @@ def saliency_shape(frames_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return t, h // STORED_PATCH, w // STORED_PATCH
 
 
+def check_finite(path: str | Path, k: int, frames: np.ndarray,
+                 arrays: dict[str, np.ndarray]) -> None:
+    """DataError naming the shard and episode unless the frames are uint8 and every state /
+    energy array is finite (a NaN would surface later as a NaN loss or a scikit-learn error)."""
+    if frames.dtype != np.uint8:
+        raise DataError(f"{path}: episode {k} has {frames.dtype} frames, expected uint8: "
+                        "corrupt shard (generate it again)")
+    for name, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise DataError(f"{path}: episode {k} has non-finite {name}: corrupt shard "
+                            "(generate it again)")
+
+
 def decode_episode(handle, record: dict[str, Any], path: str | Path = "shard") -> Episode:
-    """Rebuild one Episode from an open safetensors shard and its metadata record."""
+    """Rebuild one Episode from an open safetensors shard and its metadata record; DataError
+    naming the shard and episode on non-finite ground truth or frames that are not uint8."""
     k = record["index"]
     terms = record["energy_terms"]
-    shape = saliency_shape(tuple(handle.get_slice(f"{k}/frames").get_shape()))
+    frames = handle.get_tensor(f"{k}/frames")
+    states = {key: handle.get_tensor(f"{k}/{key}") for key in record["state_keys"]}
+    energy = None if terms is None else {t: handle.get_tensor(f"{k}/energy/{t}") for t in terms}
+    check_finite(path, k, frames, {**states, **{f"energy {t}": v
+                                                for t, v in (energy or {}).items()}})
     return Episode(
-        frames=handle.get_tensor(f"{k}/frames"),
+        frames=frames,
         objects=record["objects"],
-        states={key: handle.get_tensor(f"{k}/{key}") for key in record["state_keys"]},
-        energy=None if terms is None else {t: handle.get_tensor(f"{k}/energy/{t}")
-                                           for t in terms},
+        states=states,
+        energy=energy,
         collisions=record["collisions"],
         meta=record["meta"],
-        saliency=decode_saliency(handle, record, shape, path))
+        saliency=decode_saliency(handle, record, saliency_shape(frames.shape), path))
 
 
 def read_shard(path: str | Path) -> list[Episode]:
@@ -223,7 +244,12 @@ def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> list[
     expected = list(shard_episodes(shard, manifest["episodes"], manifest["shard_size"]))
     shape = (manifest["frames"], manifest["size"], manifest["size"], 3)
     try:
-        records = shard_metadata(path)["episodes"]
+        header = shard_metadata(path)
+        changed = identity_mismatch(header, manifest)
+        if changed:
+            raise DataError(f"{path}: generated for a dataset with other {', '.join(changed)} "
+                            "than this manifest: an edited manifest or another dataset's shard")
+        records = header["episodes"]
         indices = [record["index"] for record in records]
         if indices != expected:
             raise DataError(f"{path}: holds episodes {indices[:1]}..{indices[-1:]}, the manifest "
@@ -249,6 +275,16 @@ def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> list[
     except (KeyError, TypeError, AttributeError, SafetensorError) as error:
         raise DataError(f"{path}: malformed episode records ({error!r})") from None
     return records
+
+
+def identity_mismatch(header: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """Manifest keys whose value differs from the dataset identity stored in a shard's header
+    (none for shards written before the identity was stored)."""
+    stored = header.get("dataset")
+    if not isinstance(stored, dict):
+        return []
+    return [key for key in sorted(set(stored) | set(manifest))
+            if stored.get(key) != manifest.get(key)]
 
 
 # ---- a whole dataset ----------------------------------------------------------------------------
