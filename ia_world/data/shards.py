@@ -283,8 +283,9 @@ def identity_mismatch(header: dict[str, Any], manifest: dict[str, Any]) -> list[
     stored = header.get("dataset")
     if not isinstance(stored, dict):
         return []
-    return [key for key in sorted(set(stored) | set(manifest))
-            if stored.get(key) != manifest.get(key)]
+    return [key for key in sorted(set(stored) | set(manifest))  # strict: 1 != 1.0 != true
+            if json.dumps(stored.get(key), sort_keys=True)
+            != json.dumps(manifest.get(key), sort_keys=True)]
 
 
 # ---- a whole dataset ----------------------------------------------------------------------------
