@@ -18,8 +18,8 @@ from safetensors.numpy import save
 from ia_world import cli
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import EpisodeStore, checksum_path, shard_path
-from ia_world.errors import DataError
 from ia_world.data.verify import VerifyConfig, verify, verify_stage
+from ia_world.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_bad_shard_is_named_and_repaired_to_the_clean_bytes(clean, copy, capsys,
 def rewrite_tensor(path: Path, key: str, value: np.ndarray) -> None:
     """Replace one tensor of a shard and recompute its checksum (a consistent, bad shard)."""
     with safe_open(str(path), framework="np") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
         metadata = handle.metadata()
     tensors[key] = value
     data = save(tensors, metadata=metadata)
