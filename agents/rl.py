@@ -29,6 +29,7 @@ from agents.sb3 import IAJEPAExtractor
 from ia_world.atomic import atomic_write, atomic_write_json
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.errors import ConfigError, DataError
+from ia_world.runlock import check_out_dir, run_lock
 
 ALGOS = ("ppo",)
 CNN_MIN_SIZE = 36  # NatureCNN's three strided convolutions need at least 36x36 frames
@@ -254,13 +255,16 @@ def rl(config: RLConfig) -> Path:
     """Train one run (returns its directory), or plot the runs given in `plot` (the PNG)."""
     validate_tree(config)
     if config.plot:
-        path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+        with run_lock(config.out):
+            path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
         print(f"rl: learning curves in {path}")
         return path
     if not config.name:
         env_name = config.env_id.split("/")[-1]
         config.name = f"{env_name}_{encoder_label(config.encoder)}_seed{config.seed}"
-    run_dir = train(config)
+    check_out_dir(config.out)
+    with run_lock(Path(config.out) / config.name):  # checked writable and held before any work
+        run_dir = train(config)
     steps, returns = episode_returns(run_dir)
     print(f"rl: {len(returns)} episodes in {int(steps[-1])} env steps; mean return of the last "
           f"{min(len(returns), 10)}: {returns[-10:].mean():.3f}; run in {run_dir}")

@@ -60,6 +60,7 @@ from ia_world.config import as_dict, check_choice, check_path, check_range, vali
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.stats import auroc
 from ia_world.parallel import ordered_map
+from ia_world.runlock import run_lock
 
 
 @dataclass
@@ -422,8 +423,15 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
 
     Checked on held-out train-task episodes and on `test_episodes` of the fold's test tasks
     (used for these numbers only; nothing is fit or selected on them). Returns the directory.
+    `out=` is checked writable and locked (one writer) before any work.
     """
     validate_tree(config)
+    with run_lock(config.out):
+        return train_and_save(config)
+
+
+def train_and_save(config: WorldModelTrainConfig) -> Path:
+    """The work of `train_stage` on a validated config, its `out=` held."""
     data = collect_windows(config)
     windows, labels = data["windows"], data["labels"]
     config.world_model.latent_dim, config.world_model.tokens_per_window = windows.shape[2:][::-1]

@@ -61,12 +61,28 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> Non
     atomic_write_bytes(path, (json.dumps(obj, indent=indent, default=to_json) + "\n").encode())
 
 
+def temp_owner_dead(name: str) -> bool:
+    """Whether a temporary's name (`.tmp-<pid>-<file>`) is one whose writing process has ended
+    (another live process's temporary is its own to clean)."""
+    pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    if not name.startswith(TEMP_PREFIX) or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return int(pid) == os.getpid()  # our own leftover from an earlier failed attempt
+
+
 def remove_stale_temps(directory: Path, names: set[str]) -> None:
-    """Delete temporaries left by a killed run for the files named in `names`."""
+    """Delete temporaries left by a killed run for the files named in `names` (only those whose
+    writer has ended: temporaries are cleaned by their owner)."""
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and entry.name.split("-", 2)[-1] in names:
+        if entry.name.split("-", 2)[-1] in names and temp_owner_dead(entry.name):
             entry.unlink(missing_ok=True)
 
 

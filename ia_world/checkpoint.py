@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text, temp_owner_dead
 from ia_world.config import as_dict, to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.models import IAJEPA, ModelConfig, VideoEncoder, preset
@@ -51,8 +51,9 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
     """Write run_dir/checkpoints/step-<step>/ via a temp dir + rename; point `latest` at it."""
     root = Path(run_dir) / CHECKPOINT_DIR
     final = root / f"step-{step:08d}"
-    for stale in root.glob(".tmp-*"):  # left by a killed writer
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):  # left by a killed writer (never a live one's)
+        if temp_owner_dead(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     temp = root / f".tmp-{os.getpid()}-{final.name}"
     temp.mkdir(parents=True)
     write_model_dir(temp, tensors, config, metrics)

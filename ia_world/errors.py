@@ -15,3 +15,7 @@ class DataError(IAWorldError):
 
 class CheckpointError(IAWorldError):
     """A checkpoint is missing, corrupt, or from an incompatible config."""
+
+
+class BusyError(IAWorldError):
+    """Another ia-world process holds the output directory's lock; names its pid."""

@@ -6,6 +6,7 @@ from its last checkpoint reproduces the uninterrupted loss curve on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -53,6 +54,7 @@ from ia_world.masking.saliency import SALIENCY, STORED_PATCH
 from ia_world.masking.strategies import check_future
 from ia_world.models import IAJEPA, ModelConfig
 from ia_world.models.jepa import REGULARIZERS
+from ia_world.runlock import run_lock
 
 LOG_FILE = "log.csv"
 LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "rankme_centred",
@@ -383,12 +385,16 @@ def train(cfg: PretrainConfig, mask_fn=None) -> dict:
     """Pretrain (or resume) into cfg.out; returns the final metrics. Joins torchrun's group."""
     validate_tree(cfg)
     joins_group = not dist.is_initialized()
-    rank, world_size, device = setup_distributed(cfg)
-    try:
-        return pretrain_loop(cfg, mask_fn or make_mask_fn(cfg.masking), rank, world_size, device)
-    finally:
-        if joins_group and dist.is_initialized():
-            dist.destroy_process_group()
+    # rank 0 writes the run directory: it alone holds its lock (taken before any work)
+    lock = run_lock(cfg.out) if int(os.environ.get("RANK", 0)) == 0 else contextlib.nullcontext()
+    with lock:
+        rank, world_size, device = setup_distributed(cfg)
+        try:
+            return pretrain_loop(cfg, mask_fn or make_mask_fn(cfg.masking), rank, world_size,
+                                 device)
+        finally:
+            if joins_group and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,

@@ -41,6 +41,7 @@ from ia_world.data.shards import (
 from ia_world.errors import ConfigError, DataError
 from ia_world.masking.saliency import STORED_PATCH, episode_saliency
 from ia_world.parallel import ordered_map
+from ia_world.runlock import LOCK_NAME, run_lock
 
 # configs/env/<name>.yaml: scene name -> registered Gymnasium id
 ENV_NAMES = {
@@ -253,12 +254,25 @@ def write_shards(root: Path, cfg: GenerateConfig, shards: list[int]) -> int:
     return len(jobs)
 
 
+def generate_lock(cfg: GenerateConfig) -> str:
+    """The lock file of this process's share: split runs (`num_shards` > 1) write side by side."""
+    split = f"-{cfg.shard_index}-of-{cfg.num_shards}" if cfg.num_shards > 1 else ""
+    return LOCK_NAME + split
+
+
 def generate(cfg: GenerateConfig) -> Path:
     """Generate (or finish) this process's share of the dataset; returns the dataset directory.
 
-    Prints a summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
+    `out=` is checked writable and locked (one writer per share) before any work. Prints a
+    summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
     """
     validate_tree(cfg)
+    with run_lock(cfg.out, name=generate_lock(cfg)):
+        return generate_share(cfg)
+
+
+def generate_share(cfg: GenerateConfig) -> Path:
+    """The work of `generate` on a validated config, its `out=` held."""
     root = Path(cfg.out)
     check_env_kwargs(cfg)
     ensure_manifest(root, cfg)

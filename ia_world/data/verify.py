@@ -36,6 +36,7 @@ from ia_world.data.shards import (
     verify_shard,
 )
 from ia_world.errors import DataError
+from ia_world.runlock import run_lock
 
 
 @dataclass
@@ -175,7 +176,8 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
         doubts = [f"{root / MANIFEST_NAME}: no intact shard confirms it"]
     repaired = []
     if repair and bad and not doubts:
-        repair_shards(root, manifest, sorted(bad))
+        with run_lock(root, "path"):
+            repair_shards(root, manifest, sorted(bad))
         repaired = [shard_path(root, s).name for s in sorted(bad)]
         bad, disagree, agree = classify_shards(root, manifest)
     return {"path": str(root), "episodes": manifest["episodes"],

@@ -52,6 +52,7 @@ from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
+from ia_world.runlock import run_lock
 
 COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
 EXTRA_BODY_KWARGS = {"stack_chance": 0.0}  # env arguments that add bodies beyond the count
@@ -311,18 +312,19 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Evaluate a checkpoint; writes <out or ckpt>/metrics.json and returns the results.
 
     Results go under "eval" (EMA target weights) or "eval_encoder" (online encoder weights), so
-    evaluating one never overwrites the other.
+    evaluating one never overwrites the other. `out=` is checked writable and locked (one
+    writer) before minutes of evaluation.
     """
     validate_tree(cfg)
     eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
-    path = out / METRICS_FILE
-    metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
-    if not isinstance(metrics, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
-    result = measure(eval_cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
+    with run_lock(out):
+        path = out / METRICS_FILE
+        metrics = read_json(path) if path.is_file() else {}  # checked before the evaluation
+        if not isinstance(metrics, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+        result = measure(eval_cfg)
+        atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
 
