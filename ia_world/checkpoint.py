@@ -77,9 +77,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     latest = path / LATEST_FILE
     if latest.is_file():
         try:
-            return path / json.loads(latest.read_text())["checkpoint"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            target = json.loads(latest.read_text())["checkpoint"]
+        except (OSError, ValueError, KeyError, TypeError):  # ValueError: JSON, UTF-8
             raise CheckpointError(f"{latest}: corrupt pointer to the latest checkpoint") from None
+        if (not isinstance(target, str) or Path(target).is_absolute()
+                or ".." in Path(target).parts):
+            raise CheckpointError(f"{latest}: points outside its run directory ({target!r})")
+        return path / target
     raise CheckpointError(f"{path}: no checkpoint here (neither {MODEL_FILE} nor {LATEST_FILE})")
 
 
@@ -87,7 +91,7 @@ def read_json(path: Path) -> dict:
     """A checkpoint's JSON file, or CheckpointError naming it."""
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad JSON or not UTF-8
         raise CheckpointError(f"{path}: unreadable ({type(error).__name__})") from None
 
 

@@ -7,6 +7,7 @@ from its last checkpoint reproduces the uninterrupted loss curve on CPU.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import math
 import os
@@ -42,6 +43,7 @@ from ia_world.config import (
     check_path,
     check_range,
     config_diff,
+    to_dataclass,
     validate_tree,
 )
 from ia_world.data.generator import EnvConfig
@@ -278,10 +280,24 @@ def with_defaults(stored: dict, defaults: dict) -> dict:
     return stored
 
 
+def read_pretrain_config(checkpoint: Path) -> dict:
+    """A checkpoint's config.json as stored, after validating it (the keys it predates filled
+    in from the defaults) through PretrainConfig, types included; CheckpointError naming it."""
+    path = checkpoint / CONFIG_FILE
+    stored = read_json(path)
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(stored).__name__}")
+    try:
+        to_dataclass(with_defaults(copy.deepcopy(stored), as_dict(PretrainConfig())),
+                     PretrainConfig)
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: not a valid pretraining config ({error})") from None
+    return stored
+
+
 def check_resumable(checkpoint: Path, config: dict) -> None:
     """Refuse to resume a checkpoint whose stored config differs (other than RESUMABLE_KEYS)."""
-    stored = read_json(checkpoint / CONFIG_FILE)
-    stored = with_defaults(stored, as_dict(PretrainConfig())) if isinstance(stored, dict) else {}
+    stored = with_defaults(read_pretrain_config(checkpoint), as_dict(PretrainConfig()))
     changed = config_diff(stored, config, RESUMABLE_KEYS)
     if changed:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: this run was started with another "

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
-    CONFIG_FILE,
     ENCODER_WEIGHTS,
     METRICS_FILE,
     initial_encoder,
@@ -53,6 +52,7 @@ from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, sin
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 from ia_world.runlock import run_lock
+from ia_world.training import read_pretrain_config
 
 COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
 EXTRA_BODY_KWARGS = {"stack_chance": 0.0}  # env arguments that add bodies beyond the count
@@ -229,7 +229,7 @@ def metrics_table(probes: dict[str, dict[str, dict]], qa: dict) -> dict[str, dic
 def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
-    config = read_json(checkpoint / CONFIG_FILE)
+    config = read_pretrain_config(checkpoint)  # validated before any work
     encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
                 "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
     grid = encoders["encoder"].grid
