@@ -27,7 +27,14 @@ from tqdm import tqdm
 import envs
 from agents.sb3 import IAJEPAExtractor
 from ia_world.atomic import atomic_write, atomic_write_json
-from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
+from ia_world.config import (
+    as_dict,
+    check_choice,
+    check_name,
+    check_path,
+    check_range,
+    validate_tree,
+)
 from ia_world.errors import ConfigError, DataError
 from ia_world.runlock import check_out_dir, run_lock
 
@@ -87,9 +94,8 @@ class RLConfig:
         if self.encoder != "cnn" and not Path(self.encoder).exists():
             raise ConfigError(f"encoder must be 'cnn' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
-        if self.name in (".", "..") or Path(self.name).name != self.name:
-            raise ConfigError(f"name={self.name!r} must be a plain directory name (the run "
-                              "directory goes inside out=)")
+        if self.name:
+            check_name("name", self.name)
         for key, high in (("steps", 10**9), ("n_envs", 256), ("frame_stack", 64),
                           ("size", 512), ("episode_steps", 10**6)):
             check_range(key, getattr(self, key), 1, high)

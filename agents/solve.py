@@ -174,9 +174,11 @@ def markdown_table(summary: dict[str, dict[str, float]], title: str, attempts: i
     return "\n".join(lines) + "\n"
 
 
-def write_solution_video(path: Path, puzzle: Puzzle, action, size: int) -> None:
-    """Re-simulate a solving action with recording and write it as mp4 (atomically)."""
-    write_video(path, attempt(build_space(puzzle), action, record_size=size).frames, fps=10)
+def write_solution_video(path: Path, puzzle: Puzzle, action, size: int, root: Path) -> None:
+    """Re-simulate a solving action with recording and write it as mp4 (atomically, refused
+    outside `root`)."""
+    write_video(path, attempt(build_space(puzzle), action, record_size=size).frames, fps=10,
+                root=root)
 
 
 def solve_tasks(agent_cfg, tasks: list[str], attempts: int, size: int,
@@ -230,5 +232,5 @@ def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
         first_solved = {r.template: r for r in reversed(results) if r.solving_action}
         for template, result in sorted(first_solved.items()):
             write_solution_video(out / "videos" / f"{template}.mp4", parse_task_id(result.task),
-                                 result.solving_action, config.size)
+                                 result.solving_action, config.size, out)
     return summary

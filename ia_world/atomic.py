@@ -25,12 +25,23 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def check_inside(path: Path, root: str | Path) -> None:
+    """ValueError naming both unless `path` (resolved, links followed) lies under `root`."""
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"{path}: outside {root}; refusing to write there")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None],
+                 root: str | Path | None = None) -> None:
     """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step.
 
-    An OSError without a file name (a full disk) gets `path`, so its message names the file.
+    With `root`, a `path` outside it (`..`, a link) is refused (ValueError) before anything is
+    written. An OSError without a file name (a full disk) gets `path`, so its message names
+    the file.
     """
     path = Path(path)
+    if root is not None:
+        check_inside(path, root)
     temp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

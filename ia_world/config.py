@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import configs
+from envs.base import is_plain_name
 from ia_world.errors import ConfigError
 
 CONFIG_DIR = Path(configs.__file__).resolve().parent
@@ -207,6 +208,13 @@ def check_choice(name: str, value, choices) -> None:
     """Raise ConfigError unless value is one of choices."""
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def check_name(key: str, value: str) -> None:
+    """Raise ConfigError unless value is a plain name (it becomes one path component)."""
+    if not is_plain_name(value):
+        raise ConfigError(f"{key}={value!r} must be a plain name (letters, digits, '_', '-', "
+                          "'.'; not starting with '.'): it names a directory inside out=")
 
 
 def check_path(name: str, value: str) -> None:
