@@ -200,7 +200,12 @@ def episode_returns(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(cumulative env steps, returns) of a run's finished episodes, in order of finishing."""
     rows = []
     for path in sorted(run_dir.glob("*.monitor.csv")):
-        table = np.genfromtxt(path, delimiter=",", skip_header=2, ndmin=2)  # r, l, t
+        try:
+            table = np.genfromtxt(path, delimiter=",", skip_header=2, ndmin=2)  # r, l, t
+        except (ValueError, OSError) as error:
+            raise DataError(f"{path}: not an SB3 monitor file ({error})".splitlines()[0]) from None
+        if table.size and (table.shape[1] < 3 or not np.isfinite(table[:, :3]).all()):
+            raise DataError(f"{path}: not an SB3 monitor file (rows of r, l, t numbers)")
         rows.extend(table[:, :3].tolist() if table.size else [])
     if not rows:
         raise DataError(f"{run_dir}: no finished episodes in *.monitor.csv")
@@ -231,6 +236,18 @@ def run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
+def run_label(run: Path) -> str:
+    """The label a run's run.json stores; DataError naming the file when it is unreadable."""
+    path = run / "run.json"
+    try:
+        label = json.loads(path.read_text())["label"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: unreadable run file ({type(error).__name__})") from None
+    if not isinstance(label, str):
+        raise DataError(f"{path}: label {label!r} is not a string")
+    return label
+
+
 def plot_curves(runs: list[Path], out: Path) -> Path:
     """Learning curves, mean +- std over the runs sharing a label, written to `out` (png)."""
     matplotlib.use("Agg")
@@ -238,7 +255,7 @@ def plot_curves(runs: list[Path], out: Path) -> Path:
 
     labelled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for run in runs:
-        label = json.loads((run / "run.json").read_text())["label"]
+        label = run_label(run)
         labelled.setdefault(label, []).append(episode_returns(run))
     end = min(steps[-1] for curves in labelled.values() for steps, _ in curves)
     grid = np.linspace(end / CURVE_POINTS, end, CURVE_POINTS)

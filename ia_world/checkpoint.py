@@ -29,6 +29,16 @@ TRAIN_STATE_FILE, TRAIN_INFO_FILE = "train_state.safetensors", "train_state.json
 LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
 
 
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write tensors as safetensors, atomically; CheckpointError naming the file when it cannot
+    be written (a full disk: safetensors raises its own error type, not an OSError)."""
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    try:
+        atomic_write(path, lambda temp: save_file(cpu, temp))
+    except SafetensorError as error:
+        raise CheckpointError(f"{path}: cannot write ({error})".splitlines()[0]) from None
+
+
 def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], config: dict,
                     metrics: dict | None = None) -> Path:
     """Write model.safetensors + config.json (+ metrics.json) into a directory, each atomically.
@@ -36,8 +46,7 @@ def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], con
     The one weights writer: pretraining checkpoints and the world model both use it.
     """
     directory = Path(directory)
-    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(directory / MODEL_FILE, lambda temp: save_file(cpu, temp))
+    save_tensors(directory / MODEL_FILE, tensors)
     atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
     if metrics is not None:
         atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
@@ -58,8 +67,7 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
     temp.mkdir(parents=True)
     write_model_dir(temp, tensors, config, metrics)
     if train_tensors is not None:
-        cpu = {k: v.detach().cpu().contiguous() for k, v in train_tensors.items()}
-        atomic_write(temp / TRAIN_STATE_FILE, lambda path: save_file(cpu, path))
+        save_tensors(temp / TRAIN_STATE_FILE, train_tensors)
         atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temp, final)
@@ -117,7 +125,13 @@ def checkpoint_model_config(checkpoint: Path) -> ModelConfig:
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Strictly load `tensors` into `module`, or CheckpointError naming the file."""
+    """Strictly load `tensors` into `module`, or CheckpointError naming the file (also on a
+    non-finite weight: it would surface later as a NaN feature)."""
+    bad = [name for name, value in tensors.items()
+           if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite weights in {bad[0]}"
+                              f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}")
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as error:

@@ -12,7 +12,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from ia_world.errors import IAWorldError
+from ia_world.errors import IAWorldError, from_worker
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_command(command, overrides, dry_run=DRY_RUN in args[1:])
     except IAWorldError as error:
-        print(f"ia-world {command}: error: {error}", file=sys.stderr)
+        print(f"ia-world {command}: error: {from_worker(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # unwritable output directory, full disk, unreadable input
         print(f"ia-world {command}: error: {error.filename or ''}: {error.strerror or error}",

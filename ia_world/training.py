@@ -49,7 +49,7 @@ from ia_world.config import (
 from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
 from ia_world.data.sources import DataConfig, DataSource, clip_dataset
-from ia_world.errors import CheckpointError, ConfigError, IAWorldError
+from ia_world.errors import CheckpointError, ConfigError, DataError, IAWorldError, from_worker
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.masking.saliency import SALIENCY, STORED_PATCH
@@ -315,16 +315,29 @@ def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
     check_resumable(checkpoint, config)
     load_weights(model, read_tensors(checkpoint / MODEL_FILE), checkpoint / MODEL_FILE)
     info = read_json(checkpoint / TRAIN_INFO_FILE)
-    restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
-    return int(info["step"])
+    if not isinstance(info, dict) or type(info.get("step")) is not int or info["step"] < 0:
+        raise CheckpointError(f"{checkpoint / TRAIN_INFO_FILE}: no step (tampered or corrupt "
+                              "train state)")
+    try:
+        restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise CheckpointError(f"{checkpoint / TRAIN_STATE_FILE}: cannot restore the optimizer "
+                              f"and RNG state ({message}); tampered or corrupt train state, or "
+                              "use another out=") from None
+    return info["step"]
 
 
 def truncate_log(path: Path, last_step: int) -> None:
     """Keep the CSV log rows up to `last_step` (rows after the resumed checkpoint are redone)."""
     rows = []
     if path.is_file():
-        with path.open() as handle:
-            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+        try:
+            with path.open() as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+        except (KeyError, ValueError, TypeError, csv.Error) as error:  # ValueError: UTF-8 too
+            raise DataError(f"{path}: not this run's log ({type(error).__name__}: {error}); "
+                            "restore it or delete it to start the log afresh") from None
     lines = [",".join(LOG_FIELDS)] + [",".join(row.get(k) or "" for k in LOG_FIELDS)
                                       for row in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
@@ -436,7 +449,10 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
                      disable=rank != 0, desc="pretrain"):
         started = time.perf_counter()
-        batch = next(batches)
+        try:
+            batch = next(batches)
+        except IAWorldError as error:  # from a DataLoader worker: its one line, not a traceback
+            raise from_worker(error) from None
         fetched = time.perf_counter()
         waited += fetched - started
         frames, mask = batch["frames"], batch["mask"].to(device)  # B T H W 3 uint8, B N
