@@ -55,9 +55,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None],
         temp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    atomic_write(path, lambda temp: temp.write_bytes(data))
+def atomic_write_bytes(path: str | Path, data: bytes, root: str | Path | None = None) -> None:
+    """Write `data` to `path` atomically (with `root`, refused outside it)."""
+    atomic_write(path, lambda temp: temp.write_bytes(data), root)
 
 
 def to_json(value: Any) -> Any:

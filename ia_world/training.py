@@ -322,9 +322,9 @@ def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
         restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise CheckpointError(f"{checkpoint / TRAIN_STATE_FILE}: cannot restore the optimizer "
-                              f"and RNG state ({message}); tampered or corrupt train state, or "
-                              "use another out=") from None
+        raise CheckpointError(f"{checkpoint / TRAIN_STATE_FILE} (with {TRAIN_INFO_FILE}): "
+                              f"cannot restore the optimizer and RNG state ({message}); "
+                              "tampered or corrupt train state: use another out=") from None
     return info["step"]
 
 
