@@ -1,6 +1,7 @@
 """`ia-world demo` end to end (micro preset), mask overlays, and the report in headless Chromium."""
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -42,8 +43,23 @@ def demo_out(tmp_path_factory):
     Its path has spaces, quotes and non-ASCII letters, passed as a shell would pass them.
     """
     out = tmp_path_factory.mktemp("demo") / 'runs/demo spaced "quoted" \u00fcn\u00ef'
-    assert main(["demo", "preset=micro", f"out={out}", "videos=1"]) == 0
+    cwd, before = tmp_path_factory.mktemp("demo_cwd"), os.getcwd()
+    os.chdir(cwd)  # whatever a stage wrote relative to the working directory would land here
+    try:
+        assert main(["demo", "preset=micro", f"out={out}", "videos=1"]) == 0
+    finally:
+        os.chdir(before)
     return out
+
+
+def test_demo_writes_nothing_outside_out(demo_out):
+    """The temp-tree diff: the demo (generate, pretrain, evaluate, report, world_model, solve)
+    left nothing in its working directory nor beside `out=`."""
+    base = demo_out.parents[1]
+    assert [p.name for p in base.iterdir()] == ["runs"]
+    assert [p for p in (base / "runs").iterdir()] == [demo_out]
+    cwd = next(p for p in base.parent.iterdir() if p.name.startswith("demo_cwd"))
+    assert list(cwd.iterdir()) == []
 
 
 def test_demo_writes_report_and_summary(demo_out):

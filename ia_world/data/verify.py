@@ -93,13 +93,26 @@ def legacy_identity(path: Path, manifest: dict[str, Any], shard: int,
     return []
 
 
+MAX_LISTED = 100_000  # beyond this many shards (an edited `episodes`), only those on disk
+
+
+def expected_shards(root: Path, manifest: dict[str, Any]) -> list[int] | range:
+    """The shard numbers the manifest implies (those on disk among them when it implies more
+    than MAX_LISTED, so that an edited `episodes: 10**9` is reported, not iterated)."""
+    count = num_shard_files(manifest["episodes"], manifest["shard_size"])
+    if count <= MAX_LISTED:
+        return range(count)
+    stems = (p.stem.removeprefix("shard-") for p in shard_path(root, 0).parent.glob("shard-*"))
+    return sorted({int(s) for s in stems if s.isdigit() and int(s) < count})
+
+
 def classify_shards(root: Path, manifest: dict[str, Any]) -> tuple[dict, dict, list]:
     """(bad, disagree, agree): shard -> problem for shards that are missing or corrupt (or whose
     content is bad though they agree with the manifest); shard -> (the manifest keys it
     contradicts, the problem) for intact shards that contradict the manifest; the intact shards
     that agree with it."""
     bad, disagree, agree = {}, {}, []
-    for shard in range(num_shard_files(manifest["episodes"], manifest["shard_size"])):
+    for shard in expected_shards(root, manifest):
         path = shard_path(root, shard)
         try:
             verify_shard(path)
