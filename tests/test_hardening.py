@@ -284,9 +284,12 @@ def test_full_disk_without_a_file_name_names_the_file(tmp_path, monkeypatch, cap
 @pytest.mark.parametrize("edit, match", [
     (lambda m: [1, 2], "dataset.json: expected a JSON object"),
     (lambda m: dict(m, shard_size=0), "dataset.json: shard_size 0"),
-    (lambda m: dict(m, shard_size=2), "shard-00000.safetensors: holds episodes"),
-    (lambda m: dict(m, seed=5), "shard-00000.safetensors: episode 0 has seed"),
-    (lambda m: dict(m, size=64), "shard-00000.safetensors: episode 0 has frames"),
+    (lambda m: dict(m, shard_size=2), "shard-00000.safetensors: generated for a dataset with "
+                                      "other shard_size"),
+    (lambda m: dict(m, seed=5), "shard-00000.safetensors: generated for a dataset with other "
+                                "seed"),
+    (lambda m: dict(m, size=64), "shard-00000.safetensors: generated for a dataset with other "
+                                 "size"),
 ])
 def test_edited_manifest_is_named(dataset, edit, match):
     manifest = dataset / "dataset.json"
@@ -303,7 +306,8 @@ def test_foreign_shard_is_named(datasets, dataset, other):
         shutil.copy(datasets / other / "shards" / name, dataset / "shards" / name)
     store = EpisodeStore(dataset)
     assert store[0].meta["seed"] == store.seed_of(0)
-    with pytest.raises(DataError, match="shard-00001.safetensors: episode 1 has"):
+    with pytest.raises(DataError, match="shard-00001.safetensors: generated for a dataset with "
+                                        "other (seed|size)"):
         store[1]
     generate(GenerateConfig(out=str(dataset), episodes=3, frames=6, size=32, shard_size=1))
     assert [ep.meta["seed"] for ep in read_all(dataset)] == [store.seed_of(k) for k in range(3)]

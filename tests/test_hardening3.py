@@ -279,7 +279,7 @@ def test_generate_refuses_bad_env_kwargs_before_writing_anything(tmp_path, capsy
     assert cli.main(["generate", "env=tabletop3d", "+env.kwargs.num_objects=[6,3]",
                      f"out={out}", "episodes=1"]) == 2
     assert "num_objects" in one_error_line(capsys, "generate")
-    assert not (out / "dataset.json").exists()
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("options, expected", [

@@ -267,6 +267,7 @@ def generate(cfg: GenerateConfig) -> Path:
     summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
     """
     validate_tree(cfg)
+    check_env_kwargs(cfg)  # before anything is written, out= included
     with run_lock(cfg.out, name=generate_lock(cfg)):
         return generate_share(cfg)
 
@@ -274,7 +275,6 @@ def generate(cfg: GenerateConfig) -> Path:
 def generate_share(cfg: GenerateConfig) -> Path:
     """The work of `generate` on a validated config, its `out=` held."""
     root = Path(cfg.out)
-    check_env_kwargs(cfg)
     ensure_manifest(root, cfg)
     owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
              if s % cfg.num_shards == cfg.shard_index]
