@@ -276,11 +276,17 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
 
 def check_interval(name: str, pair, low: float, high: float, integer: bool = False) -> tuple:
     """Validate a (min, max) kwarg: ValueError naming it unless low <= min <= max <= high."""
+    kind = "integers" if integer else "finite numbers"
+    problem = ValueError(f"{name} must be (min, max) {kind} with {low} <= min <= max <= {high}, "
+                         f"got {pair!r}")
     if isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) != 2:
-        raise ValueError(f"{name} must be (min, max), got {pair!r}")
-    values = tuple(check_number(f"{name}[{i}]", v, low, high, integer) for i, v in enumerate(pair))
-    if values[0] > values[1]:
-        raise ValueError(f"{name} must be (min, max) with min <= max, got {list(pair)}")
+        raise problem
+    try:
+        values = tuple(check_number(name, v, integer=integer) for v in pair)
+    except ValueError:
+        raise problem from None
+    if not low <= values[0] <= values[1] <= high:
+        raise problem
     return values
 
 
