@@ -82,12 +82,15 @@ def test_bad_shard_is_named_and_repaired_to_the_clean_bytes(clean, copy, capsys,
     assert cli.main(["verify", str(copy), "--repair"]) == 0
 
 
-def rewrite_tensor(path: Path, key: str, value: np.ndarray) -> None:
-    """Replace one tensor of a shard and recompute its checksum (a consistent, bad shard)."""
+def rewrite_tensor(path: Path, key: str, value: np.ndarray | None,
+                   metadata: dict | None = None) -> None:
+    """Replace one tensor (and the header) of a shard and recompute its checksum (a
+    consistent, bad shard)."""
     with safe_open(str(path), framework="np") as handle:
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        metadata = handle.metadata()
-    tensors[key] = value
+        metadata = metadata or handle.metadata()
+    if value is not None:
+        tensors[key] = value
     data = save(tensors, metadata=metadata)
     path.write_bytes(data)
     checksum_path(path).write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
@@ -150,3 +153,21 @@ def test_any_manifest_edit_is_reported_and_repair_changes_nothing(clean, data):
             assert len(str(error.value).splitlines()) == 1
             assert key in out.getvalue() + str(error.value)
         assert dataset_bytes(copy) == before
+
+
+def test_older_shards_without_a_stored_identity_still_check_the_env(clean, copy):
+    for shard in range(3):
+        path = shard_path(copy, shard)
+        with safe_open(str(path), framework="np") as handle:
+            key = next(iter(handle.keys()))
+            header = json.loads(handle.metadata()["ia_world"])
+        del header["dataset"]  # as written before shards stored their dataset identity
+        rewrite_tensor(path, key, None, {"ia_world": json.dumps(header)})
+    assert verify(copy)["bad"] == {}
+    manifest = json.loads((copy / "dataset.json").read_text())
+    manifest["env"] = {"name": "cradle", "id": "ia_world/Cradle-v0", "kwargs": {}}
+    (copy / "dataset.json").write_text(json.dumps(manifest))
+    before = dataset_bytes(copy)
+    with pytest.raises(DataError, match="episodes simulated in .*Billiards.*refused"):
+        verify_stage(VerifyConfig(path=str(copy), repair=True))
+    assert dataset_bytes(copy) == before
