@@ -34,6 +34,7 @@ from ia_world.config import (
 )
 from ia_world.data.video import write_video
 from ia_world.errors import ConfigError
+from ia_world.runlock import check_out_dir
 
 # agent name -> ("module:ConfigClass", "module:AgentClass"); the agent takes its validated config
 AGENTS = {
@@ -208,6 +209,7 @@ def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
     tables are printed and saved, with the world model's diagnostics, in results.json.
     """
     validate_tree(config)
+    check_out_dir(config.out)  # before any work
     agent_cfg = agent_config(config.agent)
     name = f"{agent_cfg.name}_{config.split}_fold{config.fold}"
     out = Path(config.out) / name

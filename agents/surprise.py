@@ -38,6 +38,7 @@ from ia_world.checkpoint import METRICS_FILE, FrozenEncoder, load_encoder
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.errors import CheckpointError, ConfigError
 from ia_world.eval.stats import auroc
+from ia_world.runlock import check_out_dir
 
 
 @dataclass
@@ -131,6 +132,7 @@ def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tens
 def surprise(config: SurpriseConfig) -> dict[str, float]:
     """Score teleport pairs made from the fold's test tasks; print and save the metrics."""
     validate_tree(config)
+    check_out_dir(config.out)  # before any work
     encoder = load_encoder(config.encoder)
     model, extra = load_world_model(config.world_model)
     if "surprise.reference" not in extra:

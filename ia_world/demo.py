@@ -37,6 +37,7 @@ from ia_world.eval.spectrum import gain_pct
 from ia_world.masking import STRATEGIES, MaskConfig
 from ia_world.models.presets import preset as model_preset
 from ia_world.report import read_eval, scalar_metrics
+from ia_world.runlock import check_out_dir
 from ia_world.training import PretrainConfig, pretrain
 from ia_world.viz import gif_bytes, write_mask_video
 
@@ -362,6 +363,7 @@ def print_summary(summary: dict) -> None:
 def demo(cfg: DemoConfig) -> dict:
     """Run (or resume) every stage of the demo; returns what summary.json holds."""
     validate_tree(cfg)
+    check_out_dir(cfg.out)  # before any work
     budget, out, seconds = cfg.budget, Path(cfg.out), {}
     clock = time.perf_counter()
 

@@ -24,6 +24,7 @@ from ia_world.eval.evaluate import eval_key
 from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
 from ia_world.eval.stats import excludes_zero, mean_ci, paired_difference_ci
+from ia_world.runlock import check_out_dir
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -341,6 +342,7 @@ def report(cfg: ReportConfig) -> Path:
     if not cfg.runs:
         raise DataError("report: no runs given (runs=[dir1,dir2,...]; `ia-world compare` trains "
                         "and evaluates them)")
+    check_out_dir(cfg.out)  # before any work
     path = write_report([read_eval(r, cfg.encoder_weights) for r in cfg.runs], Path(cfg.out),
                         cfg.baseline)
     print(f"report: {path}")

@@ -115,7 +115,12 @@ def refuse_work(*args, **kwargs):
     ("pretrain", "ia_world.training.pretrain_loop", []),
     ("evaluate", "ia_world.eval.evaluate.measure", ["ckpt=nowhere"]),
     ("world_model", "agents.world_model.train_and_save", ["features=state"]),
-    ("rl", "agents.rl.train", ["steps=512", "n_envs=1", "episode_steps=64"])])
+    ("rl", "agents.rl.train", ["steps=512", "n_envs=1", "episode_steps=64"]),
+    ("solve", "agents.solve.solve_tasks", []),
+    ("surprise", "agents.surprise.load_encoder", ["encoder=.", "world_model=."]),
+    ("report", "ia_world.report.read_eval", ["runs=[somewhere]"]),
+    ("compare", "ia_world.eval.compare.pretrain", []),
+    ("demo", "ia_world.demo.generate_split", [])])
 def test_out_a_file_fails_before_any_work(tmp_path, capsys, monkeypatch, command, work, args):
     file = tmp_path / "a-file"
     file.write_text("keep me")
