@@ -145,16 +145,20 @@ def stored_identity(root: Path, shard: int) -> dict[str, Any]:
     return shard_metadata(shard_path(root, shard)).get("dataset") or {}
 
 
+def count_consistent(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest's shard count follows from its episodes and shard size."""
+    return manifest.get("num_shard_files") == num_shard_files(manifest["episodes"],
+                                                              manifest["shard_size"])
+
+
 def manifest_problems(root: Path, manifest: dict[str, Any], disagree: dict) -> list[str]:
     """One line per thing that contradicts dataset.json: its shard count, and each key (or, for
     older shards, each fact) that intact shards contradict."""
     path = root / MANIFEST_NAME
-    problems = []
-    expected = num_shard_files(manifest["episodes"], manifest["shard_size"])
-    if manifest.get("num_shard_files") != expected:
-        problems.append(f"{path}: num_shard_files {manifest.get('num_shard_files')!r}, but "
-                        f"episodes {manifest['episodes']} / shard_size {manifest['shard_size']}"
-                        f" make {expected}")
+    problems = [] if count_consistent(manifest) else [
+        f"{path}: num_shard_files {manifest.get('num_shard_files')!r}, but episodes "
+        f"{manifest['episodes']} / shard_size {manifest['shard_size']} make "
+        f"{num_shard_files(manifest['episodes'], manifest['shard_size'])}"]
     keys: dict[str, list[int]] = {}
     for shard, (changed, message) in disagree.items():
         for key in changed:
@@ -180,7 +184,7 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
     manifest = read_manifest(root)
     bad, disagree, agree = classify_shards(root, manifest)
     problems = manifest_problems(root, manifest, disagree)
-    proven = len(agree) > len(disagree) and not any("num_shard_files" in p for p in problems)
+    proven = len(agree) > len(disagree) and count_consistent(manifest)
     doubts = [] if proven else problems
     if proven:  # intact shards that contradict a proven manifest are another dataset's
         bad.update({shard: f"{message}: another dataset's shard"
