@@ -21,14 +21,16 @@ from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import episode_seed, read_shard, shard_path
 from ia_world.errors import ConfigError, DataError
+from ia_world.runlock import LOCK_NAME
 
 TINY = ["env=billiards", "episodes=5", "shard_size=2", "frames=8", "seed=3", "preview=1"]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under root (hidden temporaries included) -> its bytes."""
+    """Every file under root (hidden temporaries included; not the run locks, which hold their
+    last holder's pid) -> its bytes."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and not p.name.startswith(LOCK_NAME)}
 
 
 def assert_same_episode(a, b) -> None:
