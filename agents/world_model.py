@@ -5,7 +5,9 @@ other templates for the cross split) are simulated; each placement becomes windo
 window 0 encodes the still initial scene with the red ball (the frame repeated), windows 1..K-1
 encode consecutive clips of the recorded rollout. A block-causal world model (agents.dynamics)
 is fit on them and a linear goal probe is fit on the world model's rollouts from window 0
-(label: solved). The directory it writes is what `agent=latent` and `ia-world surprise` load.
+(label: solved) of other train episodes, never used to fit the dynamics (`episode_roles`): the
+probe learns on out-of-sample rollouts, as it is used at test time. The directory it writes is
+what `agent=latent` and `ia-world surprise` load.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class WorldModelTrainConfig:
     probe_steps: int = 300  # goal-probe training steps
     probe_weight_decay: float = 1e-3  # goal-probe weight decay
     holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
+    # share of episodes the goal probes are fit on (rollouts of episodes the dynamics never saw)
+    probe_share: float = 0.25
     out: str = "runs/world_model"  # world model, probe and metrics.json go here
     seed: int = 0  # placement sampling seed
     # encoder: frozen-encoder latents; state: the simulator's body states (positive control)
@@ -108,6 +112,11 @@ class WorldModelTrainConfig:
         check_range("probe_steps", self.probe_steps, 1, 10**6)
         check_range("probe_weight_decay", self.probe_weight_decay, 0.0, 10.0)
         check_range("holdout", self.holdout, 0.0, 0.9)
+        check_range("probe_share", self.probe_share, 0.0, 0.9)
+        roles = episode_roles(self.episodes, self.holdout, self.probe_share)
+        if len(range(self.episodes)[roles["dynamics"]]) < 2:
+            raise ConfigError(f"holdout={self.holdout} + probe_share={self.probe_share} leave "
+                              f"fewer than 2 of episodes={self.episodes} to fit the dynamics")
 
 
 @dataclass
@@ -328,10 +337,30 @@ def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor,
 FIRST_WINDOW_PROBE = "probe0."  # tensors of the window-0 goal probe (no rollout)
 
 
+def episode_roles(episodes: int, holdout: float, probe_share: float) -> dict[str, slice]:
+    """Disjoint train-episode ranges: `heldout` (checks only), `probe` (fits the goal probes on
+    the world model's rollouts, out of sample) and `dynamics` (fits the world model)."""
+    held = max(1, int(holdout * episodes))
+    probe = held + max(1, int(probe_share * episodes))
+    return {"heldout": slice(0, held), "probe": slice(held, probe),
+            "dynamics": slice(probe, episodes)}
+
+
+def fit_goal_probes(model: WorldModel, windows: torch.Tensor, labels: torch.Tensor,
+                    actions: torch.Tensor | None, cfg) -> dict[str, torch.Tensor]:
+    """The goal probe on rollouts from window 0 of `windows` (E K P D) and the window-0 probe
+    (the ablation's objective, prefix FIRST_WINDOW_PROBE) on the same episodes."""
+    probe = train_probe(probe_features(model, windows[:, :1], windows.shape[1] - 1, actions),
+                        labels, cfg.probe_steps, cfg.probe_weight_decay)
+    probe.update(train_probe(first_window_features(windows[:, 0], actions), labels,
+                             cfg.probe_steps, cfg.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
+    return probe
+
+
 def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
                       labels: torch.Tensor, actions: torch.Tensor | None, fit: slice,
                       check: slice, cfg) -> dict[str, float]:
-    """Goal-probe AUROC on `check` episodes, with two reference probes fit on `fit` episodes.
+    """Goal-probe AUROC on `check` episodes, with a reference probe fit on `fit` episodes.
 
     `first_window`: a probe on window 0 alone (what the placement looks like, no dynamics);
     `true_future`: a probe on the encoded real future windows (a perfect world model's bound).
@@ -433,24 +462,21 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     def rows(part: slice) -> torch.Tensor | None:
         return actions[part] if actions is not None else None
 
-    held = max(1, int(config.holdout * config.episodes))
-    fit, heldout = slice(held, config.episodes), slice(0, held)
+    roles = episode_roles(config.episodes, config.holdout, config.probe_share)
+    fit, heldout, probe_fit = roles["dynamics"], roles["heldout"], roles["probe"]
     model = train_world_model(config.world_model, windows[fit], rows(fit), labels[fit])
     horizon = config.windows - 1
-    probe = train_probe(probe_features(model, windows[fit, :1], horizon, rows(fit)), labels[fit],
-                        config.probe_steps, config.probe_weight_decay)
-    # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
-    probe.update(train_probe(first_window_features(windows[fit, 0], rows(fit)), labels[fit],
-                             config.probe_steps, config.probe_weight_decay,
-                             prefix=FIRST_WINDOW_PROBE))
+    probe = fit_goal_probes(model, windows[probe_fit], labels[probe_fit], rows(probe_fit), config)
     train_share, test_share = data["drawn_solved_share"].tolist()
     metrics = {"episodes": config.episodes, "solved_share": float(labels[fit].float().mean()),
+               "probe_solved": int(labels[probe_fit].sum()),
+               "episode_roles": {k: [r.start, r.stop] for k, r in roles.items()},
                "drawn_solved_share": {"train": train_share, "test": test_share}}
     for name, check in (("heldout", heldout), ("test_tasks", slice(config.episodes, None))):
         if check.start < len(windows):
             metrics[name] = {**rollout_errors(model, windows[check], 1, rows(check)),
-                             **probe_diagnostics(model, probe, windows, labels, actions, fit,
-                                                 check, config)}
+                             **probe_diagnostics(model, probe, windows, labels, actions,
+                                                 probe_fit, check, config)}
     out = Path(config.out)
     reference = window_errors(model, windows[heldout], rows(heldout)).median(0).values
     save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
