@@ -26,7 +26,7 @@ from tqdm import tqdm
 from agents.planner_stats import auccess_ci, planner_statistics, puzzle_auccess, statistics_table
 from envs.phyre_lite.auccess import success_at
 from envs.phyre_lite.scene import Puzzle, attempt, build_space, render
-from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
+from envs.phyre_lite.splits import NUM_FOLDS, ROLES, SPLITS, role_tasks
 from envs.phyre_lite.templates import TEMPLATES, parse_task_id
 from ia_world.atomic import atomic_write_json, atomic_write_text
 from ia_world.checkpoint import read_json
@@ -58,7 +58,9 @@ class SolveConfig:
 
     split: str = "within"  # within-template or cross-template fold
     fold: int = 0  # 0..4
-    puzzles: int = 0  # test puzzles per template (0 = all of the fold)
+    # val: the fold's puzzles for choosing planner levers; test: its held-out puzzles (claims)
+    role: str = "test"
+    puzzles: int = 0  # puzzles of the role per template (0 = all of the fold)
     attempts: int = 100  # valid attempts per puzzle (AUCCESS horizon)
     size: int = 64  # observation / video size in px
     out: str = "runs/solve"  # results go to <out>/<agent>_<split>_fold<k>/
@@ -78,6 +80,7 @@ class SolveConfig:
         """Range-check the keys; validate the agent's config on its own schema."""
         check_choice("split", self.split, SPLITS)
         check_range("fold", self.fold, 0, NUM_FOLDS - 1)
+        check_choice("role", self.role, ROLES)
         check_range("puzzles", self.puzzles, 0, 10**6)
         check_range("attempts", self.attempts, 1, 10**6)
         check_range("size", self.size, 16, 512)
@@ -149,10 +152,10 @@ def solve_puzzle(agent, puzzle: Puzzle, attempts: int, size: int) -> PuzzleResul
 
 
 def held_out_tasks(split: str, fold: int, per_template: int,
-                   templates: list[str] | None = None) -> list[str]:
-    """The fold's test task ids (of `templates` only, if given), the first `per_template` of
-    each template (0 = all)."""
-    _, test = split_tasks(split, fold)
+                   templates: list[str] | None = None, role: str = "test") -> list[str]:
+    """The fold's task ids of `role` (val or test; of `templates` only, if given), the first
+    `per_template` of each template (0 = all)."""
+    test = role_tasks(split, fold)[role]
     if templates:
         test = [task for task in test if task.split(":")[0] in templates]
     if per_template == 0:
@@ -240,11 +243,12 @@ def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
     """
     validate_tree(config)
     agent_cfg = agent_config(config.agent)
-    name = f"{agent_cfg.name}_{config.split}_fold{config.fold}"
+    role = "" if config.role == "test" else f"_{config.role}"
+    name = f"{agent_cfg.name}_{config.split}_fold{config.fold}{role}"
     out = Path(config.out) / name
     out.mkdir(parents=True, exist_ok=True)
     tasks = config.tasks or held_out_tasks(config.split, config.fold, config.puzzles,
-                                           config.templates)
+                                           config.templates, config.role)
     done: dict[str, list[PuzzleResult]] = {}  # identical runs (the random agent's) run once
 
     def run(cfg, desc: str) -> list[PuzzleResult]:

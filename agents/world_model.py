@@ -1,13 +1,13 @@
 """`ia-world world_model`: train the latent world model and goal probe on a PHYRE-Lite fold.
 
-Random placements on the fold's TRAIN tasks only (the other variants for the within split, the
-other templates for the cross split) are simulated; each placement becomes window latents:
-window 0 encodes the still initial scene with the red ball (the frame repeated), windows 1..K-1
-encode consecutive clips of the recorded rollout. A block-causal world model (agents.dynamics)
-is fit on them and a linear goal probe is fit on the world model's rollouts from window 0
-(label: solved) of other train episodes, never used to fit the dynamics (`episode_roles`): the
-probe learns on out-of-sample rollouts, as it is used at test time. The directory it writes is
-what `agent=latent` and `ia-world surprise` load.
+Random placements on the fold's FIT tasks only (its train tasks less the `val` puzzles kept for
+choosing planner levers: envs/phyre_lite/splits.role_tasks) are simulated; each placement
+becomes window latents: window 0 encodes the still initial scene with the red ball (the frame
+repeated), windows 1..K-1 encode consecutive clips of the recorded rollout. A block-causal world
+model (agents.dynamics) is fit on them and a linear goal probe is fit on the world model's
+rollouts from window 0 (label: solved) of other train episodes, never used to fit the dynamics
+(`episode_roles`): the probe learns on out-of-sample rollouts, as it is used at test time. The
+directory it writes is what `agent=latent` and `ia-world surprise` load.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from envs.phyre_lite.scene import (
     placement_error,
     render,
 )
-from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
+from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, role_tasks, split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.atomic import atomic_write, atomic_write_json
 from ia_world.checkpoint import (
@@ -379,7 +379,7 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
     return metrics
 
 
-CACHE_VERSION = 2  # bump when the windows a config gives change
+CACHE_VERSION = 3  # bump when the windows a config gives change
 
 
 def window_cache(config: WorldModelTrainConfig) -> Path | None:
@@ -427,7 +427,8 @@ def collect_windows(config: WorldModelTrainConfig) -> dict[str, torch.Tensor]:
     state = config.features == "state"
     encoder = None if state else load_encoder(config.encoder)
     size = STATE_RENDER_SIZE if state else encoder.grid.size
-    train_tasks, test_tasks = split_tasks(config.split, config.fold)
+    roles = role_tasks(config.split, config.fold)
+    train_tasks, test_tasks = roles["fit"], roles["test"]
     windows, labels, actions, shares = [], [], [], []
     for tasks, count, seed in ((train_tasks, config.episodes, config.seed),
                                (test_tasks, config.test_episodes, config.seed + 1)):
@@ -483,6 +484,7 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
                                   "surprise.reference": reference.clamp_min(1e-8),
                                   "train.split": torch.tensor(SPLITS.index(config.split)),
                                   "train.fold": torch.tensor(config.fold),
+                                  "train.val_held": torch.tensor(1),  # fit tasks only
                                   "features": torch.tensor(FEATURES.index(config.features))})
     atomic_write_json(out / METRICS_FILE, {"config": as_dict(config), "metrics": metrics})
     print(json.dumps(metrics, indent=1))
@@ -490,11 +492,14 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
 
 
 def trained_tasks(directory: str | Path, extra: dict[str, torch.Tensor]) -> set[str]:
-    """Task ids a saved world model and its probe were trained on (the train tasks of its fold)."""
+    """Task ids a saved world model and its probe were trained on: its fold's fit tasks (all its
+    train tasks, val ones included, when written before the val role)."""
     if "train.split" not in extra or "train.fold" not in extra:
         raise CheckpointError(f"{directory}: no train.split / train.fold (written by an older "
                               "version: retrain it with `ia-world world_model`)")
-    return set(split_tasks(SPLITS[int(extra["train.split"])], int(extra["train.fold"]))[0])
+    split, fold = SPLITS[int(extra["train.split"])], int(extra["train.fold"])
+    return set(role_tasks(split, fold)["fit"] if "train.val_held" in extra
+               else split_tasks(split, fold)[0])
 
 
 def check_zero_shot(directory: str | Path, extra: dict[str, torch.Tensor],

@@ -5,9 +5,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from agents.planner_stats import auccess_ci, paired_difference, planner_statistics
 from agents.solve import SolveConfig, held_out_tasks, solve
+from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, role_tasks, split_tasks
 from ia_world.cli import parse
 from ia_world.errors import ConfigError
 
@@ -107,12 +109,17 @@ def test_goal_probes_learn_on_episodes_the_dynamics_never_saw(tmp_path, monkeypa
 
     spy("probes", "fit_goal_probes")
     spy("dynamics", "train_world_model")
+    drawn = []
+    draw = world_model.draw_placements
+    monkeypatch.setattr(world_model, "draw_placements",
+                        lambda tasks, *args: drawn.append(tasks) or draw(tasks, *args))
     out = world_model.train_stage(parse("world_model", TINY_WORLD_MODEL + [
         f"out={tmp_path / 'wm'}", "probe_share=0.25"]))
     roles = json.loads((out / "metrics.json").read_text())["metrics"]["episode_roles"]
     assert roles == {"heldout": [0, 2], "probe": [2, 5], "dynamics": [5, 12]}
     assert len(seen["probes"]) == 3 and len(seen["dynamics"]) == 7  # distinct episodes each
     assert not seen["probes"] & seen["dynamics"]
+    assert drawn[0] == role_tasks("within", 0)["fit"]  # train episodes: never a val puzzle
     with pytest.raises(ConfigError, match="leave fewer than 2 of episodes=12"):
         parse("world_model", TINY_WORLD_MODEL + ["holdout=0.5", "probe_share=0.5"])
 
@@ -135,3 +142,24 @@ def test_solve_runs_every_world_model_and_seed_with_the_rollout_ablation(tmp_pat
     assert stats["rollout - window-0"]["across"]["n"] == 2
     assert summary["overall"]["puzzles"] == 2 and "without_rollout" in results
     assert stats["runs"][0]["auccess"] == pytest.approx(summary["overall"]["auccess"])
+
+
+def test_val_puzzles_are_train_tasks_the_world_model_never_fits_and_never_test():
+    from agents.world_model import check_zero_shot
+
+    for split in SPLITS:
+        for fold in range(NUM_FOLDS):
+            roles = role_tasks(split, fold)
+            train, test = split_tasks(split, fold)
+            assert sorted(roles["fit"] + roles["val"]) == sorted(train) and roles["test"] == test
+            assert not set(roles["val"]) & set(test) and len(roles["val"]) == len(test)
+            if split == "cross":  # val templates are neither fit nor test templates
+                names = {role: {t.split(":")[0] for t in roles[role]} for role in roles}
+                assert not names["val"] & (names["fit"] | names["test"])
+    val = held_out_tasks("within", 0, 1, role="val")
+    assert len(val) == 10 and set(val) <= set(role_tasks("within", 0)["val"])
+    assert not set(val) & set(held_out_tasks("within", 0, 0))
+    within = {"train.split": torch.tensor(0), "train.fold": torch.tensor(0)}
+    check_zero_shot("wm", {**within, "train.val_held": torch.tensor(1)}, val)  # never fit on
+    with pytest.raises(ConfigError, match="include 10 of the 10"):  # written before val: refused
+        check_zero_shot("old", within, val)
