@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.phyre_lite.auccess import auccess
-from ia_world.eval.stats import BOOTSTRAP_SAMPLES, bootstrap_ci, t_interval
+from ia_world.eval.stats import BOOTSTRAP_SAMPLES, bootstrap_ci, seed_summary
 
 
 def puzzle_auccess(first_successes: list[int | None], attempts: int) -> np.ndarray:
@@ -41,12 +41,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, samples: int = BOOTSTRAP_SAM
 
 
 def across_runs(values) -> dict:
-    """The runs' values, their mean and its 95% t-interval; runs with a non-finite value are
-    counted in `nan`, never dropped silently."""
-    values = np.asarray(values, np.float64)
-    kept = values[np.isfinite(values)]
-    return {"values": values.tolist(), "mean": float(kept.mean()) if len(kept) else float("nan"),
-            "ci": t_interval(kept), "n": len(kept), "nan": int(len(values) - len(kept))}
+    """The runs' values, their mean and its 95% t-interval (`seed_summary`: runs with a
+    non-finite value are counted in `nan`, never dropped silently)."""
+    return {"values": np.asarray(values, np.float64).tolist(), **seed_summary(values)}
 
 
 def run_units(per_puzzle: np.ndarray) -> np.ndarray:

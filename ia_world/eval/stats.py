@@ -119,16 +119,3 @@ def gap_closed(encoder: float, floor: float, ceiling: float) -> float:
     """(encoder - floor) / (ceiling - floor): 0 = init, 1 = truth; nan if ceiling <= floor."""
     span = ceiling - floor
     return float((encoder - floor) / span) if span > 1e-12 else float("nan")
-
-
-def t_interval(values, level: float = 0.95) -> list[float]:
-    """Student-t CI of the mean of the finite values (nan with fewer than 2)."""
-    from scipy import stats as scipy_stats
-
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return [float("nan"), float("nan")]
-    half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * scipy_stats.sem(values)
-    mean = float(values.mean())
-    return [mean - float(half), mean + float(half)]
