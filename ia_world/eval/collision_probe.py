@@ -30,7 +30,7 @@ from ia_world.checkpoint import FrozenEncoder
 from ia_world.config import check_range
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.shards import episode_seed
-from ia_world.errors import DataError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.features import (
     dynamic_indices,
     encoder_features,
@@ -107,17 +107,23 @@ def check_collision_clip(clip: CollisionClip, margin: int) -> None:
 
 
 def collision_split(count: int, base_seed: int, frames: int, size: int, margin: int,
-                    max_tries: int = 20, desc: str = "collision split") -> list[CollisionClip]:
-    """`count` qualifying clips: candidates episode_seed(base_seed, k), k = 0, 1, ... in order."""
+                    max_tries: int = 20, desc: str = "collision split",
+                    render: bool = True) -> list[CollisionClip]:
+    """`count` qualifying clips: candidates episode_seed(base_seed, k), k = 0, 1, ... in order
+    (render=False: ground truth only, each episode's frames just its first frame)."""
+    if not 1 <= margin <= frames // 2:
+        raise ConfigError(f"collision margin={margin}: needs 1 <= margin <= frames / 2 "
+                          f"(frames={frames})")
     env = make_env(COLLISION_ENV, size=size, **COLLISION_KWARGS)
     clips: list[CollisionClip] = []
     with tqdm(total=count, desc=f"{desc} (seed {base_seed})", leave=False) as progress:
         for k in range(count * max_tries):
             seed = episode_seed(base_seed, k)
-            if collision_frame(simulate_episode(env, seed, frames, render=False),
-                               margin) is None:
+            episode = simulate_episode(env, seed, frames, render=False)
+            if collision_frame(episode, margin) is None:
                 continue
-            episode = simulate_episode(env, seed, frames)
+            if render:
+                episode = simulate_episode(env, seed, frames)
             balls = sorted(dynamic_indices(episode),
                            key=lambda i: episode.states["position"][0, i, 0])
             clips.append(CollisionClip(episode, collision_frame(episode, margin), balls))
@@ -154,18 +160,18 @@ def ball_property(clip: CollisionClip, key: str) -> np.ndarray:
 
 
 def contact_normal(clip: CollisionClip) -> np.ndarray:
-    """Unit vector (2,) from ball a to ball b at contact, extrapolated from the last
-    pre-collision frame along the constant pre-collision velocities."""
+    """Unit vector (2,) from ball a to ball b at contact: the line of centres at the first
+    physics step after the last pre-collision frame at which the balls overlap (Pymunk
+    detects contacts at its discrete steps), moving at their constant pre-collision velocities."""
+    meta = clip.episode.meta
     position = clip.episode.states["position"][clip.frame - 1, clip.balls, :2]   # 2 2
     pre, _ = velocities(clip)
-    gap, closing = position[1] - position[0], pre[1] - pre[0]
-    reach = ball_property(clip, "radius").sum()
-    # |gap + closing t| = reach: a t^2 + 2 b t + c = 0, smallest root t >= 0
-    a, b, c = closing @ closing, gap @ closing, gap @ gap - reach ** 2
-    disc = b * b - a * c
-    t = max(0.0, (-b - np.sqrt(disc)) / a) if a > 0 and disc >= 0 else 0.0
-    normal = gap + closing * t
-    return normal / np.linalg.norm(normal)
+    steps = np.arange(1, meta["frame_skip"] + 1)[:, None] * meta["physics_dt"]   # S 1
+    gaps = position[1] - position[0] + steps * (pre[1] - pre[0])                 # S 2
+    distance = np.linalg.norm(gaps, axis=-1)
+    overlap = np.flatnonzero(distance < ball_property(clip, "radius").sum())
+    gap = gaps[overlap[0] if len(overlap) else distance.argmin()]
+    return gap / np.linalg.norm(gap)
 
 
 def impulse_terms(pre: np.ndarray, normal: np.ndarray, weight: np.ndarray) -> np.ndarray:
