@@ -8,6 +8,8 @@ from ia_world.eval.collision_probe import (
     COLLISION_SUBJECTS,
     COLLISION_TARGETS,
     CollisionProbeConfig,
+    ball_property,
+    ceiling_features,
     collision_probe,
     collision_split,
     collision_splits,
@@ -18,8 +20,6 @@ from ia_world.eval.collision_probe import (
     pre_collision_clips,
     split_seeds,
     velocities,
-    ball_property,
-    ceiling_features,
 )
 from ia_world.eval.features import dynamic_indices
 from ia_world.eval.probe import fit_probe
@@ -103,7 +103,7 @@ def test_collision_probe_fits_every_subject_on_every_target(tmp_path):
     write_initial_checkpoint(tmp_path / "run", model, seed=0)
     encoders = {"encoder": load_encoder(tmp_path / "run"),
                 "floor": initial_encoder(tmp_path / "run")}
-    cfg = CollisionProbeConfig(train_episodes=8, heldout_episodes=6, margin=2)
+    cfg = CollisionProbeConfig(train_episodes=8, heldout_episodes=6)  # margin 8 // 4 = 2
     splits = collision_splits(cfg, model.frames, model.size)
     result = collision_probe(encoders, splits, folds=2, batch_size=4)
     assert set(result) == set(COLLISION_TARGETS)

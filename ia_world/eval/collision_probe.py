@@ -56,14 +56,16 @@ class CollisionProbeConfig:
     heldout_episodes: int = 128  # accepted clips of the held-out split
     train_seed: int = 9301  # base seeds (test role); the validation role uses 9311 / 9312
     heldout_seed: int = 9302
-    margin: int = 4  # frames before the collision, and from it on, at least
+    margin: int | None = None  # frames before the collision, and from it on, at least
+    # (None: a quarter of the clip, 4 of 16 frames)
     max_tries: int = 20  # candidate scenes per requested clip before DataError (~37% accepted)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
         check_range("train_episodes", self.train_episodes, 4, 10**6)
         check_range("heldout_episodes", self.heldout_episodes, 2, 10**6)
-        check_range("margin", self.margin, 1, 10**4)
+        if self.margin is not None:
+            check_range("margin", self.margin, 1, 10**4)
         check_range("max_tries", self.max_tries, 1, 10**4)
 
 
@@ -137,7 +139,8 @@ def collision_split(count: int, base_seed: int, frames: int, size: int, margin: 
 def collision_splits(cfg: CollisionProbeConfig, frames: int, size: int
                      ) -> dict[str, list[CollisionClip]]:
     """The probe's training and held-out splits at the encoder's clip length and frame size."""
-    return {name: collision_split(count, seed, frames, size, cfg.margin, cfg.max_tries,
+    margin = max(1, frames // 4) if cfg.margin is None else cfg.margin
+    return {name: collision_split(count, seed, frames, size, margin, cfg.max_tries,
                                   f"collision {name}")
             for name, count, seed in (("train", cfg.train_episodes, cfg.train_seed),
                                       ("held-out", cfg.heldout_episodes, cfg.heldout_seed))}
@@ -192,9 +195,11 @@ def collision_targets(clips: list[CollisionClip]) -> dict[str, np.ndarray]:
 def density_blind_features(clips: list[CollisionClip]) -> np.ndarray:
     """Exact sizes and pre-collision velocities, no masses: (E, 15).
 
-    Radii, log and |log| radius ratio, pre-collision velocities, the closing velocity along the
-    contact normal and the velocity changes an elastic collision gives if both balls had the
-    same density (mass ~ r^2): the best a density-blind observer can do, made linear.
+    Radii, the log radius ratio, its absolute value and square (linear in these the probe
+    reaches about the best any density-blind guess of |log(m_a / m_b)| can, R^2 ~0.20 under
+    Billiards' priors: docs/results/collision-probe.md), pre-collision velocities, the closing
+    velocity along the contact normal and the velocity changes an elastic collision gives if
+    both balls had the same density (mass ~ r^2): the best density-blind guess, made linear.
     """
     rows = []
     for clip in clips:
@@ -202,7 +207,7 @@ def density_blind_features(clips: list[CollisionClip]) -> np.ndarray:
         pre, _ = velocities(clip)
         normal = contact_normal(clip)
         ratio = np.log(radius[0] / radius[1])
-        rows.append(np.concatenate([radius, [ratio, abs(ratio), 2 * abs(ratio)], pre.ravel(),
+        rows.append(np.concatenate([radius, [ratio, abs(ratio), ratio ** 2], pre.ravel(),
                                     (pre[0] - pre[1]) @ normal * normal,
                                     impulse_terms(pre, normal, radius ** 2)]))
     return np.stack(rows)

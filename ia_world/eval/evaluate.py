@@ -36,6 +36,12 @@ from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.eval.collision_probe import (
+    CollisionProbeConfig,
+    collision_probe,
+    collision_splits,
+    split_seeds,
+)
 from ia_world.eval.features import (
     SUBJECTS,
     Features,
@@ -96,6 +102,8 @@ class EvalConfig:
     encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
     # simulated splits at a fixed body count: dynamic probes and causal QA
     fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
+    # two-ball Billiards clips with one collision: mass from momentum transfer
+    collision: CollisionProbeConfig = field(default_factory=CollisionProbeConfig)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
@@ -242,10 +250,14 @@ def measure(cfg: EvalConfig) -> dict:
     fixed_heldout = simulate_split(fixed_env, cfg.fixed.heldout_episodes,
                                    cfg.fixed.heldout_seed, grid.frames)
     check_count(fixed_train + fixed_heldout, cfg.fixed.count)
+    collision = (collision_splits(cfg.collision, grid.frames, grid.size)
+                 if cfg.collision.enabled else {})
     check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
                     "held-out": {ep.meta["seed"] for ep in heldout},
                     "fixed-count training": {ep.meta["seed"] for ep in fixed_train},
                     "fixed-count held-out": {ep.meta["seed"] for ep in fixed_heldout},
+                    **{f"collision {name}": split_seeds(clips)
+                       for name, clips in collision.items()},
                     "pretraining": pretraining_seeds(config)})
     qa_train = generate_questions(fixed_env, fixed_train, grid.frames, cfg.horizon,
                                   cfg.fixed.train_seed)
@@ -277,6 +289,9 @@ def measure(cfg: EvalConfig) -> dict:
         {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, cfg,
         attribute="objects",
         groups=np.concatenate([[e] * len(dynamic_indices(ep)) for e, ep in enumerate(heldout)])))
+    if collision:
+        probes.update({f"{name} (collision)": result for name, result in collision_probe(
+            encoders, collision, cfg.folds, cfg.collision.train_seed, cfg.batch_size).items()})
     qa = evaluate_qa(qa_train, qa_heldout,
                      {s: f.tokens for s, f in features["fixed train"].items()},
                      {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
