@@ -16,14 +16,24 @@ import time
 
 import torch
 
-from ia_world.checkpoint import initial_encoder, load_encoder, write_initial_checkpoint
+from ia_world.checkpoint import (
+    CONFIG_FILE,
+    initial_encoder,
+    load_encoder,
+    read_json,
+    resolve_checkpoint,
+    write_initial_checkpoint,
+)
+from ia_world.data.sources import pretraining_seeds
 from ia_world.eval.collision_probe import (
     COLLISION_SUBJECTS,
     COLLISION_TARGETS,
     CollisionProbeConfig,
     collision_probe,
     collision_splits,
+    split_seeds,
 )
+from ia_world.eval.evaluate import check_disjoint
 
 VALIDATION_SEEDS = (9311, 9312)  # base seeds of the validation role (train, held-out)
 
@@ -44,6 +54,7 @@ def main() -> None:
         ckpt = args.ckpt or str(write_initial_checkpoint(f"{tmp}/run", "tiny", seed=0))
         encoders = {"encoder": load_encoder(ckpt, weights=args.weights),
                     "floor": initial_encoder(ckpt, weights=args.weights)}
+        pretraining = pretraining_seeds(read_json(resolve_checkpoint(ckpt) / CONFIG_FILE))
     cfg = CollisionProbeConfig(train_episodes=args.train, heldout_episodes=args.heldout,
                                train_seed=args.seeds[0], heldout_seed=args.seeds[1],
                                margin=args.margin)
@@ -52,6 +63,8 @@ def main() -> None:
     start, cpu_start = time.perf_counter(), time.process_time()
     splits = collision_splits(cfg, grid.frames, grid.size)
     built, cpu_built = time.perf_counter(), time.process_time()
+    check_disjoint({**{f"collision {name}": split_seeds(clips) for name, clips in splits.items()},
+                    "pretraining": pretraining})
     result = collision_probe(encoders, splits, seed=cfg.train_seed)
     done, cpu_done = time.perf_counter(), time.process_time()
     print(f"checkpoint: {args.ckpt or 'untrained tiny (seed 0)'}; {grid.frames} frames at "
