@@ -14,6 +14,7 @@ import argparse
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from ia_world.checkpoint import (
@@ -36,6 +37,20 @@ from ia_world.eval.collision_probe import (
 from ia_world.eval.evaluate import check_disjoint
 
 VALIDATION_SEEDS = (9311, 9312)  # base seeds of the validation role (train, held-out)
+RADIUS, DENSITY = (0.45, 0.9), (0.5, 2.0)  # Billiards' priors (envs/pymunk_scenes.py)
+
+
+def density_blind_bound(samples: int = 2_000_000, seed: int = 0, bins: int = 400) -> float:
+    """Monte Carlo R^2 of the best density-blind guess of |log(m_a / m_b)|, E[target | sizes],
+    under Billiards' priors (without the split's selection): Var(E[Y | S]) / Var(Y)."""
+    rng = np.random.default_rng(seed)
+    radius, density = rng.uniform(*RADIUS, (samples, 2)), rng.uniform(*DENSITY, (samples, 2))
+    visible = 2 * np.log(radius[:, 0] / radius[:, 1])          # log mass ratio from sizes
+    target = np.abs(np.log(density[:, 0] / density[:, 1]) + visible)
+    edges = np.quantile(visible, np.linspace(0, 1, bins + 1))
+    cell = np.clip(np.searchsorted(edges, visible) - 1, 0, bins - 1)
+    conditional = np.bincount(cell, target) / np.bincount(cell)
+    return float(conditional[cell].var() / target.var())
 
 
 def main() -> None:
@@ -75,6 +90,8 @@ def main() -> None:
         cells = [f"{r['r2']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
                  for r in (result[t][subject] for t in COLLISION_TARGETS)]
         print(f"{subject:<14}" + "".join(f"{c:>28}" for c in cells))
+    print(f"best density-blind R^2 on mass_ratio under the priors (Monte Carlo): "
+          f"{density_blind_bound():.3f}")
     print(f"splits {built - start:.1f} s wall / {cpu_built - cpu_start:.1f} s CPU; probe "
           f"(encode + fit) {done - built:.1f} s wall / {cpu_done - cpu_built:.1f} s CPU")
 
