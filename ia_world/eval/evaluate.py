@@ -116,6 +116,9 @@ class EvalConfig:
         check_range("folds", self.folds, 2, 100)
         check_range("train_episodes", self.train_episodes, 2 * self.folds, 10**7)
         check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
+        if self.collision.enabled:
+            check_range("collision.train_episodes", self.collision.train_episodes,
+                        2 * self.folds, 10**6)
         check_range("horizon", self.horizon, 1, 10_000)
         check_range("batch_size", self.batch_size, 1, 100_000)
         check_choice("device", self.device, ("cpu", "cuda"))
