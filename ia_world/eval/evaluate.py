@@ -47,7 +47,7 @@ from ia_world.eval.features import (
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import TARGETS, clip_targets, fit_probe
 from ia_world.eval.qa import QUESTION_TYPES
-from ia_world.eval.qa_generator import generate_questions
+from ia_world.eval.qa_generator import generate_questions, shortcut_tokens
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.stats import gap_closed
@@ -218,7 +218,7 @@ def metrics_table(probes: dict[str, dict[str, dict]], qa: dict) -> dict[str, dic
     for qtype in QUESTION_TYPES:
         for unit in ("per_option", "per_question"):
             by_subject = {s: acc[qtype] for s, acc in qa["subjects"].items() if qtype in acc}
-            if len(by_subject) == len(SUBJECTS):
+            if set(SUBJECTS) <= set(by_subject):  # (+ the shortcut control, when present)
                 table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
                     {s: a[unit] for s, a in by_subject.items()},
                     {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
@@ -277,9 +277,12 @@ def measure(cfg: EvalConfig) -> dict:
         {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, cfg,
         attribute="objects",
         groups=np.concatenate([[e] * len(dynamic_indices(ep)) for e, ep in enumerate(heldout)])))
-    qa = evaluate_qa(qa_train, qa_heldout,
-                     {s: f.tokens for s, f in features["fixed train"].items()},
-                     {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
+    qa_subjects = [{s: f.tokens for s, f in features[name].items()}
+                   for name in ("fixed train", "fixed held-out")]
+    for subjects, episodes in zip(qa_subjects, (fixed_train, fixed_heldout)):
+        # QA's shortcut control: only the events the video shows (docs/results/qa-shortcuts.md)
+        subjects["shortcut"] = shortcut_tokens(episodes, grid.frames, cfg.fixed.count, vocab)
+    qa = evaluate_qa(qa_train, qa_heldout, *qa_subjects, cfg.qa)
     dim = encoders["encoder"].embed_dim
     pooled, floor_pooled = (features["held-out"][s].vector[:, :dim] for s in ("encoder", "floor"))
     return {"run": {"checkpoint": str(checkpoint),
