@@ -33,14 +33,14 @@ from ia_world.parallel import ordered_map
 class QAHeadConfig:
     """Width of the head and its training budget."""
 
-    width: int = 64  # token, key and value width
-    hidden: int = 256  # width of the MLP that reads the answer off the objects read
+    width: int = 32  # token, key and value width
+    hidden: int = 128  # width of the MLP that reads the answer off the objects read
     dropout: float = 0.2  # dropout in that MLP
-    epochs: int = 20  # most training epochs
+    epochs: int = 10  # most training epochs
     # early stopping: this share of the TRAINING split's clips is held out, the head keeps the
     # epoch with the lowest loss on them and stops after `patience` epochs without a better one
     # (0: no early stopping, every training clip is fitted for all epochs)
-    val_fraction: float = 0.0
+    val_fraction: float = 0.1
     patience: int = 2  # epochs without a better validation loss before stopping
     batch_size: int = 256  # option rows per step
     lr: float = 3e-3  # AdamW learning rate
@@ -204,7 +204,7 @@ def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, refere
                   val_rows: OptionRows | None = None) -> QAHead:
     """Fit a QAHead by type-balanced BCE on option rows; latents (C, N, D) indexed by
     rows.clips (and val_rows.clips). With val_rows: keep the epoch of lowest validation loss,
-    stop after cfg.patience epochs without a lower one."""
+    stop after cfg.patience epochs without a lower one (head.epochs_run: epochs trained)."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     head = QAHead(latents.shape[-1], vocab_size, references, cfg.width, cfg.hidden, cfg.dropout)
@@ -214,7 +214,9 @@ def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, refere
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     best, best_state, since = float("inf"), None, 0
     head.train()
+    head.epochs_run = 0
     for _ in tqdm(range(cfg.epochs), desc="QA head", leave=False, disable=not progress):
+        head.epochs_run += 1
         for batch in clip_grouped_batches(rows.clips, cfg.batch_size, generator):
             loss = weighted_loss(head, latents_t, rows, batch)
             optimizer.zero_grad()
@@ -317,8 +319,8 @@ def evaluate_qa(train: list[Question], test: list[Question], train_latents: dict
         predicted = list(tqdm(heads_in_order(fit_and_predict, jobs), total=len(jobs),
                               desc="QA heads", leave=False))
     subjects = {s: accuracy_by_type(test, p, with_ci=True)
-                for s, p in zip(train_latents, predicted)}
-    return {"subjects": subjects,
+                for s, (p, _) in zip(train_latents, predicted)}
+    return {"subjects": subjects, "epochs": {s: n for s, (_, n) in zip(train_latents, predicted)},
             "majority": majority_baseline(train, test), "random": random_baseline(test),
             "correct_share_train": correct_share(train), "correct_share_test": correct_share(test),
             "train_questions": len(train), "test_questions": len(test)}
