@@ -260,16 +260,15 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def fit_and_predict(job: tuple[np.ndarray, np.ndarray, OptionRows, OptionRows | None,
-                               OptionRows, int, int, QAHeadConfig]) -> np.ndarray:
-    """Train one subject's head on one thread and predict its test rows (one pool task):
-    job = (train latents, test latents, rows, validation rows or None, test rows, vocab size,
-    references, cfg)."""
+def fit_and_predict(job: tuple) -> tuple[np.ndarray, int]:
+    """Train one subject's head on one thread, predict its test rows (one pool task): returns
+    (predicted (R,) bool, epochs run); job = (train latents, test latents, rows, validation
+    rows or None, test rows, vocab size, references, cfg)."""
     train_x, test_x, rows, val_rows, test_rows, vocab_size, references, cfg = job
     with single_thread():
         head = train_qa_head(train_x, rows, vocab_size, references, cfg, progress=False,
                              val_rows=val_rows)
-        return predict(head, test_x, test_rows)
+        return predict(head, test_x, test_rows), head.epochs_run
 
 
 def validation_split(questions: list[Question], fraction: float,
