@@ -30,7 +30,12 @@ from ia_world.eval.qa_generator import (
     option_structure,
     shortcut_tokens,
 )
-from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa, reference_spans
+from ia_world.eval.qa_head import (
+    QAHeadConfig,
+    evaluate_qa,
+    reference_spans,
+    validation_split,
+)
 
 ENV_ID, FRAMES = "ia_world/Billiards-v0", 16
 
@@ -186,6 +191,23 @@ def test_qa_head_beats_majority_only_when_features_hold_the_answer():
                              {"blind": noise, "seeing": informative},
                              QAHeadConfig(width=32, epochs=25, seed=0, workers=1))
     assert in_process["subjects"] == result["subjects"]  # one thread per head: same numbers
+
+
+def test_early_stopping_holds_out_training_clips_and_stops_on_noise():
+    questions, _ = toy_questions(80, 4)
+    fitted, held = validation_split(questions, 0.2, seed=3)
+    assert len({q.clip for q in held}) == 16 and not {q.clip for q in fitted} & \
+        {q.clip for q in held} and len(fitted) + len(held) == len(questions)
+    assert validation_split(questions, 0.2, seed=3) == (fitted, held)
+    assert validation_split(questions, 0.0, seed=3) == (questions, [])
+    noise = np.random.default_rng(2).normal(size=(80, 4, 8)).astype(np.float32)
+    train, test = [q for q in questions if q.clip < 60], [q for q in questions if q.clip >= 60]
+    cfg = QAHeadConfig(width=16, hidden=32, epochs=40, val_fraction=0.2, workers=1)
+    result = evaluate_qa(train, test, {"blind": noise}, {"blind": noise}, cfg)
+    assert result["epochs"]["blind"] < 40  # validation loss stops improving on noise
+    full = evaluate_qa(train, test, {"blind": noise}, {"blind": noise},
+                       QAHeadConfig(width=16, hidden=32, epochs=3, val_fraction=0.0, workers=1))
+    assert full["epochs"]["blind"] == 3
 
 
 def test_clevrer_loader_records_feed_the_same_questions():
