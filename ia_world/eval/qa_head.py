@@ -33,15 +33,15 @@ from ia_world.parallel import ordered_map
 class QAHeadConfig:
     """Width of the head and its training budget."""
 
-    width: int = 32  # token, key and value width
-    hidden: int = 128  # width of the MLP that reads the answer off the objects read
+    width: int = 64  # token, key and value width
+    hidden: int = 256  # width of the MLP that reads the answer off the objects read
     dropout: float = 0.2  # dropout in that MLP
-    epochs: int = 10  # most training epochs
+    epochs: int = 20  # most training epochs
     # early stopping: this share of the TRAINING split's clips is held out, the head keeps the
     # epoch with the lowest loss on them and stops after `patience` epochs without a better one
     # (0: no early stopping, every training clip is fitted for all epochs)
     val_fraction: float = 0.1
-    patience: int = 2  # epochs without a better validation loss before stopping
+    patience: int = 3  # epochs without a better validation loss before stopping
     batch_size: int = 256  # option rows per step
     lr: float = 3e-3  # AdamW learning rate
     weight_decay: float = 0.05  # AdamW weight decay
