@@ -25,6 +25,7 @@ from ia_world.eval.qa import OBJECTS, UNIQUE, Choice, Question
 
 Pair = frozenset
 PREDICTIVE_PER_CLIP = 3  # predictive questions per clip, each with different options
+COUNTERFACTUAL_PER_OBJECT = 2  # counterfactual questions per removed object, each its own
 
 
 def object_refs(episode: Episode) -> dict[int, tuple[str, list[str]]]:
@@ -168,7 +169,7 @@ def counterfactual_questions(episode: Episode, clip: int, num_frames: int, remov
                           f"{refs[removed][0]}?",
                           [*refs[removed][1], "filter_counterfact", "events",
                            "filter_collision"], counterfactual, candidates, refs, rng,
-                          stratum=seen)
+                          stratum=seen, limit=COUNTERFACTUAL_PER_OBJECT)
 
 
 def removal_collisions(env: gym.Env, episode: Episode, num_frames: int,
