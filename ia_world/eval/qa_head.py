@@ -276,7 +276,7 @@ def validation_split(questions: list[Question], fraction: float,
     """(fitted, validation) questions: a seeded `fraction` of the clips, all their questions,
     go to validation (no clip in both)."""
     clips = sorted({q.clip for q in questions})
-    count = int(np.ceil(fraction * len(clips)))
+    count = min(int(np.ceil(fraction * len(clips))), len(clips) - 1)  # >= 1 clip to fit
     held = set(np.random.default_rng(seed).permutation(clips)[:count].tolist())
     return ([q for q in questions if q.clip not in held],
             [q for q in questions if q.clip in held])
