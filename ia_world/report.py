@@ -93,7 +93,7 @@ def control_table(groups: dict[str, list[dict]]) -> dict[str, dict[str, list[flo
         for result in results:
             check_controls(result)
             for name, metric in result["metrics"].items():
-                for control in (*CONTROLS, "density_blind"):
+                for control in (*CONTROLS, "density_blind", "shortcut"):
                     if control in metric:
                         table[name][control].append(metric[control])
                 table[name][strategy].append(metric["encoder"])
@@ -124,7 +124,7 @@ def ci_cell(values: list[float]) -> str:
 def controls_markdown(table: dict[str, dict[str, list[float]]], strategies: list[str]) -> str:
     """One row per metric: floor, static, pixel, each strategy, ceiling, gaps closed (with
     their CI over seeds)."""
-    columns = ["floor", "static", "pixel", *strategies, "density_blind", "ceiling"]
+    columns = ["floor", "static", "pixel", "shortcut", *strategies, "density_blind", "ceiling"]
     gaps = [f"gap closed {s}" for s in strategies]
     lines = ["| metric | " + " | ".join(columns + gaps) + " |",
              "|---" * (len(columns) + len(gaps) + 1) + "|"]
@@ -347,6 +347,7 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         "## Encoder against its controls",
         "floor = the architecture at its initialisation, static = first frame repeated, pixel = "
         "frame differences, ceiling = ground-truth state, all through the same probe / head; "
+        "shortcut (QA) = a head given only the collision events the video shows; "
         "density_blind = the best density-blind feature set (sizes and speeds, no mass; chosen "
         "on the training split); gap closed = (encoder - floor) / (ceiling - floor), mean "
         "over seeds with its 95% t-interval over seeds.",

@@ -141,7 +141,7 @@ def test_ceiling_answers_descriptive_and_predictive_questions(fixed_splits):
     horizon = EvalConfig.horizon
     questions = [generate_questions(env, eps, 16, horizon, seed)
                  for eps, seed in ((train, 3003), (heldout, 4004))]
-    assert len(questions[0]) >= 3000 and len(questions[1]) >= 1000
+    assert len(questions[0]) >= 3000 and len(questions[1]) >= 900  # balanced: fewer (#25)
     vocab = attribute_vocab(train + heldout)
     tokens = [ceiling_features(eps, 16, vocab, 5).tokens for eps in (train, heldout)]
     result = evaluate_qa(*questions, {"ceiling": tokens[0]}, {"ceiling": tokens[1]},

@@ -117,6 +117,8 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert result["spectrum"]["floor_rankme"] == pytest.approx(result["spectrum"]["rankme"])
     assert set(result["qa"]["subjects"]["ceiling"]) <= {"descriptive", "explanatory",
                                                         "predictive", "counterfactual"}
+    assert set(result["qa"]["subjects"]) == {"encoder", "floor", "static", "pixel", "ceiling",
+                                             "shortcut"}  # + the events-only control
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
     assert saved["metrics"]["R2 total_energy"]["encoder"] == energy["encoder"]["r2"]
     # more "strategies" and seeds: random_tube (baseline) scores +0.1 on every metric, motion
