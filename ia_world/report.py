@@ -1,6 +1,6 @@
 """`ia-world report runs=[dirs]`: table (mean +- std over seeds per masking strategy) and plots.
 
-It only reads evaluations; `ia-world compare` (ia_world.eval.compare) trains and evaluates the
+It only reads evaluations; `ia-world compare` (ia_world_app.compare) trains and evaluates the
 runs, then calls `report`.
 """
 

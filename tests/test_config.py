@@ -12,15 +12,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from agents.solve import AGENTS
-from ia_world.cli import COMMANDS, load_attr, main, parse
 from ia_world.config import CONFIG_DIR, validate_tree
 from ia_world.data.generator import EnvConfig, GenerateConfig, generate
 from ia_world.data.sources import DataConfig
-from ia_world.demo import Budget
 from ia_world.errors import CheckpointError, ConfigError
 from ia_world.masking import MaskConfig
 from ia_world.models import ModelConfig
 from ia_world.training import PretrainConfig
+from ia_world_app.cli import COMMANDS, load_attr, main, parse
+from ia_world_app.demo import Budget
 
 # the values a command needs before it validates at all (paths only: nothing is read)
 REQUIRED = {"generate": ["out=x"], "evaluate": ["ckpt=x"], "world_model": ["encoder=x"],
@@ -204,7 +204,7 @@ def test_resumed_pretraining_with_another_config_is_refused_naming_the_keys(tmp_
 
 
 def test_cli_end_to_end_one_line_errors_and_dry_run():
-    cli = [sys.executable, "-m", "ia_world.cli"]
+    cli = [sys.executable, "-m", "ia_world_app.cli"]
     bad = subprocess.run([*cli, "pretrain", "lr=nan"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == \
         "ia-world pretrain: error: lr=nan must be a finite number"

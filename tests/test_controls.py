@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from ia_world import cli
 from ia_world.checkpoint import (
     MODEL_FILE,
     initial_encoder,
@@ -16,7 +15,6 @@ from ia_world.checkpoint import (
     save_checkpoint,
     write_initial_checkpoint,
 )
-from ia_world.cli import run_command
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
@@ -40,6 +38,8 @@ from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
 from ia_world.eval.stats import gap_closed, mean_ci, paired_difference_ci
 from ia_world.models import ModelConfig
 from ia_world.report import ci_cell
+from ia_world_app import cli
+from ia_world_app.cli import run_command
 
 MODEL = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                     pred_depth=1, pred_heads=2)

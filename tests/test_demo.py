@@ -7,10 +7,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from ia_world import html_report
-from ia_world.cli import main, run_command
 from ia_world.tokens import TokenGrid
 from ia_world.viz import overlay, side_by_side, strategy_masks, token_mask_pixels
+from ia_world_app import html_report
+from ia_world_app.cli import main, run_command
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ia_world import cli
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.cli import parse
 from ia_world.data import generator
 from ia_world.data.clevrer import CLEVREREpisodes, annotation_to_episode
 from ia_world.data.generator import GenerateConfig, generate
@@ -18,6 +16,8 @@ from ia_world.data.shards import EpisodeStore, shard_path
 from ia_world.data.video import probe_video, read_clip, write_video
 from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.evaluate import split_episodes
+from ia_world_app import cli
+from ia_world_app.cli import parse
 
 
 def one_error_line(capsys, command: str) -> str:

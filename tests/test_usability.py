@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ia_world.cli import COMMANDS, load_attr, main
 from ia_world.config import CONFIG_DIR, load_config, register_schema
-from ia_world.help import field_comments, key_rows
+from ia_world_app.cli import COMMANDS, load_attr, main
+from ia_world_app.help import field_comments, key_rows
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -24,7 +24,7 @@ def test_every_command_help_lists_its_keys_defaults_meanings_and_groups(command,
     register_schema(command, schema)
 
 
-    values = OmegaConf.to_container(load_config(command, []), throw_on_missing=False)
+    values = OmegaConf.to_container(load_config(command, [], schema), throw_on_missing=False)
     for key, default, meaning in key_rows(schema, values):
         line = next(li for li in text.splitlines() if li.strip().startswith(f"{key}="))
         assert default in line and meaning, f"{command}: {key} has no meaning in its schema"
@@ -41,7 +41,7 @@ def test_top_level_help_lists_every_command(capsys):
 
 
 def test_field_meanings_come_from_the_comment_beside_or_above_each_field():
-    from ia_world.demo import DemoConfig
+    from ia_world_app.demo import DemoConfig
 
     comments = field_comments(DemoConfig)
     assert comments["strategies"].startswith("pretrained and compared")
@@ -157,7 +157,7 @@ def readme_commands() -> tuple[list[list[str]], list[list[str]]]:
                   if re.match(r"^\s*(ia-world|torchrun .* -m ia_world\.cli) ", line)]
         for line in lines:
             if not re.search(r"[<$]|\.\.\.|[{}]|\[key|--help", line):
-                command = line[line.index("pretrain"):] if "ia_world.cli" in line else \
+                command = line[line.index("pretrain"):] if "ia_world_app.cli" in line else \
                     line.strip().removeprefix("ia-world ")
                 found[bucket].append(shlex.split(command))
     return found

@@ -34,9 +34,9 @@ from envs.phyre_lite.scene import attempt, build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.cli import parse
 from ia_world.config import to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world_app.cli import parse
 
 TINY = dict(latent_dim=8, tokens_per_window=4, max_windows=6, width=32, depth=1, heads=2,
             batch_size=32, lr=3e-3, rollout_steps=2)

@@ -22,7 +22,9 @@ import matplotlib
 import numpy as np
 import torch
 
-from ia_world import html_report
+from agents.dynamics import WorldModelConfig
+from agents.solve import SolveConfig, solve
+from agents.world_model import WorldModelTrainConfig, train_stage
 from ia_world.atomic import atomic_write_json
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.data.episode import Episode
@@ -39,6 +41,7 @@ from ia_world.models.presets import preset as model_preset
 from ia_world.report import read_eval, scalar_metrics
 from ia_world.training import PretrainConfig, pretrain
 from ia_world.viz import gif_bytes, write_mask_video
+from ia_world_app import html_report
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the file-only backend)
@@ -173,9 +176,6 @@ def evaluate_run(demo: DemoConfig, run_dir: Path) -> dict:
 
 def train_world_model(demo: DemoConfig, encoder_run: Path) -> Path:
     """Train the latent planner's world model + goal probe on the fold's train puzzles, once."""
-    from agents.dynamics import WorldModelConfig  # agents sit above ia_world: imported here
-    from agents.world_model import WorldModelTrainConfig, train_stage
-
     out = Path(demo.out) / "world_model"
     if not (out / "metrics.json").is_file():
         budget = demo.budget
@@ -188,8 +188,6 @@ def train_world_model(demo: DemoConfig, encoder_run: Path) -> Path:
 
 def solve_puzzles(demo: DemoConfig, agent: dict) -> Path:
     """Run one agent on the demo's PHYRE-Lite puzzles unless done; returns its result dir."""
-    from agents.solve import SolveConfig, solve  # agents sit above ia_world: imported here
-
     out = Path(demo.out) / "solve"
     result_dir = out / f"{agent['name']}_{SOLVE_SPLIT}_fold{SOLVE_FOLD}"
     if not (result_dir / "results.json").is_file():

@@ -80,7 +80,7 @@ def group_rows(command: str) -> list[tuple[str, str, list[str]]]:
 
 def command_help(command: str, summary: str, schema: type) -> str:
     """The text of `ia-world <command> --help`."""
-    values = OmegaConf.to_container(load_config(command, []), throw_on_missing=False)
+    values = OmegaConf.to_container(load_config(command, [], schema), throw_on_missing=False)
     doc = inspect.getdoc(schema) or ""
     lines = [f"ia-world {command}: {summary}", "",
              f"usage: ia-world {command} [key=value ...] [group=option ...] [--dry-run]",
