@@ -14,10 +14,10 @@ ENV_IDS = {
     "ia_world/BilliardsInelastic-v0": "envs.pymunk_scenes:Billiards",
     "ia_world/Gravity2D-v0": "envs.pymunk_scenes:Gravity2D",
     "ia_world/Cradle-v0": "envs.pymunk_scenes:Cradle",
-    "ia_world/PushBall-v0": "envs.active:PushBall",
-    "ia_world/PushBallSparse-v0": "envs.active:PushBall",
-    "ia_world/PushBall3D-v0": "envs.active:PushBall3D",
-    "ia_world/PushBall3DSparse-v0": "envs.active:PushBall3D",
+    "ia_world/PushBall-v0": "envs.pushball:PushBall",
+    "ia_world/PushBallSparse-v0": "envs.pushball:PushBall",
+    "ia_world/PushBall3D-v0": "envs.pushball:PushBall3D",
+    "ia_world/PushBall3DSparse-v0": "envs.pushball:PushBall3D",
 }
 # the recorded scenes: name (configs/env/<name>.yaml, `env=<name>`) -> id; the one such table
 ENV_NAMES = {
