@@ -29,6 +29,14 @@ TRAIN_STATE_FILE, TRAIN_INFO_FILE = "train_state.safetensors", "train_state.json
 LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
 
 
+def write_weights(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write tensors as one safetensors file, atomically (CPU, contiguous): every weights file
+    ia-world writes goes through here."""
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(Path(path), lambda temp: save_file(cpu, temp))
+    return Path(path)
+
+
 def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], config: dict,
                     metrics: dict | None = None) -> Path:
     """Write model.safetensors + config.json (+ metrics.json) into a directory, each atomically.
@@ -36,8 +44,7 @@ def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], con
     The one weights writer: pretraining checkpoints and the world model both use it.
     """
     directory = Path(directory)
-    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(directory / MODEL_FILE, lambda temp: save_file(cpu, temp))
+    write_weights(directory / MODEL_FILE, tensors)
     atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
     if metrics is not None:
         atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
@@ -57,8 +64,7 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
     temp.mkdir(parents=True)
     write_model_dir(temp, tensors, config, metrics)
     if train_tensors is not None:
-        cpu = {k: v.detach().cpu().contiguous() for k, v in train_tensors.items()}
-        atomic_write(temp / TRAIN_STATE_FILE, lambda path: save_file(cpu, path))
+        write_weights(temp / TRAIN_STATE_FILE, train_tensors)
         atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temp, final)
