@@ -34,7 +34,7 @@ from agents.world_model import (
 from envs.phyre_lite.scene import Puzzle, build_space, placement_error
 from ia_world.checkpoint import load_encoder
 from ia_world.config import check_path
-from ia_world.errors import CheckpointError, ConfigError
+from ia_world.errors import ConfigError
 
 
 @dataclass
@@ -87,9 +87,6 @@ class LatentAgent:
                               f"agent={'state_wm' if self.state else 'latent'}")
         self.encoder = None if self.state else load_encoder(cfg.encoder)
         self.horizon = int(self.extra["horizon"])
-        if not cfg.rollout and f"{FIRST_WINDOW_PROBE}weight" not in self.extra:
-            raise CheckpointError(f"{cfg.world_model}: no window-0 probe (written by an older "
-                                  "version: retrain it with `ia-world world_model`)")
 
     def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
         """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""

@@ -7,7 +7,6 @@ runs, then calls `report`.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ia_world.atomic import atomic_write, atomic_write_bytes
-from ia_world.checkpoint import ENCODER_WEIGHTS, METRICS_FILE, resolve_checkpoint
+from ia_world.checkpoint import ENCODER_WEIGHTS, METRICS_FILE, read_metrics, resolve_checkpoint
 from ia_world.config import check_choice, check_path, validate_tree
 from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.evaluate import eval_key
@@ -53,7 +52,7 @@ def read_eval(run: str | Path, weights: str = "target") -> dict:
         candidates.append(resolve_checkpoint(run) / METRICS_FILE)
     for path in candidates:
         if path.is_file():
-            metrics = json.loads(path.read_text())
+            metrics = read_metrics(path)
             if key in metrics:
                 return metrics[key]
     raise DataError(f"{run}: no evaluated metrics.json for the {weights} weights (run "

@@ -129,6 +129,12 @@ def test_save_load_round_trip_and_errors(tmp_path):
     torch.testing.assert_close(extra["probe.weight"], torch.ones(3))
     with pytest.raises(CheckpointError, match="missing"):
         load_world_model(tmp_path / "nope")
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["format_version"] == 1
+    del config["format_version"]  # as written before format versions: refused, naming the file
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config.json: format_version 0, .*reads 1 "):
+        load_world_model(tmp_path)
     with pytest.raises(DataError, match="expected windows"):
         train_world_model(WorldModelConfig(**TINY, steps=1), torch.zeros(4, 3, 2, 8))
 
