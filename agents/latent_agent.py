@@ -44,7 +44,7 @@ class StateAgentConfig:
     Its world model, CEM budget and rollout ablation are what `agent=latent` shares.
     """
 
-    name: str = "state_wm"
+    name: str = "state_wm"  # agent name (configs/agent/<name>.yaml)
     world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
     seed: int = 0  # fallback placement seed
     rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
@@ -60,7 +60,7 @@ class StateAgentConfig:
 class LatentAgentConfig(StateAgentConfig):
     """The `agent=latent` config group: the frozen encoder besides the world model and CEM."""
 
-    name: str = "latent"
+    name: str = "latent"  # agent name (configs/agent/<name>.yaml)
     encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
 
     def validate(self) -> None:

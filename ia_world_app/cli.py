@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
             schema = load_attr(COMMANDS[command].schema)
             register_schema(command, schema)
-            print(command_help(command, COMMANDS[command].summary, schema))
+            given = [a for a in overrides if a not in ("-h", "--help")]
+            print(command_help(command, COMMANDS[command].summary, schema, given))
             return 0
         run_command(command, overrides, dry_run=DRY_RUN in args[1:])
     except IAWorldError as error:
