@@ -33,7 +33,7 @@ from agents.world_model import (
 from envs.phyre_lite.scene import attempt, build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.checkpoint import load_encoder, write_initial_checkpoint
+from ia_world.checkpoint import load_encoder
 from ia_world.config import to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world_app.cli import parse
@@ -76,10 +76,10 @@ def test_joint_outcome_head_reads_the_outcome_from_the_rollout():
                        "outcome_weight")
 
 
-def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tmp_path):
+def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tiny_checkpoint):
     """Frozen-encoder latents of simulated PHYRE-Lite rollouts; held out: the cross split's test
     templates, which the world model never saw."""
-    encoder = load_encoder(write_initial_checkpoint(tmp_path / "enc"))
+    encoder = load_encoder(tiny_checkpoint)
     train_tasks, test_tasks = split_tasks("cross", 0)
     cfg = WorldModelTrainConfig(encoder="x", episodes=160, windows=3, workers=1)
     windows = {name: torch.cat([episode_windows(encoder, chunk, 3, 4) for chunk in
@@ -139,18 +139,14 @@ def test_save_load_round_trip_and_errors(tmp_path):
         train_world_model(WorldModelConfig(**TINY, steps=1), torch.zeros(4, 3, 2, 8))
 
 
-def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
-    encoder = write_initial_checkpoint(tmp_path / "enc")
-    cfg = parse("world_model", [
-        f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "test_episodes=4",
-        "workers=1", "windows=3",
-        "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
-        "world_model.rollout_steps=1"])
-    metrics = json.loads((train_stage(cfg) / "metrics.json").read_text())["metrics"]
+def test_latent_agent_trains_and_proposes_valid_ranked_actions(tiny_checkpoint,
+                                                              tiny_world_model):
+    encoder, wm = tiny_checkpoint, tiny_world_model
+    metrics = json.loads((wm / "metrics.json").read_text())["metrics"]
     assert metrics["episodes"] == 8
     assert all(np.isfinite(metrics[part]["rollout_l1"]) for part in ("heldout", "test_tasks"))
     agent = LatentAgent(to_dataclass({
-        "encoder": str(encoder), "world_model": str(tmp_path / "wm"),
+        "encoder": str(encoder), "world_model": str(wm),
         "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}},
         LatentAgentConfig))
     _, test = split_tasks("cross", 0)  # the agent never saw these templates
@@ -178,14 +174,14 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     seen = parse_task_id(train[0])
     with pytest.raises(ConfigError, match="split=cross fold=0.*zero-shot"):
         agent.propose(render(build_space(seen), 64), 12, seen)
-    _, extra = load_world_model(tmp_path / "wm")
-    check_zero_shot(tmp_path / "wm", extra, test)
+    _, extra = load_world_model(wm)
+    check_zero_shot(wm, extra, test)
     with pytest.raises(ConfigError, match="train tasks include 200 of the 200 test puzzles"):
-        check_zero_shot(tmp_path / "wm", extra, split_tasks("cross", 1)[1])
+        check_zero_shot(wm, extra, split_tasks("cross", 1)[1])
 
 
-def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path):
-    encoder_path = write_initial_checkpoint(tmp_path / "enc")
+def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tiny_checkpoint):
+    encoder_path = tiny_checkpoint
     model = WorldModel(WorldModelConfig(latent_dim=96, max_windows=6, width=32, depth=1,
                                         heads=2)).eval()
     cfg = SurpriseConfig(encoder="x", world_model="x", pairs=2, windows=3)
