@@ -20,13 +20,13 @@ from ia_world.masking import MaskConfig
 from ia_world.models import ModelConfig
 from ia_world.training import PretrainConfig
 from ia_world_app.cli import COMMANDS, load_attr, main, parse
-from ia_world_app.demo import Budget
+from ia_world_app.demo import DemoConfig
 
 # the values a command needs before it validates at all (paths only: nothing is read)
 REQUIRED = {"generate": ["out=x"], "evaluate": ["ckpt=x"], "world_model": ["encoder=x"],
             "surprise": ["encoder=x", "world_model=y"], "verify": ["path=x"]}
 GROUP_SCHEMAS = {"env": EnvConfig, "model": ModelConfig, "masking": MaskConfig,
-                 "data": DataConfig, "preset": Budget, "regime": PretrainConfig}
+                 "data": DataConfig, "preset": DemoConfig, "regime": PretrainConfig}
 TRIALS = ("0", "-1", "nan", "inf", "1e30")  # 1e30 is "huge" (an int key refuses the float)
 
 
@@ -100,10 +100,10 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         if group == "data" and path.stem == "mix":
             extra = ["data.paths.shards=x"]
         config = parse(command, [*REQUIRED.get(command, []), f"{group}={path.stem}", *extra])
-        if group == "regime":  # package _global_: it sets keys of the whole PretrainConfig
+        if group in ("regime", "preset"):  # package _global_: keys of the whole config
             node = config
         else:
-            node = config.budget if group == "preset" else getattr(config, group)
+            node = getattr(config, group)
         assert type(node) is schema
     assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
 
@@ -215,4 +215,6 @@ def test_cli_end_to_end_one_line_errors_and_dry_run():
     assert key.returncode == 2 and key.stderr.strip().endswith("did you mean model.patch?")
     dry = subprocess.run([*cli, "demo", "preset=micro", "--dry-run"], capture_output=True,
                          text=True)
-    assert dry.returncode == 0 and OmegaConf.create(dry.stdout).budget.name == "micro"
+    dry_config = OmegaConf.create(dry.stdout)
+    assert dry.returncode == 0 and dry_config.preset == "micro"
+    assert dry_config.compare.pretrain.steps == 2 and dry_config.world_model.world_model.steps == 2

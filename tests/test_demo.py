@@ -62,15 +62,18 @@ def test_demo_writes_report_and_summary(demo_out):
     html = (demo_out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/gif;base64," in html
     assert "src=\"http" not in html and "<table" in html
+    report_md = (demo_out / "report" / "report.md").read_text()  # compare's report, rendered
+    assert "## Encoder against its controls" in report_md
+    assert "Encoder against its controls</h3>" in html and html.count("<table") >= 4
 
 
 def test_demo_rerun_resumes_without_redoing_stages(demo_out):
-    checkpoint = next((demo_out / "runs" / "interaction" / "checkpoints").glob("step-*"))
+    checkpoint = next((demo_out / "runs" / "interaction-seed0" / "checkpoints").glob("step-*"))
     weights = checkpoint / "model.safetensors"
     before = weights.stat().st_mtime_ns, (demo_out / "solve").stat().st_mtime_ns
     summary = run_command("demo", ["preset=micro", f"out={demo_out}", "videos=1"])
     assert (weights.stat().st_mtime_ns, (demo_out / "solve").stat().st_mtime_ns) == before
-    assert summary["seconds"]["pretrain"] < 30
+    assert summary["seconds"]["compare"] < 30
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
