@@ -46,6 +46,7 @@ def demo_out(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_demo_writes_report_and_summary(demo_out):
     summary = json.loads((demo_out / "summary.json").read_text())
     assert set(summary["metrics"]) == {"interaction", "random_tube"}
@@ -67,6 +68,7 @@ def test_demo_writes_report_and_summary(demo_out):
     assert "Encoder against its controls</h3>" in html and html.count("<table") >= 4
 
 
+@pytest.mark.slow
 def test_demo_rerun_resumes_without_redoing_stages(demo_out):
     checkpoint = next((demo_out / "runs" / "interaction-seed0" / "checkpoints").glob("step-*"))
     weights = checkpoint / "model.safetensors"
@@ -76,6 +78,7 @@ def test_demo_rerun_resumes_without_redoing_stages(demo_out):
     assert summary["seconds"]["compare"] < 30
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(demo_out, tmp_path):
     png = tmp_path / "shot.png"
