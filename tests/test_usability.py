@@ -62,7 +62,9 @@ def test_field_meanings_come_from_the_comment_beside_or_above_each_field():
     from ia_world_app.demo import DemoConfig
 
     comments = field_comments(DemoConfig)
-    assert comments["strategies"].startswith("pretrained and compared")
+    assert comments["compare"].startswith("pretrain + evaluate every strategy, then report.py's")
+    assert comments["compare"].endswith("env and device are set from out / env / device)")
+    assert comments["overlay_strategies"] == "panels of the mask videos"
     assert comments["videos"] == "held-out episodes shown with masks overlaid"
 
 
