@@ -279,15 +279,21 @@ def spectrum_plot(groups: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
-def write_report(results: list[dict], out: Path, baseline: str) -> Path:
-    """report.md plus PNG plots under `out`; returns the report's path."""
-    groups = group_by_strategy(results)
+def metric_table(groups: dict[str, list[dict]], baseline: str) -> dict[str, dict[str, list]]:
+    """strategy -> metric -> values over runs (scalar_metrics), entropy gains included."""
     table = {s: defaultdict(list) for s in groups}
     for strategy, members in groups.items():
         for result in members:
             for key, value in scalar_metrics(result).items():
                 table[strategy][key].append(value)
     add_gains(table, baseline)
+    return table
+
+
+def write_report(results: list[dict], out: Path, baseline: str) -> Path:
+    """report.md plus PNG plots under `out`; returns the report's path."""
+    groups = group_by_strategy(results)
+    table = metric_table(groups, baseline)
     controls = control_table(groups)
     out.mkdir(parents=True, exist_ok=True)
     r2_keys = [k for k in table[next(iter(table))] if k.startswith("R2")]

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from ia_world.errors import ConfigError
 from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig
 from ia_world.eval.qa_head import QAHeadConfig
 from ia_world.masking import STRATEGIES
-from ia_world.report import add_gains, control_table, group_by_strategy, read_eval, scalar_metrics
+from ia_world.report import control_table, group_by_strategy, metric_table, read_eval
 from ia_world.training import PretrainConfig
 from ia_world.viz import gif_bytes, write_mask_video
 from ia_world_app import html_report
@@ -220,14 +219,8 @@ def loss_png(run_dirs: dict[str, Path]) -> bytes:
 def metric_rows(evals: dict[str, list[dict]], baseline: str) -> dict[str, dict[str, float]]:
     """Scalar metrics per strategy (mean over seeds), entropy gains over the baseline included
     (report.py's numbers)."""
-    table = {s: defaultdict(list) for s in evals}
-    for strategy, results in evals.items():
-        for result in results:
-            for key, value in scalar_metrics(result).items():
-                table[strategy][key].append(value)
-    add_gains(table, baseline)
     return {s: {k: float(np.mean(v)) for k, v in cols.items() if k in COMPARED_METRICS}
-            for s, cols in table.items()}
+            for s, cols in metric_table(evals, baseline).items()}
 
 
 def solve_rows(result_dirs: dict[str, Path]) -> dict[str, dict]:

@@ -100,10 +100,8 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         if group == "data" and path.stem == "mix":
             extra = ["data.paths.shards=x"]
         config = parse(command, [*REQUIRED.get(command, []), f"{group}={path.stem}", *extra])
-        if group in ("regime", "preset"):  # package _global_: keys of the whole config
-            node = config
-        else:
-            node = getattr(config, group)
+        # regime and preset: package _global_, so they set keys of the whole config
+        node = config if group in ("regime", "preset") else getattr(config, group)
         assert type(node) is schema
     assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
 
