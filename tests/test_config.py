@@ -142,6 +142,7 @@ def fuzz_cases() -> list[tuple[str, list[str], str]]:
     return cases
 
 
+@pytest.mark.slow
 def test_every_numeric_key_of_every_command_validates_or_names_itself(capsys):
     cases = fuzz_cases()
     # report and verify have no numeric key; compare nests PretrainConfig and EvalConfig

@@ -64,6 +64,7 @@ def trained_copy(tmp_path):
     return save_checkpoint(tmp_path / "trained", 10, moved, config, {"step": 10})
 
 
+@pytest.mark.slow
 def test_floor_is_the_initial_checkpoint_and_untrained_gap_is_zero(tmp_path):
     trained = trained_copy(tmp_path)
     floor = initial_encoder(trained)
@@ -108,6 +109,7 @@ def fixed_splits():
             simulate_split(env, fixed.heldout_episodes, fixed.heldout_seed, 16))
 
 
+@pytest.mark.slow
 def test_fixed_count_split_has_one_body_count(fixed_splits):
     _, train, heldout = fixed_splits
     assert {len(dynamic_indices(ep)) for ep in train + heldout} == {5}
@@ -135,6 +137,7 @@ def test_ceiling_reaches_energy_and_speed():
         assert result["ci"][0] <= result["r2"] <= result["ci"][1]
 
 
+@pytest.mark.slow
 def test_ceiling_answers_descriptive_and_predictive_questions(fixed_splits):
     env, train, heldout = fixed_splits
     horizon = EvalConfig.horizon

@@ -84,6 +84,7 @@ def test_heldout_seeds_never_overlap_pretraining():
                         "pretraining": seen})
 
 
+@pytest.mark.slow
 def test_evaluate_and_report_end_to_end(tmp_path):
     import json
 

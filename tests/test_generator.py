@@ -96,6 +96,7 @@ def test_resume_after_half_written_shard(dataset, tmp_path):
     assert tree(killed) == tree(dataset)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_identical_dataset(tmp_path):
     args = ["env=billiards", "episodes=24", "shard_size=2", "frames=16"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
@@ -113,6 +114,7 @@ def test_killed_process_resumes_to_identical_dataset(tmp_path):
     assert tree(killed) == tree(reference)
 
 
+@pytest.mark.slow
 def test_shard_split_equals_single_run(dataset, tmp_path):
     split = tmp_path / "split"
     assert main(["generate", *TINY, f"out={split}", "shard_index=0", "num_shards=2",

@@ -144,6 +144,7 @@ def test_killed_generate_resumes_to_identical_shards(tmp_path, monkeypatch):
     assert len(EpisodeStore(cfg.out)) == 3
 
 
+@pytest.mark.slow
 def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
     from ia_world import training
 
@@ -192,6 +193,7 @@ def micro_run(tmp_path):
     return tmp_path / "run", metrics, metrics.read_bytes()
 
 
+@pytest.mark.slow
 def test_killed_evaluate_keeps_metrics_and_reruns(micro_run, monkeypatch):
     from ia_world.eval import evaluate
 
@@ -208,6 +210,7 @@ def test_killed_evaluate_keeps_metrics_and_reruns(micro_run, monkeypatch):
     assert "eval" in json.loads(metrics.read_text())
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_exit_2_and_keeps_metrics(micro_run, monkeypatch, capsys):
     import errno
     from pathlib import Path

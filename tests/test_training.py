@@ -159,6 +159,7 @@ def ddp_worker(rank, world_size, port, out):
     (out / f"rank{rank}.txt").write_text(repr(model_sum))
 
 
+@pytest.mark.slow
 def test_two_process_ddp_trains_and_rank0_checkpoints_once(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -146,6 +146,7 @@ def readme_python_blocks() -> list[str]:
     return [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", text, re.S)]
 
 
+@pytest.mark.slow
 def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
     blocks = readme_python_blocks()
     assert len(blocks) >= 2

@@ -76,6 +76,7 @@ def test_joint_outcome_head_reads_the_outcome_from_the_rollout():
                        "outcome_weight")
 
 
+@pytest.mark.slow
 def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tiny_checkpoint):
     """Frozen-encoder latents of simulated PHYRE-Lite rollouts; held out: the cross split's test
     templates, which the world model never saw."""
@@ -226,6 +227,7 @@ def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path
         LatentAgent(to_dataclass({"encoder": "x", "world_model": str(out)}, LatentAgentConfig))
 
 
+@pytest.mark.slow
 def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatch):
     import agents.world_model as world_model
 
