@@ -64,7 +64,7 @@ def demo_compare() -> CompareConfig:
                                           num_workers=0),
             steps=100, batch_size=8, warmup_steps=10, log_every=5, checkpoint_every=25),
         evaluate=EvalConfig(
-            ckpt=EACH_RUN, train_episodes=48, heldout_episodes=48, folds=4,
+            ckpt=EACH_RUN, train_episodes=48, heldout_episodes=48,
             qa=QAHeadConfig(epochs=5, min_questions=20),
             fixed=FixedSplitConfig(train_episodes=128, heldout_episodes=64)))
 
