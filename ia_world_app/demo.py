@@ -37,6 +37,7 @@ from ia_world.data.sources import DataConfig, DataSource
 from ia_world.errors import ConfigError
 from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig
 from ia_world.eval.qa_head import QAHeadConfig
+from ia_world.eval.splits import heldout_seeds
 from ia_world.masking import STRATEGIES
 from ia_world.report import control_table, group_by_strategy, metric_table, read_eval
 from ia_world.training import PretrainConfig
@@ -109,9 +110,9 @@ class DemoConfig:
         for strategy in self.overlay_strategies:
             check_choice("overlay_strategies", strategy, STRATEGIES)
         evaluate = self.compare.evaluate
-        if len({self.seed, evaluate.train_seed, evaluate.heldout_seed}) < 3:
-            raise ConfigError("seed, compare.evaluate.train_seed and "
-                              "compare.evaluate.heldout_seed must all differ")
+        if len({self.seed, evaluate.train_seed, heldout_seeds(evaluate.role).heldout}) < 3:
+            raise ConfigError("seed, compare.evaluate.train_seed and the role's held-out seed "
+                              "must all differ")
         check_range("episodes", self.episodes, 1, 10**7)
         check_range("frames", self.frames, 2, 10_000)
         check_range("workers", self.workers, 1, 256)
@@ -292,7 +293,7 @@ def demo(cfg: DemoConfig) -> dict:
     data = {name: generate_split(cfg, name, count, seed) for name, count, seed in (
         ("pretrain", cfg.episodes, cfg.seed),
         ("probe", evaluate_cfg.train_episodes, evaluate_cfg.train_seed),
-        ("heldout", evaluate_cfg.heldout_episodes, evaluate_cfg.heldout_seed))}
+        ("heldout", evaluate_cfg.heldout_episodes, heldout_seeds(evaluate_cfg.role).heldout))}
     lap("generate")
     comparison = compare_config(cfg)
     report_md = compare(comparison)
