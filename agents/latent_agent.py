@@ -17,20 +17,22 @@ from einops import repeat
 from omegaconf import MISSING
 
 from agents.baselines import puzzle_rng, sample_valid
-from agents.dynamics import load_world_model
-from agents.planner import PlannerConfig, plan
-from agents.world_model import (
-    FEATURES,
+from agents.goal_probe import (
     FIRST_WINDOW_PROBE,
-    check_zero_shot,
-    encode_windows,
     first_window_features,
-    frame_with_ball,
-    placement_state,
     probe_features,
     probe_logits,
+)
+from agents.placements import (
+    FEATURES,
+    encode_windows,
+    frame_with_ball,
+    placement_state,
     state_tokens,
 )
+from agents.planner import PlannerConfig, plan
+from agents.world_model import check_zero_shot
+from agents.world_model_net import load_world_model
 from envs.phyre_lite.scene import Puzzle, build_space, placement_error
 from ia_world.checkpoint import load_encoder
 from ia_world.config import check_path

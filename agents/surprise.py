@@ -22,14 +22,9 @@ import torch
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from agents.dynamics import WorldModel, load_world_model, window_errors
-from agents.world_model import (
-    Placement,
-    check_zero_shot,
-    episode_windows,
-    frame_with_ball,
-    sample_placement,
-)
+from agents.placements import Placement, episode_windows, frame_with_ball, sample_placement
+from agents.world_model import check_zero_shot
+from agents.world_model_net import WorldModel, load_world_model, window_errors
 from envs.phyre_lite.scene import GREEN, attempt, build_space
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id

@@ -24,10 +24,10 @@ import matplotlib
 import numpy as np
 import torch
 
-from agents.dynamics import WorldModelConfig
 from agents.planner import PlannerConfig
 from agents.solve import SolveConfig, solve
 from agents.world_model import WorldModelTrainConfig, train_stage
+from agents.world_model_net import WorldModelConfig
 from ia_world.atomic import atomic_write_json
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.data.episode import Episode

@@ -7,28 +7,25 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dynamics import (
+from agents.goal_probe import FIRST_WINDOW_PROBE, probe_logits
+from agents.latent_agent import LatentAgent, LatentAgentConfig
+from agents.placements import (
+    draw_placements,
+    encode_windows,
+    episode_windows,
+    frame_with_ball,
+    recorded_chunks,
+)
+from agents.surprise import SurpriseConfig, make_pairs, score_pairs
+from agents.window_cache import window_cache
+from agents.world_model import WorldModelTrainConfig, check_zero_shot, train_stage
+from agents.world_model_net import (
     WorldModel,
     WorldModelConfig,
     load_world_model,
     rollout_errors,
     save_world_model,
     train_world_model,
-)
-from agents.latent_agent import LatentAgent, LatentAgentConfig
-from agents.surprise import SurpriseConfig, make_pairs, score_pairs
-from agents.world_model import (
-    FIRST_WINDOW_PROBE,
-    WorldModelTrainConfig,
-    check_zero_shot,
-    draw_placements,
-    encode_windows,
-    episode_windows,
-    frame_with_ball,
-    probe_logits,
-    recorded_chunks,
-    train_stage,
-    window_cache,
 )
 from envs.phyre_lite.scene import attempt, build_space, placement_error, render
 from envs.phyre_lite.splits import split_tasks
@@ -196,7 +193,7 @@ def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tiny_che
 
 
 def test_state_tokens_put_the_ball_and_green_first_with_their_roles():
-    from agents.world_model import STATE_COLORS, STATE_SLOTS, placement_state, state_tokens
+    from agents.placements import STATE_COLORS, STATE_SLOTS, placement_state, state_tokens
 
     puzzle = parse_task_id(split_tasks("within", 0)[1][0])
     space = build_space(puzzle)
@@ -229,7 +226,7 @@ def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path
 
 @pytest.mark.slow
 def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatch):
-    import agents.world_model as world_model
+    import agents.placements as placements_module
 
     train, _ = split_tasks("within", 0)
     cfg = WorldModelTrainConfig(features="state", split="within", solved_share=0.5, workers=1)
@@ -241,13 +238,13 @@ def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatc
     again, again_share = draw_placements(train, 12, replace(cfg, workers=2), seed=3)
     assert [(t, a.tolist()) for t, a in again] == [(t, a.tolist()) for t, a in placements]
     assert again_share == drawn_share  # the same draws whatever the number of workers
-    monkeypatch.setattr(world_model, "MAX_DRAWS_PER_EPISODE", 2)
+    monkeypatch.setattr(placements_module, "MAX_DRAWS_PER_EPISODE", 2)
     with pytest.raises(ConfigError, match=r"solved_share=0.8: only \d of 10 placements solved"):
         draw_placements(train, 5, replace(cfg, solved_share=0.8), seed=0)
 
 
 def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
-    import agents.world_model as world_model
+    import agents.window_cache as window_cache_module
 
     args = ["features=state", "split=within", "episodes=8", "test_episodes=4", "workers=1",
             "windows=3",
@@ -256,7 +253,7 @@ def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
     first = train_stage(parse("world_model", args + [f"out={tmp_path / 'a'}"]))
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and cached[0] == window_cache(parse("world_model", args))
-    monkeypatch.setattr(world_model, "recorded_chunks", lambda *a: pytest.fail("simulated"))
+    monkeypatch.setattr(window_cache_module, "recorded_chunks", lambda *a: pytest.fail("simulated"))
     second = train_stage(parse("world_model", args + [f"out={tmp_path / 'b'}"]))
     assert (first / "metrics.json").read_text().replace(str(first), "") == \
         (second / "metrics.json").read_text().replace(str(second), "")
