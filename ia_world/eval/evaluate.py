@@ -20,15 +20,15 @@ import numpy as np
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
-    CONFIG_FILE,
     ENCODER_WEIGHTS,
     METRICS_FILE,
     initial_encoder,
     load_encoder,
-    read_json,
+    read_config,
+    read_metrics,
     resolve_checkpoint,
+    write_metrics,
 )
 from ia_world.config import (
     as_dict,
@@ -42,7 +42,7 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
-from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.collision_probe import (
     CollisionProbeConfig,
     collision_probe,
@@ -323,7 +323,7 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
 def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
-    config = read_json(checkpoint / CONFIG_FILE)
+    config = read_config(checkpoint)
     encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
                 "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
     grid = encoders["encoder"].grid
@@ -418,12 +418,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
-    metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
-    if not isinstance(metrics, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    metrics = read_metrics(path) if path.is_file() else {}  # checked before minutes of evaluation
     result = measure(eval_cfg)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
+    write_metrics(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
 
