@@ -31,6 +31,7 @@ from ia_world.checkpoint import (
     TRAIN_INFO_FILE,
     TRAIN_STATE_FILE,
     load_weights,
+    read_config,
     read_json,
     read_tensors,
     resolve_checkpoint,
@@ -281,12 +282,11 @@ def with_defaults(stored: dict, defaults: dict) -> dict:
 
 
 def read_pretrain_config(checkpoint: Path) -> dict:
-    """A checkpoint's config.json as stored, after validating it (the keys it predates filled
-    in from the defaults) through PretrainConfig, types included; CheckpointError naming it."""
+    """A checkpoint's config.json as stored (format-checked, without its version), validated
+    (the keys it predates filled in from the defaults) through PretrainConfig, types included;
+    CheckpointError naming it."""
     path = checkpoint / CONFIG_FILE
-    stored = read_json(path)
-    if not isinstance(stored, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(stored).__name__}")
+    stored = read_config(checkpoint)  # format-checked, a JSON object, without its version
     try:
         to_dataclass(with_defaults(copy.deepcopy(stored), as_dict(PretrainConfig())),
                      PretrainConfig)

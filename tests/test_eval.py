@@ -84,25 +84,27 @@ def test_heldout_seeds_never_overlap_pretraining():
                         "pretraining": seen})
 
 
+@pytest.mark.slow
 def test_evaluate_and_report_end_to_end(tmp_path):
     import json
 
     from ia_world.checkpoint import write_initial_checkpoint
-    from ia_world.cli import run_command
     from ia_world.models import ModelConfig
+    from ia_world_app.cli import run_command
 
     model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                         pred_depth=1, pred_heads=2)
     write_initial_checkpoint(tmp_path / "run", model, seed=0)
     small = ["train_episodes=10", "heldout_episodes=8", "qa.epochs=1", "qa.width=16",
              "horizon=4", "fixed.train_episodes=10", "fixed.heldout_episodes=6",
-             "qa.min_questions=0"]
+             "qa.min_questions=0", "collision.train_episodes=8", "collision.heldout_episodes=6"]
     result = run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
                                       *small])
     assert set(result["probe"]) == {"total_energy", "kinetic_energy", "mean_speed",
                                     "num_collisions", "total_energy (fixed count)",
                                     "mean_speed (fixed count)", "num_collisions (fixed count)",
-                                    "object_velocity"}
+                                    "object_velocity", "mass_ratio (collision)",
+                                    "post_velocity (collision)"}
     energy = result["probe"]["total_energy"]
     assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling", "density_blind"}
     assert energy["density_blind"]["set"] in {"first frame", "time-averaged", "both"}
@@ -116,6 +118,8 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert result["spectrum"]["floor_rankme"] == pytest.approx(result["spectrum"]["rankme"])
     assert set(result["qa"]["subjects"]["ceiling"]) <= {"descriptive", "explanatory",
                                                         "predictive", "counterfactual"}
+    assert set(result["qa"]["subjects"]) == {"encoder", "floor", "static", "pixel", "ceiling",
+                                             "shortcut"}  # + the events-only control
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
     assert saved["metrics"]["R2 total_energy"]["encoder"] == energy["encoder"]["r2"]
     # more "strategies" and seeds: random_tube (baseline) scores +0.1 on every metric, motion
@@ -161,7 +165,7 @@ def test_evaluate_and_report_end_to_end(tmp_path):
 
 
 def test_report_without_runs_is_a_clear_error(tmp_path):
-    from ia_world.cli import run_command
+    from ia_world_app.cli import run_command
 
     with pytest.raises(DataError, match="no runs given"):
         run_command("report", [f"out={tmp_path}"])

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from agents.sb3 import IAJEPAExtractor
 from envs.phyre_lite.templates import TEMPLATES, register_template
 from ia_world import checkpoint as checkpoint_module
-from ia_world import cli, training
+from ia_world import training
 from ia_world.atomic import atomic_write_bytes
 from ia_world.checkpoint import (
     CONFIG_FILE,
@@ -38,6 +38,7 @@ from ia_world.errors import ConfigError, DataError, from_worker
 from ia_world.eval import evaluate as evaluate_module
 from ia_world.models import ModelConfig
 from ia_world.runlock import LOCK_NAME
+from ia_world_app import cli
 
 SMALL = ["model.frames=4", "model.size=32", "model.embed_dim=24", "model.depth=1",
          "model.num_heads=2", "model.pred_dim=12", "model.pred_depth=1", "model.pred_heads=2",
@@ -46,7 +47,8 @@ SMALL = ["model.frames=4", "model.size=32", "model.embed_dim=24", "model.depth=1
 PAUSED_PRETRAIN = """
 import sys, time
 from pathlib import Path
-from ia_world import cli, training
+from ia_world import training
+from ia_world_app import cli
 loop = training.pretrain_loop
 def paused(*args, **kwargs):  # holds the lock until the test says go
     while not Path(sys.argv[1]).exists():
@@ -81,7 +83,7 @@ def test_second_pretrain_on_one_out_stops_with_one_line_and_the_first_is_unharme
                    and (shared / LOCK_NAME).read_text().strip() == str(first.pid)):
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
             time.sleep(0.05)
-        second = subprocess.run([sys.executable, "-m", "ia_world.cli", "pretrain", *SMALL,
+        second = subprocess.run([sys.executable, "-m", "ia_world_app.cli", "pretrain", *SMALL,
                                  f"out={shared}"], env=env_with_path(), capture_output=True,
                                 text=True, timeout=120)
         assert second.returncode == 2
@@ -119,8 +121,8 @@ def refuse_work(*args, **kwargs):
     ("solve", "agents.solve.solve_tasks", []),
     ("surprise", "agents.surprise.load_encoder", ["encoder=.", "world_model=."]),
     ("report", "ia_world.report.read_eval", ["runs=[somewhere]"]),
-    ("compare", "ia_world.eval.compare.pretrain", []),
-    ("demo", "ia_world.demo.generate_split", [])])
+    ("compare", "ia_world_app.compare.pretrain", []),
+    ("demo", "ia_world_app.demo.generate_split", [])])
 def test_out_a_file_fails_before_any_work(tmp_path, capsys, monkeypatch, command, work, args):
     file = tmp_path / "a-file"
     file.write_text("keep me")

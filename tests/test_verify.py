@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from ia_world import cli
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import EpisodeStore, checksum_path, shard_path
 from ia_world.data.verify import VerifyConfig, verify, verify_stage
 from ia_world.errors import DataError
+from ia_world_app import cli
 
 
 @pytest.fixture(scope="module")

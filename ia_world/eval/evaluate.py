@@ -20,14 +20,14 @@ import numpy as np
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
     ENCODER_WEIGHTS,
     METRICS_FILE,
     initial_encoder,
     load_encoder,
-    read_json,
+    read_metrics,
     resolve_checkpoint,
+    write_metrics,
 )
 from ia_world.config import (
     as_dict,
@@ -41,7 +41,13 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
-from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.errors import ConfigError, DataError
+from ia_world.eval.collision_probe import (
+    CollisionProbeConfig,
+    collision_probe,
+    collision_splits,
+    split_seeds,
+)
 from ia_world.eval.features import (
     SUBJECTS,
     Features,
@@ -56,7 +62,7 @@ from ia_world.eval.features import (
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import MIN_TRAIN, TARGETS, clip_targets, fit_probes, paired_probe_cis
 from ia_world.eval.qa import QUESTION_TYPES
-from ia_world.eval.qa_generator import generate_questions
+from ia_world.eval.qa_generator import generate_questions, shortcut_tokens
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.split_cache import cached_episodes, cached_questions
@@ -112,6 +118,8 @@ class EvalConfig:
     encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
     # simulated splits at a fixed body count: dynamic probes and causal QA
     fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
+    # two-ball Billiards clips with one collision: mass from momentum transfer
+    collision: CollisionProbeConfig = field(default_factory=CollisionProbeConfig)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
@@ -243,7 +251,7 @@ def metrics_table(probes: dict[str, dict[str, dict]], paired: dict[str, dict],
     for qtype in QUESTION_TYPES:
         for unit in ("per_option", "per_question"):
             by_subject = {s: acc[qtype] for s, acc in qa["subjects"].items() if qtype in acc}
-            if set(SUBJECTS) <= set(by_subject):
+            if set(SUBJECTS) <= set(by_subject):  # (+ the shortcut control, when present)
                 table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
                     {s: a[unit] for s, a in by_subject.items()},
                     {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
@@ -260,6 +268,7 @@ class Splits:
     fixed_heldout: list[Episode]
     questions_train: list
     questions_heldout: list
+    collision: dict  # "train" / "held-out" -> collision clips (empty when disabled)
 
 
 def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
@@ -288,13 +297,19 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
     fixed_train = simulated(cfg.fixed.train_episodes, cfg.fixed.train_seed, fixed=True)
     fixed_heldout = simulated(cfg.fixed.heldout_episodes, seeds.fixed_heldout, fixed=True)
     check_count(fixed_train + fixed_heldout, cfg.fixed.count)
+    collision = (collision_splits(cfg.collision, seeds.collision_heldout, grid.frames, grid.size)
+                 if cfg.collision.enabled else {})
     check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
                     f"{cfg.role} held-out": {ep.meta["seed"] for ep in heldout},
                     "fixed-count training": {ep.meta["seed"] for ep in fixed_train},
                     f"{cfg.role} fixed-count held-out": {ep.meta["seed"] for ep in fixed_heldout},
+                    **{f"collision {name}": split_seeds(clips)
+                       for name, clips in collision.items()},
                     "pretraining": pretraining_seeds(config),
                     **other_roles(cfg.role, {"heldout": cfg.heldout_episodes,
-                                             "fixed_heldout": cfg.fixed.heldout_episodes})})
+                                             "fixed_heldout": cfg.fixed.heldout_episodes,
+                                             "collision_heldout": cfg.collision.heldout_episodes
+                                             if cfg.collision.enabled else 0})})
     questions = [cached_questions(cfg.cache, {**fixed_key, "count": len(episodes), "seed": base,
                                               "horizon": cfg.horizon},
                                   lambda episodes=episodes, base=base: generate_questions(
@@ -303,7 +318,7 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
                                         (fixed_heldout, seeds.fixed_heldout))]
     check_question_counts(questions[0], cfg.qa.min_questions, "training")
     check_question_counts(questions[1], cfg.qa.min_questions, "held-out")
-    return Splits(train, heldout, fixed_train, fixed_heldout, *questions)
+    return Splits(train, heldout, fixed_train, fixed_heldout, *questions, collision)
 
 
 def measure(cfg: EvalConfig) -> dict:
@@ -352,9 +367,18 @@ def measure(cfg: EvalConfig) -> dict:
         {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, seed,
         attribute="objects", groups=groups))
     paired["object_velocity"] = paired_probe_cis(probes["object_velocity"], groups, seed)
-    qa = evaluate_qa(splits.questions_train, splits.questions_heldout,
-                     {s: f.tokens for s, f in features["fixed train"].items()},
-                     {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
+    if splits.collision:
+        collision = collision_probe(encoders, splits.collision, cfg.collision.train_seed,
+                                    cfg.batch_size)
+        for name, subjects in collision.items():
+            probes[f"{name} (collision)"] = subjects
+            paired[f"{name} (collision)"] = paired_probe_cis(subjects, seed=seed)
+    qa_subjects = [{s: f.tokens for s, f in features[name].items()}
+                   for name in ("fixed train", "fixed held-out")]
+    for subjects, episodes in zip(qa_subjects, (fixed_train, fixed_heldout)):
+        # QA's shortcut control: only the events the video shows (docs/results/qa-shortcuts.md)
+        subjects["shortcut"] = shortcut_tokens(episodes, grid.frames, cfg.fixed.count, vocab)
+    qa = evaluate_qa(splits.questions_train, splits.questions_heldout, *qa_subjects, cfg.qa)
     dim = encoders["encoder"].embed_dim
     pooled, floor_pooled = (features["held-out"][s].vector[:, :dim] for s in ("encoder", "floor"))
     seeds = heldout_seeds(cfg.role)
@@ -395,20 +419,18 @@ def evaluate(cfg: EvalConfig) -> dict:
     validate_tree(cfg)
     eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
-    with run_lock(out):
+    with run_lock(out):  # creates out= (checked writable) and holds it: one writer
         path = out / METRICS_FILE
-        metrics = read_json(path) if path.is_file() else {}  # checked before the evaluation
-        if not isinstance(metrics, dict):
-            raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+        metrics = read_metrics(path) if path.is_file() else {}  # checked before the evaluation
         result = measure(eval_cfg)
-        atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
+        write_metrics(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
 
 
 def results_table(metrics: dict[str, dict]) -> str:
     """The metrics with their controls as a short text table (what `evaluate` prints)."""
-    columns = (*SUBJECTS, "density_blind", "gap_closed")
+    columns = (*SUBJECTS, "shortcut", "density_blind", "gap_closed")
     lines = [f"{'metric':<34}" + "".join(f"{c:>14}" for c in columns) + "  gap closed 95% CI"]
     for name, row in metrics.items():
         gap = row.get("paired_ci", {}).get("gap_closed", [np.nan, np.nan])
