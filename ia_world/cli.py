@@ -118,6 +118,38 @@ def run_command(command: str, overrides: list[str], dry_run: bool = False):
     return load_attr(COMMANDS[command].stage)(config)
 
 
+def help_text(command: str) -> str:
+    """The text of `ia-world <command> --help`, read from the command's schema."""
+    from ia_world.config import register_schema
+    from ia_world.help import command_help
+
+    schema = load_attr(COMMANDS[command].schema)
+    register_schema(command, schema)
+    return command_help(command, COMMANDS[command].summary, schema)
+
+
+CLI_DOCS = "docs/cli.md"
+REGENERATE_CLI_DOCS = f'python -c "from {__name__} import write_cli_docs; write_cli_docs()"'
+
+
+def cli_markdown() -> str:
+    """docs/cli.md: the top-level usage and every command's `--help` text, one section each."""
+    lines = ["# Command-line reference", "",
+             "Generated from the config schema (the text of `ia-world --help` and "
+             "`ia-world <command> --help`);", f"do not edit: regenerate with `{REGENERATE_CLI_DOCS}`"
+             " (a test fails when this page is stale).", "", "```text", USAGE, "```"]
+    for command in COMMANDS:
+        lines += ["", f"## {command}", "", "```text", help_text(command), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_cli_docs(path: str = CLI_DOCS) -> None:
+    """Write the CLI reference page (run from the repository root)."""
+    from ia_world.atomic import atomic_write_text
+
+    atomic_write_text(path, cli_markdown())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -130,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if any(a in ("-h", "--help") for a in args[1:]):
-            from ia_world.config import register_schema
-            from ia_world.help import command_help
-
-            schema = load_attr(COMMANDS[command].schema)
-            register_schema(command, schema)
-            print(command_help(command, COMMANDS[command].summary, schema))
+            print(help_text(command))
             return 0
         run_command(command, overrides, dry_run=DRY_RUN in args[1:])
     except IAWorldError as error:
