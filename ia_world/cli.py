@@ -136,7 +136,8 @@ def cli_markdown() -> str:
     """docs/cli.md: the top-level usage and every command's `--help` text, one section each."""
     lines = ["# Command-line reference", "",
              "Generated from the config schema (the text of `ia-world --help` and "
-             "`ia-world <command> --help`);", f"do not edit: regenerate with `{REGENERATE_CLI_DOCS}`"
+             "`ia-world <command> --help`);",
+             f"do not edit: regenerate with `{REGENERATE_CLI_DOCS}`"
              " (a test fails when this page is stale).", "", "```text", USAGE, "```"]
     for command in COMMANDS:
         lines += ["", f"## {command}", "", "```text", help_text(command), "```"]
