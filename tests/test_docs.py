@@ -1,5 +1,6 @@
 """The documentation site: the generated CLI page is current and every page is in the nav."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -30,3 +31,10 @@ def test_every_docs_page_is_in_the_site_nav_and_every_nav_page_exists():
     listed = nav_pages(config["nav"])
     pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
     assert sorted(listed) == pages
+
+
+def test_readme_stays_short_and_links_only_to_pages_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250, "README.md: measurements go to docs/results/<page>.md"
+    links = re.findall(r"\]\(((?:docs/)[^)#]+)", readme)
+    assert links and all((ROOT / link).exists() for link in links), links
