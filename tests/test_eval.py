@@ -34,9 +34,9 @@ def test_probe_on_shuffled_targets_is_near_zero():
 
 
 def test_probe_rejects_too_few_clips():
-    x, y = linear_data(0, n=6)
+    x, y = linear_data(0, n=3)
     with pytest.raises(DataError, match="too few"):
-        fit_probe(x, y, x, y, folds=5)
+        fit_probe(x, y, x, y)
 
 
 def test_rankme_of_constructed_spectra():
@@ -94,7 +94,7 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                         pred_depth=1, pred_heads=2)
     write_initial_checkpoint(tmp_path / "run", model, seed=0)
-    small = ["train_episodes=10", "heldout_episodes=8", "folds=2", "qa.epochs=1", "qa.width=16",
+    small = ["train_episodes=10", "heldout_episodes=8", "qa.epochs=1", "qa.width=16",
              "horizon=4", "fixed.train_episodes=10", "fixed.heldout_episodes=6",
              "qa.min_questions=0"]
     result = run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
@@ -104,7 +104,12 @@ def test_evaluate_and_report_end_to_end(tmp_path):
                                     "mean_speed (fixed count)", "num_collisions (fixed count)",
                                     "object_velocity"}
     energy = result["probe"]["total_energy"]
-    assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling"}
+    assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling", "density_blind"}
+    assert energy["density_blind"]["set"] in {"first frame", "time-averaged", "both"}
+    paired = result["metrics"]["R2 total_energy"]["paired_ci"]
+    assert set(paired) == {"encoder - floor", "encoder - static", "encoder - pixel",
+                           "encoder - ceiling", "encoder - density_blind", "gap_closed"}
+    assert paired["encoder - floor"] == [0.0, 0.0]  # its own initialisation
     assert len(energy["encoder"]["predicted"]) == 8
     assert 1 <= result["spectrum"]["rankme"] <= 32
     # the floor's RankMe on the same clips; this checkpoint is its own initialisation
@@ -140,8 +145,9 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert untrained.split(" | ")[column] == "1.000 ± 0.000"  # its own initialisation
     energy_row = next(line for line in text.splitlines()
                       if line.startswith("| R2 total_energy | ") and "seeds" in line)
-    assert "| -0.100 [-0.100, -0.100] (2 seeds) |" in energy_row      # untrained - random_tube
-    assert "no difference: +0.000 [+0.000, +0.000] (2 seeds)" in energy_row  # motion
+    # untrained - random_tube: the same -0.1 on both seeds is marked; motion - random_tube is not
+    assert "| **-0.100 [-0.100, -0.100] p_Holm=0 (2 seeds)** |" in energy_row
+    assert "| +0.000 [+0.000, +0.000] p_Holm=1 (2 seeds) |" in energy_row
     for plot in ("controls.png", "r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
         assert (tmp_path / "report" / plot).stat().st_size > 1000
     # the online encoder's evaluation goes next to the target's, never over it
