@@ -166,7 +166,7 @@ def evaluate_run(demo: DemoConfig, run_dir: Path) -> dict:
                                heldout_episodes=budget.fixed_heldout_episodes),
         train_data=str(data / "probe"), heldout_data=str(data / "heldout"),
         train_episodes=budget.probe_episodes, heldout_episodes=budget.heldout_episodes,
-        train_seed=demo.probe_seed, device=device))
+        train_seed=demo.probe_seed, cache=str(Path(demo.out) / "eval-cache"), device=device))
 
 
 def train_world_model(demo: DemoConfig, encoder_run: Path) -> Path:

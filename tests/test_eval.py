@@ -178,3 +178,39 @@ def test_fast_r2_matches_sklearn():
     true, predicted = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
     assert r2(true, predicted) == pytest.approx(r2_score(true, predicted))
     assert r2(true[:, 0], predicted[:, 0]) == pytest.approx(r2_score(true[:, 0], predicted[:, 0]))
+
+
+def test_split_cache_reads_back_the_same_splits_and_questions(tmp_path, monkeypatch):
+    from ia_world.eval import evaluate as evaluate_module
+    from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig, evaluation_splits
+    from ia_world.eval.qa import to_clevrer
+    from ia_world.tokens import TokenGrid
+
+    cfg = EvalConfig(ckpt="unused", train_episodes=6, heldout_episodes=4, horizon=4,
+                     fixed=FixedSplitConfig(train_episodes=5, heldout_episodes=3),
+                     cache=str(tmp_path / "cache"))
+    cfg.qa.min_questions = 0
+    grid = TokenGrid(frames=8, size=32, tubelet_t=2, patch=8)
+    first = evaluation_splits(cfg, grid, {})
+    assert len(list((tmp_path / "cache").glob("split-*.safetensors"))) == 4
+    assert len(list((tmp_path / "cache").glob("questions-*.json"))) == 2
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated although cached")
+
+    monkeypatch.setattr(evaluate_module, "simulate_split", no_simulation)
+    monkeypatch.setattr(evaluate_module, "split_episodes", no_simulation)
+    monkeypatch.setattr(evaluate_module, "generate_questions", no_simulation)
+    second = evaluation_splits(cfg, grid, {})
+    for name in ("train", "heldout", "fixed_train", "fixed_heldout"):
+        a, b = getattr(first, name), getattr(second, name)
+        assert [ep.meta["seed"] for ep in a] == [ep.meta["seed"] for ep in b]
+        assert all(np.array_equal(x.frames, y.frames) and x.collisions == y.collisions
+                   for x, y in zip(a, b))
+    for a, b in zip(first.questions_heldout, second.questions_heldout):
+        assert a.clip == b.clip and to_clevrer(a, 0) == to_clevrer(b, 0)
+    # the test role simulates other held-out episodes (and caches them under other names)
+    monkeypatch.undo()
+    test_role = evaluation_splits(EvalConfig(**{**cfg.__dict__, "role": "test"}), grid, {})
+    assert not {ep.meta["seed"] for ep in test_role.heldout} & {ep.meta["seed"]
+                                                                 for ep in first.heldout}

@@ -30,7 +30,14 @@ from ia_world.checkpoint import (
     read_json,
     resolve_checkpoint,
 )
-from ia_world.config import check_choice, check_path, check_range, to_dataclass, validate_tree
+from ia_world.config import (
+    as_dict,
+    check_choice,
+    check_path,
+    check_range,
+    to_dataclass,
+    validate_tree,
+)
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
@@ -53,6 +60,7 @@ from ia_world.eval.qa import QUESTION_TYPES
 from ia_world.eval.qa_generator import generate_questions
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
+from ia_world.eval.split_cache import cached_episodes, cached_questions
 from ia_world.eval.splits import ROLES, check_disjoint, heldout_seeds, other_roles
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
@@ -95,6 +103,9 @@ class EvalConfig:
     train_data: str | None = None  # a generated dataset instead of simulating the train split
     heldout_data: str | None = None  # a generated dataset instead of simulating held-out
     horizon: int = 8  # predictive QA: frames simulated past the clip's end
+    # simulated splits and questions are kept here and reused by later evaluations (keyed by
+    # every key that changes them and the simulator's code); none: simulate every time
+    cache: str | None = None
     batch_size: int = 32  # clips per encoder batch
     device: str = "cpu"  # cpu | cuda
     encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
@@ -107,8 +118,9 @@ class EvalConfig:
             raise ConfigError(f"encoder_weights={self.encoder_weights!r} is not one of "
                               f"{ENCODER_WEIGHTS}")
         check_path("ckpt", self.ckpt)
-        if self.out is not None:
-            check_path("out", self.out)
+        for key in ("out", "cache"):
+            if getattr(self, key) is not None:
+                check_path(key, getattr(self, key))
         check_choice("role", self.role, ROLES)
         check_range("train_episodes", self.train_episodes, MIN_TRAIN, 10**7)
         check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
@@ -250,17 +262,30 @@ class Splits:
 
 
 def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
-    """Simulate (or read) every split of the role, check their seeds disjoint, ask questions."""
+    """Simulate (or read, or take from cfg.cache) every split of the role, check their seeds
+    disjoint, and ask the fixed-count splits' questions."""
     seeds = heldout_seeds(cfg.role)
     fixed_env = fixed_count_env(cfg.env, cfg.fixed.count, grid.size)
-    train = split_episodes(cfg.train_data, cfg.train_episodes, cfg.train_seed, cfg.env,
-                           grid.frames, grid.size)
-    heldout = split_episodes(cfg.heldout_data, cfg.heldout_episodes, seeds.heldout, cfg.env,
-                             grid.frames, grid.size)
-    fixed_train = simulate_split(fixed_env, cfg.fixed.train_episodes, cfg.fixed.train_seed,
-                                 grid.frames)
-    fixed_heldout = simulate_split(fixed_env, cfg.fixed.heldout_episodes, seeds.fixed_heldout,
-                                   grid.frames)
+    key = {"env": as_dict(cfg.env), "frames": grid.frames, "size": grid.size}
+    fixed_key = {**key, "fixed_count": cfg.fixed.count}
+
+    def simulated(count: int, base: int, fixed: bool) -> list[Episode]:
+        if fixed:
+            return cached_episodes(cfg.cache, {**fixed_key, "count": count, "seed": base},
+                                   lambda: simulate_split(fixed_env, count, base, grid.frames))
+        return cached_episodes(cfg.cache, {**key, "count": count, "seed": base},
+                               lambda: split_episodes(None, count, base, cfg.env, grid.frames,
+                                                      grid.size))
+
+    def probe_split(path: str | None, count: int, base: int) -> list[Episode]:
+        if path is None:
+            return simulated(count, base, fixed=False)
+        return split_episodes(path, count, base, cfg.env, grid.frames, grid.size)
+
+    train = probe_split(cfg.train_data, cfg.train_episodes, cfg.train_seed)
+    heldout = probe_split(cfg.heldout_data, cfg.heldout_episodes, seeds.heldout)
+    fixed_train = simulated(cfg.fixed.train_episodes, cfg.fixed.train_seed, fixed=True)
+    fixed_heldout = simulated(cfg.fixed.heldout_episodes, seeds.fixed_heldout, fixed=True)
     check_count(fixed_train + fixed_heldout, cfg.fixed.count)
     check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
                     f"{cfg.role} held-out": {ep.meta["seed"] for ep in heldout},
@@ -269,9 +294,12 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
                     "pretraining": pretraining_seeds(config),
                     **other_roles(cfg.role, {"heldout": cfg.heldout_episodes,
                                              "fixed_heldout": cfg.fixed.heldout_episodes})})
-    questions = [generate_questions(fixed_env, split, grid.frames, cfg.horizon, seed)
-                 for split, seed in ((fixed_train, cfg.fixed.train_seed),
-                                     (fixed_heldout, seeds.fixed_heldout))]
+    questions = [cached_questions(cfg.cache, {**fixed_key, "count": len(episodes), "seed": base,
+                                              "horizon": cfg.horizon},
+                                  lambda episodes=episodes, base=base: generate_questions(
+                                      fixed_env, episodes, grid.frames, cfg.horizon, base))
+                 for episodes, base in ((fixed_train, cfg.fixed.train_seed),
+                                        (fixed_heldout, seeds.fixed_heldout))]
     check_question_counts(questions[0], cfg.qa.min_questions, "training")
     check_question_counts(questions[1], cfg.qa.min_questions, "held-out")
     return Splits(train, heldout, fixed_train, fixed_heldout, *questions)

@@ -29,6 +29,7 @@ SUBJECTS = ("encoder", "floor", "static", "pixel", "ceiling")
 CONTROLS = ("floor", "static", "pixel", "ceiling")
 PIXEL_SIZE = 16          # the pixel control downsamples frames to 16x16 (x3 colours)
 PIXEL_COMPONENTS = 64    # PCA components of frames and of frame differences, per time step
+PIXEL_FIT_ROWS = 4096    # the PCA bases are fitted on at most this many (clip, step) rows
 VELOCITY_FRAMES = 4      # per-object velocity target: mean velocity over the first 4 frames
 SUMMARY_COLUMNS = 7      # object_state's summary: speed, speed / K, energies, mass, size, contacts
 
@@ -104,9 +105,11 @@ def pixel_steps(clips: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_pixel_basis(clips: np.ndarray, steps: int, seed: int = 0) -> tuple[PCA, PCA]:
     """PCA bases of downsampled frames and of frame differences, fitted on a training split."""
-    bases = []
+    bases, rng = [], np.random.default_rng(seed)
     for x in pixel_steps(clips, steps):
         rows = rearrange(x, "e s p -> (e s) p")
+        if len(rows) > PIXEL_FIT_ROWS:
+            rows = rows[np.sort(rng.choice(len(rows), PIXEL_FIT_ROWS, replace=False))]
         components = min(PIXEL_COMPONENTS, rows.shape[1], len(rows) // 4)  # well estimated
         bases.append(PCA(components, random_state=seed).fit(rows))
     return tuple(bases)
