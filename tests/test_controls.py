@@ -46,7 +46,7 @@ MODEL = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_
                     pred_depth=1, pred_heads=2)
 SMALL_EVAL = ["train_episodes=8", "heldout_episodes=6", "qa.epochs=1", "qa.width=16",
               "horizon=4", "fixed.train_episodes=10", "fixed.heldout_episodes=6",
-              "qa.min_questions=0"]
+              "qa.min_questions=0", "collision.enabled=false"]
 
 
 def evaluate(checkpoint, out) -> dict:

@@ -96,13 +96,14 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     write_initial_checkpoint(tmp_path / "run", model, seed=0)
     small = ["train_episodes=10", "heldout_episodes=8", "qa.epochs=1", "qa.width=16",
              "horizon=4", "fixed.train_episodes=10", "fixed.heldout_episodes=6",
-             "qa.min_questions=0"]
+             "qa.min_questions=0", "collision.train_episodes=8", "collision.heldout_episodes=6"]
     result = run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
                                       *small])
     assert set(result["probe"]) == {"total_energy", "kinetic_energy", "mean_speed",
                                     "num_collisions", "total_energy (fixed count)",
                                     "mean_speed (fixed count)", "num_collisions (fixed count)",
-                                    "object_velocity"}
+                                    "object_velocity", "mass_ratio (collision)",
+                                    "post_velocity (collision)"}
     energy = result["probe"]["total_energy"]
     assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling", "density_blind"}
     assert energy["density_blind"]["set"] in {"first frame", "time-averaged", "both"}

@@ -182,7 +182,7 @@ def tiny_evaluate_args(run_dir) -> list[str]:
     """`ia-world evaluate` on a micro model and micro splits (seconds)."""
     return [f"ckpt={run_dir}", "train_episodes=10", "heldout_episodes=8",
             "qa.epochs=1", "qa.width=16", "horizon=4", "fixed.train_episodes=10",
-            "fixed.heldout_episodes=6", "qa.min_questions=0"]
+            "fixed.heldout_episodes=6", "qa.min_questions=0", "collision.enabled=false"]
 
 
 @pytest.fixture

@@ -43,6 +43,12 @@ from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.eval.collision_probe import (
+    CollisionProbeConfig,
+    collision_probe,
+    collision_splits,
+    split_seeds,
+)
 from ia_world.eval.features import (
     SUBJECTS,
     Features,
@@ -111,6 +117,8 @@ class EvalConfig:
     encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
     # simulated splits at a fixed body count: dynamic probes and causal QA
     fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
+    # two-ball Billiards clips with one collision: mass from momentum transfer
+    collision: CollisionProbeConfig = field(default_factory=CollisionProbeConfig)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
@@ -259,6 +267,7 @@ class Splits:
     fixed_heldout: list[Episode]
     questions_train: list
     questions_heldout: list
+    collision: dict  # "train" / "held-out" -> collision clips (empty when disabled)
 
 
 def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
@@ -287,13 +296,19 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
     fixed_train = simulated(cfg.fixed.train_episodes, cfg.fixed.train_seed, fixed=True)
     fixed_heldout = simulated(cfg.fixed.heldout_episodes, seeds.fixed_heldout, fixed=True)
     check_count(fixed_train + fixed_heldout, cfg.fixed.count)
+    collision = (collision_splits(cfg.collision, seeds.collision_heldout, grid.frames, grid.size)
+                 if cfg.collision.enabled else {})
     check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
                     f"{cfg.role} held-out": {ep.meta["seed"] for ep in heldout},
                     "fixed-count training": {ep.meta["seed"] for ep in fixed_train},
                     f"{cfg.role} fixed-count held-out": {ep.meta["seed"] for ep in fixed_heldout},
+                    **{f"collision {name}": split_seeds(clips)
+                       for name, clips in collision.items()},
                     "pretraining": pretraining_seeds(config),
                     **other_roles(cfg.role, {"heldout": cfg.heldout_episodes,
-                                             "fixed_heldout": cfg.fixed.heldout_episodes})})
+                                             "fixed_heldout": cfg.fixed.heldout_episodes,
+                                             "collision_heldout": cfg.collision.heldout_episodes
+                                             if cfg.collision.enabled else 0})})
     questions = [cached_questions(cfg.cache, {**fixed_key, "count": len(episodes), "seed": base,
                                               "horizon": cfg.horizon},
                                   lambda episodes=episodes, base=base: generate_questions(
@@ -302,7 +317,7 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
                                         (fixed_heldout, seeds.fixed_heldout))]
     check_question_counts(questions[0], cfg.qa.min_questions, "training")
     check_question_counts(questions[1], cfg.qa.min_questions, "held-out")
-    return Splits(train, heldout, fixed_train, fixed_heldout, *questions)
+    return Splits(train, heldout, fixed_train, fixed_heldout, *questions, collision)
 
 
 def measure(cfg: EvalConfig) -> dict:
@@ -351,6 +366,12 @@ def measure(cfg: EvalConfig) -> dict:
         {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, seed,
         attribute="objects", groups=groups))
     paired["object_velocity"] = paired_probe_cis(probes["object_velocity"], groups, seed)
+    if splits.collision:
+        collision = collision_probe(encoders, splits.collision, cfg.collision.train_seed,
+                                    cfg.batch_size)
+        for name, subjects in collision.items():
+            probes[f"{name} (collision)"] = subjects
+            paired[f"{name} (collision)"] = paired_probe_cis(subjects, seed=seed)
     qa = evaluate_qa(splits.questions_train, splits.questions_heldout,
                      {s: f.tokens for s, f in features["fixed train"].items()},
                      {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
