@@ -163,15 +163,18 @@ def test_every_python_block_of_the_docs_runs_as_written(page, tmp_path, monkeypa
 def page_commands(text: str) -> list[list[str]]:
     """Every concrete `ia-world ...` (or `torchrun ... -m ia_world.cli ...`) command of a page.
 
-    Inline code spans and lines of fenced or indented code blocks count. Lines with placeholders
-    (`<...>`, `$var`, `...`, `{...}`) are templates, not commands.
+    Inline code spans and lines of fenced or indented code blocks count; an inline span that is
+    only `ia-world <command>` names the command. Lines with placeholders (`<...>`, `$var`,
+    `...`, `{...}`) are templates, not commands.
     """
     text = text.replace("\\\n", " ")
-    lines = re.findall(r"`(ia-world [^`]+)`", text.replace("\n", " "))
+    lines = [span for span in re.findall(r"`(ia-world [^`]+)`", text.replace("\n", " "))
+             if " " in span.strip().removeprefix("ia-world ")]
     code = "\n".join(re.findall(r"```\w*\n(.*?)```", text, re.S)
                      + re.findall(r"^    .*$", text, re.M))  # fenced and indented code
     lines += [line.split("  #")[0] for line in code.splitlines()
               if re.match(r"^\s*(ia-world|torchrun .* -m ia_world\.cli) ", line)]
+    lines += re.findall(r"&& (ia-world [^&\n]+)$", code, re.M)  # the set-up line's demo
     found = []
     for line in lines:
         if not re.search(r"[<$]|\.\.\.|[{}]|\[key|--help", line):
