@@ -16,7 +16,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from safetensors.torch import save_file
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -27,6 +26,7 @@ from tqdm import tqdm
 import envs
 from agents.sb3 import IAJEPAExtractor
 from ia_world.atomic import atomic_write, atomic_write_json
+from ia_world.checkpoint import write_weights
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.errors import ConfigError, DataError
 
@@ -179,8 +179,7 @@ def train(cfg: RLConfig) -> Path:
     agent.learn(total_timesteps=cfg.steps, callback=Progress(cfg.steps, cfg.name))
     seconds = time.perf_counter() - start
     venv.close()
-    atomic_write(run_dir / "policy.safetensors",
-                 lambda temp: save_file(trainable_state(agent.policy), str(temp)))
+    write_weights(run_dir / "policy.safetensors", trainable_state(agent.policy))
     atomic_write_json(run_dir / "run.json", {
         "config": as_dict(cfg), "label": encoder_label(cfg.encoder),
         "env_steps": int(agent.num_timesteps), "seconds": seconds,

@@ -30,12 +30,12 @@ from envs.phyre_lite.splits import NUM_FOLDS, ROLES, SPLITS, role_tasks
 from envs.phyre_lite.templates import TEMPLATES, parse_task_id
 from ia_world.atomic import atomic_write_json, atomic_write_text
 from ia_world.checkpoint import read_json
-from ia_world.cli import load_attr
 from ia_world.config import (
     as_dict,
     check_choice,
     check_path,
     check_range,
+    load_attr,
     to_dataclass,
     validate_tree,
 )

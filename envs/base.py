@@ -35,7 +35,7 @@ class SceneEnv(gym.Env):
     `## Action Space`, `## Observation Space`, `## Rewards`, `## Starting State`,
     `## Episode End`, `## Arguments` (every constructor keyword, those of this base and of the
     backend included) and `## Example`; `tests/test_env_docs.py` checks it. See
-    `envs.pymunk_scenes.Billiards` for a passive scene, `envs.active.PushBall` for an active one.
+    `envs.pymunk_scenes.Billiards` for a passive scene, `envs.pushball.PushBall` for an active one.
 
     ## Arguments (every scene)
 

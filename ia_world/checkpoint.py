@@ -22,6 +22,14 @@ from tqdm import tqdm
 from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text
 from ia_world.config import as_dict, to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.formats import (
+    CHECKPOINT_VERSION,
+    METRICS_VERSION,
+    UNVERSIONED,
+    check_format_version,
+    format_version,
+)
+from ia_world.formats import KEY as FORMAT_KEY
 from ia_world.models import IAJEPA, ModelConfig, VideoEncoder, preset
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
@@ -29,19 +37,65 @@ TRAIN_STATE_FILE, TRAIN_INFO_FILE = "train_state.safetensors", "train_state.json
 LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
 
 
+def write_weights(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write tensors as one safetensors file, atomically (CPU, contiguous): every weights file
+    ia-world writes goes through here."""
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(Path(path), lambda temp: save_file(cpu, temp))
+    return Path(path)
+
+
 def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], config: dict,
-                    metrics: dict | None = None) -> Path:
+                    metrics: dict | None = None, version: int = CHECKPOINT_VERSION) -> Path:
     """Write model.safetensors + config.json (+ metrics.json) into a directory, each atomically.
 
-    The one weights writer: pretraining checkpoints and the world model both use it.
+    The one weights writer: pretraining checkpoints and the world model both use it. config.json
+    carries `format_version` (`version`: a checkpoint's, or the world model's).
     """
     directory = Path(directory)
-    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(directory / MODEL_FILE, lambda temp: save_file(cpu, temp))
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
+    write_weights(directory / MODEL_FILE, tensors)
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(versioned(config, version), indent=1)
+                      + "\n")
     if metrics is not None:
-        atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
+        write_metrics(directory / METRICS_FILE, metrics)
     return directory
+
+
+def versioned(document: dict, version: int) -> dict:
+    """The document with `format_version` first (replacing any it had)."""
+    return {FORMAT_KEY: version, **{k: v for k, v in document.items() if k != FORMAT_KEY}}
+
+
+def write_metrics(path: str | Path, metrics: dict) -> Path:
+    """Write a metrics.json (evaluate, world_model, surprise, checkpoints) with its version."""
+    atomic_write_text(Path(path), json.dumps(versioned(metrics, METRICS_VERSION), indent=1)
+                      + "\n")
+    return Path(path)
+
+
+# a file written before format versions existed has version 1's layout: one reader reads both
+CHECKPOINT_READABLE = (UNVERSIONED, CHECKPOINT_VERSION)
+METRICS_READABLE = (UNVERSIONED, METRICS_VERSION)
+
+
+def read_versioned(path: Path, readable: tuple[int, ...]) -> dict:
+    """A JSON object of a readable format version, without its `format_version` key; else
+    CheckpointError naming the file."""
+    document = read_json(path)
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(document).__name__}")
+    check_format_version(path, format_version(document), readable, CheckpointError)
+    return {k: v for k, v in document.items() if k != FORMAT_KEY}
+
+
+def read_config(directory: str | Path, readable: tuple[int, ...] = CHECKPOINT_READABLE) -> dict:
+    """A checkpoint's (or world model's) config.json, format-checked, without its version."""
+    return read_versioned(Path(directory) / CONFIG_FILE, readable)
+
+
+def read_metrics(path: str | Path) -> dict:
+    """A metrics.json, format-checked, without its version."""
+    return read_versioned(Path(path), METRICS_READABLE)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Tensor],
@@ -57,8 +111,7 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
     temp.mkdir(parents=True)
     write_model_dir(temp, tensors, config, metrics)
     if train_tensors is not None:
-        cpu = {k: v.detach().cpu().contiguous() for k, v in train_tensors.items()}
-        atomic_write(temp / TRAIN_STATE_FILE, lambda path: save_file(cpu, path))
+        write_weights(temp / TRAIN_STATE_FILE, train_tensors)
         atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temp, final)
@@ -100,8 +153,8 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def checkpoint_model_config(checkpoint: Path) -> ModelConfig:
     """The ModelConfig stored in a checkpoint's config.json."""
-    config = read_json(checkpoint / CONFIG_FILE)
-    model = config.get("model") if isinstance(config, dict) else None
+    config = read_config(checkpoint)
+    model = config.get("model")
     if not isinstance(model, dict):
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: expected an object with a 'model' "
                               f"object, got {json.dumps(config)[:60]}")
@@ -195,7 +248,7 @@ def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
     """The checkpoint's architecture at its initialisation, rebuilt from config.json's model and
     seed (as pretraining and `write_initial_checkpoint` build it): the evaluation's floor."""
     checkpoint = resolve_checkpoint(path)
-    config = read_json(checkpoint / CONFIG_FILE)
+    config = read_config(checkpoint)
     if not isinstance(config.get("seed"), int):
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: no integer init seed, so its "
                               "initialisation (the evaluation's floor) cannot be rebuilt")

@@ -51,13 +51,16 @@ def register_schema(command: str, schema: type) -> None:
             store.store(group=group, name=schema_name(option), node=node)
 
 
+def load_attr(spec: str):
+    """The attribute named by "module:attribute" (imported when first needed)."""
+    module_name, attribute = spec.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 def load_config(name: str, overrides: list[str] | tuple[str, ...] = (),
                 schema: type | None = None) -> DictConfig:
-    """Compose `configs/<name>.yaml` (on its command's schema) with Hydra overrides."""
-    if schema is None:
-        from ia_world.cli import COMMANDS, load_attr  # the command table names every schema
-
-        schema = load_attr(COMMANDS[name].schema) if name in COMMANDS else None
+    """Compose `configs/<name>.yaml` with Hydra overrides, on `schema` (a command's dataclass,
+    registered as `<name>_schema` for the YAML's defaults list) when given."""
     if schema is not None:
         register_schema(name, schema)
     try:

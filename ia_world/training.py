@@ -29,6 +29,7 @@ from ia_world.checkpoint import (
     TRAIN_INFO_FILE,
     TRAIN_STATE_FILE,
     load_weights,
+    read_config,
     read_json,
     read_tensors,
     resolve_checkpoint,
@@ -278,8 +279,7 @@ def with_defaults(stored: dict, defaults: dict) -> dict:
 
 def check_resumable(checkpoint: Path, config: dict) -> None:
     """Refuse to resume a checkpoint whose stored config differs (other than RESUMABLE_KEYS)."""
-    stored = read_json(checkpoint / CONFIG_FILE)
-    stored = with_defaults(stored, as_dict(PretrainConfig())) if isinstance(stored, dict) else {}
+    stored = with_defaults(read_config(checkpoint), as_dict(PretrainConfig()))
     changed = config_diff(stored, config, RESUMABLE_KEYS)
     if changed:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: this run was started with another "

@@ -7,10 +7,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from ia_world import html_report
-from ia_world.cli import main, run_command
 from ia_world.tokens import TokenGrid
 from ia_world.viz import overlay, side_by_side, strategy_masks, token_mask_pixels
+from ia_world_app import html_report
+from ia_world_app.cli import main, run_command
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -46,6 +46,7 @@ def demo_out(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_demo_writes_report_and_summary(demo_out):
     summary = json.loads((demo_out / "summary.json").read_text())
     assert set(summary["metrics"]) == {"interaction", "random_tube"}
@@ -62,17 +63,22 @@ def test_demo_writes_report_and_summary(demo_out):
     html = (demo_out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/gif;base64," in html
     assert "src=\"http" not in html and "<table" in html
+    report_md = (demo_out / "report" / "report.md").read_text()  # compare's report, rendered
+    assert "## Encoder against its controls" in report_md
+    assert "Encoder against its controls</h3>" in html and html.count("<table") >= 4
 
 
+@pytest.mark.slow
 def test_demo_rerun_resumes_without_redoing_stages(demo_out):
-    checkpoint = next((demo_out / "runs" / "interaction" / "checkpoints").glob("step-*"))
+    checkpoint = next((demo_out / "runs" / "interaction-seed0" / "checkpoints").glob("step-*"))
     weights = checkpoint / "model.safetensors"
     before = weights.stat().st_mtime_ns, (demo_out / "solve").stat().st_mtime_ns
     summary = run_command("demo", ["preset=micro", f"out={demo_out}", "videos=1"])
     assert (weights.stat().st_mtime_ns, (demo_out / "solve").stat().st_mtime_ns) == before
-    assert summary["seconds"]["pretrain"] < 30
+    assert summary["seconds"]["compare"] < 30
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(demo_out, tmp_path):
     png = tmp_path / "shot.png"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from ia_world.cli import CLI_DOCS, COMMANDS, REGENERATE_CLI_DOCS, cli_markdown
+from ia_world_app.cli import CLI_DOCS, COMMANDS, REGENERATE_CLI_DOCS, cli_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

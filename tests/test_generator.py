@@ -14,13 +14,13 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from ia_world.cli import main
 from ia_world.config import load_config, to_dataclass
 from ia_world.data import EpisodeStore, load_episodes
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import episode_seed, read_shard, shard_path
 from ia_world.errors import ConfigError, DataError
+from ia_world_app.cli import main
 
 TINY = ["env=billiards", "episodes=5", "shard_size=2", "frames=8", "seed=3", "preview=1"]
 
@@ -96,10 +96,11 @@ def test_resume_after_half_written_shard(dataset, tmp_path):
     assert tree(killed) == tree(dataset)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_identical_dataset(tmp_path):
     args = ["env=billiards", "episodes=24", "shard_size=2", "frames=16"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "ia_world.cli", "generate", *args,
+    process = subprocess.Popen([sys.executable, "-m", "ia_world_app.cli", "generate", *args,
                                 f"out={killed}"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -113,6 +114,7 @@ def test_killed_process_resumes_to_identical_dataset(tmp_path):
     assert tree(killed) == tree(reference)
 
 
+@pytest.mark.slow
 def test_shard_split_equals_single_run(dataset, tmp_path):
     split = tmp_path / "split"
     assert main(["generate", *TINY, f"out={split}", "shard_index=0", "num_shards=2",
@@ -152,8 +154,8 @@ def test_missing_dataset_names_the_directory(tmp_path):
 
 
 def test_changed_config_is_refused(dataset, capsys):
-    cfg = to_dataclass(load_config("generate", [*TINY, f"out={dataset}", "frames=9"]),
-                       GenerateConfig)
+    overrides = [*TINY, f"out={dataset}", "frames=9"]
+    cfg = to_dataclass(load_config("generate", overrides, GenerateConfig), GenerateConfig)
     with pytest.raises(ConfigError, match="frames: 8 there, 9 now"):
         generate(cfg)
     assert main(["generate", *TINY, f"out={dataset}", "+env.kwargs.elastic=false"]) == 2
@@ -162,7 +164,7 @@ def test_changed_config_is_refused(dataset, capsys):
 
 def test_bad_config_values_are_config_errors(tmp_path):
     for override in ("episodes=0", "shard_index=2", "env.id=ia_world/Nope-v0", "size=8"):
-        cfg = load_config("generate", [f"out={tmp_path}", override])
+        cfg = load_config("generate", [f"out={tmp_path}", override], GenerateConfig)
         with pytest.raises(ConfigError):
             to_dataclass(cfg, GenerateConfig)
     assert main(["generate", "episodes=2"]) == 2  # out is mandatory

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ia_world.cli import COMMANDS, load_attr, main
 from ia_world.config import CONFIG_DIR, load_config, register_schema
-from ia_world.help import field_comments, key_rows
+from ia_world_app.cli import COMMANDS, load_attr, main
+from ia_world_app.help import field_comments, key_rows
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -22,9 +22,7 @@ def test_every_command_help_lists_its_keys_defaults_meanings_and_groups(command,
     assert text.startswith(f"ia-world {command}: {COMMANDS[command].summary}")
     schema = load_attr(COMMANDS[command].schema)
     register_schema(command, schema)
-
-
-    values = OmegaConf.to_container(load_config(command, []), throw_on_missing=False)
+    values = OmegaConf.to_container(load_config(command, [], schema), throw_on_missing=False)
     for key, default, meaning in key_rows(schema, values):
         line = next(li for li in text.splitlines() if li.strip().startswith(f"{key}="))
         assert default in line and meaning, f"{command}: {key} has no meaning in its schema"
@@ -34,6 +32,26 @@ def test_every_command_help_lists_its_keys_defaults_meanings_and_groups(command,
             assert f"  {group}: " in text
 
 
+@pytest.mark.parametrize("agent", ["random", "oracle", "latent", "state_wm"])
+def test_group_option_help_lists_that_options_keys(agent, capsys):
+    assert main(["solve", f"agent={agent}", "--help"]) == 0
+    text = capsys.readouterr().out
+    schema = load_attr(COMMANDS["solve"].schema)
+    values = OmegaConf.to_container(load_config("solve", [f"agent={agent}"], schema),
+                                    throw_on_missing=False)
+    rows = key_rows(schema, values)
+    assert {key for key, _, _ in rows} >= {"agent.name", "agent.seed"}
+    for key, default, meaning in rows:
+        line = next(li for li in text.splitlines() if li.strip().startswith(f"{key}="))
+        assert default in line and meaning in line and meaning, f"{agent}: {key} has no meaning"
+    if agent == "latent":  # the planner's own keys, which `solve --help` (agent=random) hides
+        for key in ("agent.rollout", "agent.world_model", "agent.planner.population",
+                    "agent.planner.iterations", "agent.encoder"):
+            assert f"  {key}=" in text
+    else:
+        assert "agent.rollout=" not in text or agent == "state_wm"
+
+
 def test_top_level_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
@@ -41,10 +59,12 @@ def test_top_level_help_lists_every_command(capsys):
 
 
 def test_field_meanings_come_from_the_comment_beside_or_above_each_field():
-    from ia_world.demo import DemoConfig
+    from ia_world_app.demo import DemoConfig
 
     comments = field_comments(DemoConfig)
-    assert comments["strategies"].startswith("pretrained and compared")
+    assert comments["compare"].startswith("pretrain + evaluate every strategy, then report.py's")
+    assert comments["compare"].endswith("env and device are set from out / env / device)")
+    assert comments["overlay_strategies"] == "panels of the mask videos"
     assert comments["videos"] == "held-out episodes shown with masks overlaid"
 
 
@@ -137,6 +157,7 @@ def python_blocks(page: Path) -> list[str]:
             for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
 
 
+@pytest.mark.slow
 def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
     blocks = python_blocks(ROOT / "README.md")
     assert len(blocks) >= 2
@@ -161,7 +182,7 @@ def test_every_python_block_of_the_docs_runs_as_written(page, tmp_path, monkeypa
 
 
 def page_commands(text: str) -> list[list[str]]:
-    """Every concrete `ia-world ...` (or `torchrun ... -m ia_world.cli ...`) command of a page.
+    """Every concrete `ia-world ...` (or `torchrun ... -m ia_world_app.cli ...`) command of a page.
 
     Inline code spans and lines of fenced or indented code blocks count; an inline span that is
     only `ia-world <command>` names the command. Lines with placeholders (`<...>`, `$var`,
@@ -173,12 +194,12 @@ def page_commands(text: str) -> list[list[str]]:
     code = "\n".join(re.findall(r"```\w*\n(.*?)```", text, re.S)
                      + re.findall(r"^    .*$", text, re.M))  # fenced and indented code
     lines += [line.split("  #")[0] for line in code.splitlines()
-              if re.match(r"^\s*(ia-world|torchrun .* -m ia_world\.cli) ", line)]
+              if re.match(r"^\s*(ia-world|torchrun .* -m ia_world_app\.cli) ", line)]
     lines += re.findall(r"&& (ia-world [^&\n]+)$", code, re.M)  # the set-up line's demo
     found = []
     for line in lines:
         if not re.search(r"[<$]|\.\.\.|[{}]|\[key|--help", line):
-            command = line[line.index("pretrain"):] if "ia_world.cli" in line else \
+            command = line[line.index("pretrain"):] if "ia_world_app.cli" in line else \
                 line.strip().removeprefix("ia-world ")
             found.append(shlex.split(command))
     return found

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from ia_world import cli
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import shard_path
 from ia_world.data.verify import verify
+from ia_world_app import cli
 
 
 @pytest.fixture(scope="module")

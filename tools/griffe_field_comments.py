@@ -1,7 +1,7 @@
 """A Griffe extension for the API reference: each config dataclass field gets its meaning.
 
 The meaning is the `# comment` beside or above the field, read by the same helper that writes
-`ia-world <command> --help` (`ia_world.help.field_comments`), so the CLI and API references
+`ia-world <command> --help` (`ia_world_app.help.field_comments`), so the CLI and API references
 cannot disagree.
 """
 
@@ -12,7 +12,7 @@ import importlib
 
 import griffe
 
-from ia_world.help import field_comments
+from ia_world_app.help import field_comments
 
 
 class FieldComments(griffe.Extension):

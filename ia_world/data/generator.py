@@ -21,6 +21,7 @@ import imageio.v3 as iio
 from omegaconf import MISSING
 from tqdm import tqdm
 
+from envs import ENV_NAMES  # scene name -> id: the one table lives in envs
 from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps
 from ia_world.config import as_dict, check_path, check_range, validate_tree
 from ia_world.data.annotation import annotation_path, video_filename, write_annotation
@@ -41,16 +42,6 @@ from ia_world.data.shards import (
 from ia_world.errors import ConfigError, DataError
 from ia_world.masking.saliency import STORED_PATCH, episode_saliency
 from ia_world.parallel import ordered_map
-
-# configs/env/<name>.yaml: scene name -> registered Gymnasium id
-ENV_NAMES = {
-    "billiards": "ia_world/Billiards-v0",
-    "billiards_inelastic": "ia_world/BilliardsInelastic-v0",
-    "cradle": "ia_world/Cradle-v0",
-    "gravity2d": "ia_world/Gravity2D-v0",
-    "drop3d": "ia_world/Drop3D-v0",
-    "tabletop3d": "ia_world/Tabletop3D-v0",
-}
 
 
 @dataclass

@@ -28,8 +28,10 @@ from safetensors.numpy import save as save_safetensors
 from ia_world.atomic import atomic_write_bytes, to_json
 from ia_world.data.episode import Episode
 from ia_world.errors import DataError
+from ia_world.formats import DATASET_VERSION, check_format_version
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = DATASET_VERSION  # the version written; readers accept READABLE_VERSIONS
+READABLE_VERSIONS = (DATASET_VERSION,)
 MANIFEST_NAME = "dataset.json"
 SHARD_DIR = "shards"
 HEADER_KEY = "ia_world"
@@ -75,9 +77,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: unreadable manifest ({error})") from None
     if not isinstance(manifest, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{path}: format_version {manifest.get('format_version')!r}, "
-                        f"this reader needs {FORMAT_VERSION}")
+    check_format_version(path, manifest.get("format_version"), READABLE_VERSIONS)
     for key, low in MANIFEST_INTEGERS.items():
         value = manifest.get(key)
         if type(value) is not int or value < low:

@@ -20,15 +20,15 @@ import numpy as np
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
-    CONFIG_FILE,
     ENCODER_WEIGHTS,
     METRICS_FILE,
     initial_encoder,
     load_encoder,
-    read_json,
+    read_config,
+    read_metrics,
     resolve_checkpoint,
+    write_metrics,
 )
 from ia_world.config import (
     as_dict,
@@ -42,7 +42,7 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
-from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.collision_probe import (
     CollisionProbeConfig,
     collision_probe,
@@ -63,7 +63,7 @@ from ia_world.eval.features import (
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import MIN_TRAIN, TARGETS, clip_targets, fit_probes, paired_probe_cis
 from ia_world.eval.qa import QUESTION_TYPES
-from ia_world.eval.qa_generator import generate_questions
+from ia_world.eval.qa_generator import generate_questions, shortcut_tokens
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.split_cache import cached_episodes, cached_questions
@@ -250,7 +250,7 @@ def metrics_table(probes: dict[str, dict[str, dict]], paired: dict[str, dict],
     for qtype in QUESTION_TYPES:
         for unit in ("per_option", "per_question"):
             by_subject = {s: acc[qtype] for s, acc in qa["subjects"].items() if qtype in acc}
-            if set(SUBJECTS) <= set(by_subject):
+            if set(SUBJECTS) <= set(by_subject):  # (+ the shortcut control, when present)
                 table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
                     {s: a[unit] for s, a in by_subject.items()},
                     {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
@@ -323,7 +323,7 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
 def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
-    config = read_json(checkpoint / CONFIG_FILE)
+    config = read_config(checkpoint)
     encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
                 "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
     grid = encoders["encoder"].grid
@@ -372,9 +372,12 @@ def measure(cfg: EvalConfig) -> dict:
         for name, subjects in collision.items():
             probes[f"{name} (collision)"] = subjects
             paired[f"{name} (collision)"] = paired_probe_cis(subjects, seed=seed)
-    qa = evaluate_qa(splits.questions_train, splits.questions_heldout,
-                     {s: f.tokens for s, f in features["fixed train"].items()},
-                     {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
+    qa_subjects = [{s: f.tokens for s, f in features[name].items()}
+                   for name in ("fixed train", "fixed held-out")]
+    for subjects, episodes in zip(qa_subjects, (fixed_train, fixed_heldout)):
+        # QA's shortcut control: only the events the video shows (docs/results/qa-shortcuts.md)
+        subjects["shortcut"] = shortcut_tokens(episodes, grid.frames, cfg.fixed.count, vocab)
+    qa = evaluate_qa(splits.questions_train, splits.questions_heldout, *qa_subjects, cfg.qa)
     dim = encoders["encoder"].embed_dim
     pooled, floor_pooled = (features["held-out"][s].vector[:, :dim] for s in ("encoder", "floor"))
     seeds = heldout_seeds(cfg.role)
@@ -415,19 +418,17 @@ def evaluate(cfg: EvalConfig) -> dict:
     eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
     path = out / METRICS_FILE
-    metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
-    if not isinstance(metrics, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    metrics = read_metrics(path) if path.is_file() else {}  # checked before minutes of evaluation
     result = measure(eval_cfg)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
+    write_metrics(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
 
 
 def results_table(metrics: dict[str, dict]) -> str:
     """The metrics with their controls as a short text table (what `evaluate` prints)."""
-    columns = (*SUBJECTS, "density_blind", "gap_closed")
+    columns = (*SUBJECTS, "shortcut", "density_blind", "gap_closed")
     lines = [f"{'metric':<34}" + "".join(f"{c:>14}" for c in columns) + "  gap closed 95% CI"]
     for name, row in metrics.items():
         gap = row.get("paired_ci", {}).get("gap_closed", [np.nan, np.nan])
