@@ -113,6 +113,44 @@ def run_command(command: str, overrides: list[str], dry_run: bool = False):
     return load_attr(COMMANDS[command].stage)(config)
 
 
+def help_text(command: str, overrides: list[str] = ()) -> str:
+    """The text of `ia-world <command> [group=option ...] --help`, read from the schema."""
+    from ia_world.config import register_schema
+    from ia_world_app.help import command_help
+
+    schema = load_attr(COMMANDS[command].schema)
+    register_schema(command, schema)
+    return command_help(command, COMMANDS[command].summary, schema, overrides)
+
+
+CLI_DOCS = "docs/cli.md"
+REGENERATE_CLI_DOCS = f'python -c "from {__name__} import write_cli_docs; write_cli_docs()"'
+
+
+def cli_markdown() -> str:
+    """docs/cli.md: the top-level usage and every command's `--help` text, one section each."""
+    lines = ["# Command-line reference", "",
+             "Generated from the config schema (the text of `ia-world --help` and "
+             "`ia-world <command> --help`);",
+             f"do not edit: regenerate with `{REGENERATE_CLI_DOCS}`"
+             " (a test fails when this page is stale).", "", "```text", USAGE, "```"]
+    from ia_world_app.help import options_with_own_keys
+
+    for command in COMMANDS:
+        lines += ["", f"## {command}", "", "```text", help_text(command), "```"]
+        for option in options_with_own_keys(command, load_attr(COMMANDS[command].schema)):
+            lines += ["", f"### {command} {option}", "", "```text",
+                      help_text(command, [option]), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_cli_docs(path: str = CLI_DOCS) -> None:
+    """Write the CLI reference page (run from the repository root)."""
+    from ia_world.atomic import atomic_write_text
+
+    atomic_write_text(path, cli_markdown())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -125,13 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if any(a in ("-h", "--help") for a in args[1:]):
-            from ia_world.config import register_schema
-            from ia_world_app.help import command_help
-
-            schema = load_attr(COMMANDS[command].schema)
-            register_schema(command, schema)
-            given = [a for a in overrides if a not in ("-h", "--help")]
-            print(command_help(command, COMMANDS[command].summary, schema, given))
+            print(help_text(command, [a for a in overrides if a not in ("-h", "--help")]))
             return 0
         run_command(command, overrides, dry_run=DRY_RUN in args[1:])
     except IAWorldError as error:

@@ -100,3 +100,19 @@ def command_help(command: str, summary: str, schema: type, overrides: list[str] 
               "--dry-run validates the config and prints it without running anything.",
               "Keys and meanings come from the config dataclasses (docs/DESIGN.md section 2)."]
     return "\n".join(lines)
+
+
+def option_keys(command: str, schema: type, overrides: list[str] = ()) -> set[str]:
+    """The dotted keys of the config `command` composes with these `group=option` overrides."""
+    values = OmegaConf.to_container(load_config(command, list(overrides), schema),
+                                    throw_on_missing=False)
+    return {key for key, _, _ in key_rows(schema, values)}
+
+
+def options_with_own_keys(command: str, schema: type) -> list[str]:
+    """The `group=option` overrides that bring keys the default config lacks (`agent=latent`)."""
+    default_keys = option_keys(command, schema)
+    return [f"{group}={option}" for group, default, options in group_rows(command)
+            for option in options if option != default
+            and option_keys(command, schema, [f"{group}={option}"]) - default_keys]
+
