@@ -30,6 +30,9 @@ from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
     dynamic_indices,
+    fit_pixel_basis,
+    pixel_features,
+    split_clips,
     split_features,
 )
 from ia_world.eval.probe import clip_targets, fit_probe
@@ -39,6 +42,7 @@ from ia_world.eval.splits import heldout_seeds
 from ia_world.eval.stats import gap_closed, t_interval
 from ia_world.models import ModelConfig
 from ia_world.report import ci_cell
+from ia_world.tokens import TokenGrid
 from ia_world_app import cli
 from ia_world_app.cli import run_command
 
@@ -92,12 +96,13 @@ def test_static_control_equals_encoder_on_a_still_clip(tmp_path):
         ep.frames = np.repeat(ep.frames[:1], len(ep.frames), axis=0)
     encoder = load_encoder(write_initial_checkpoint(tmp_path / "run", MODEL, seed=0))
     encoders = {"encoder": encoder, "floor": encoder}
-    features = split_features(encoders, episodes, attribute_vocab(episodes), 6, 2, "test")
+    basis = fit_pixel_basis(split_clips(episodes, encoder.grid), encoder.grid.shape[0])
+    features = split_features(encoders, episodes, attribute_vocab(episodes), 6, 2, "test", basis)
     for key in ("vector", "tokens", "objects"):
         np.testing.assert_array_equal(getattr(features["static"], key),
                                       getattr(features["encoder"], key))
     moving = [simulate_episode(env, episode_seed(7, k), 8) for k in range(3)]
-    moved = split_features(encoders, moving, attribute_vocab(moving), 6, 2, "test")
+    moved = split_features(encoders, moving, attribute_vocab(moving), 6, 2, "test", basis)
     assert not np.array_equal(moved["static"].vector, moved["encoder"].vector)
 
 
@@ -190,3 +195,19 @@ def test_unsatisfiable_fixed_count_and_small_qa_split_exit_2(tmp_path, capsys):
     assert cli.main(["evaluate", f"ckpt={checkpoint}", *SMALL_EVAL, "qa.min_questions=500"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars
     assert last.startswith("ia-world evaluate: error: QA training split: too few questions")
+
+
+def test_pixel_control_keeps_space_and_time_and_reads_speed():
+    env = make_env("ia_world/Billiards-v0", size=32)
+    grid = TokenGrid(frames=8, size=32, tubelet_t=2, patch=8)
+    train = [simulate_episode(env, episode_seed(21, k), 8) for k in range(80)]
+    test = [simulate_episode(env, episode_seed(22, k), 8) for k in range(40)]
+    basis = fit_pixel_basis(split_clips(train, grid), grid.shape[0])
+    assert [pca.n_components_ for pca in basis] == [64, 64]  # fitted on the training split
+    a, b = (pixel_features(split_clips(s, grid), s, grid, basis) for s in (train, test))
+    assert b.tokens.shape == (40, grid.shape[0], 128)  # one token per time step
+    speed = [np.array([clip_targets(e, 8)["mean_speed"] for e in s]) for s in (train, test)]
+    moving = fit_probe(a.vector, speed[0], b.vector, speed[1])
+    still = fit_probe(a.tokens[:, :, :64].reshape(80, -1), speed[0],  # the frames' PCA only
+                      b.tokens[:, :, :64].reshape(40, -1), speed[1])
+    assert moving["r2"] > still["r2"]  # frame differences carry motion the frames alone lack
