@@ -94,13 +94,25 @@ def encoder_features(encoder: FrozenEncoder, clips: np.ndarray, episodes: list[E
 
 
 def pixel_steps(clips: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clips (E, T, H, W, 3) -> frames and frame differences, downsampled to PIXEL_SIZE px and
-    averaged into `steps` time steps: two (E, steps, PIXEL_SIZE^2 * 3) arrays in [0, 1]."""
-    size = clips.shape[2]
-    small = reduce(clips.astype(np.float32) / 255, "e t (h a) (w b) c -> e t (h w c)", "mean",
-                   a=size // PIXEL_SIZE, b=size // PIXEL_SIZE)                   # E T P
-    diffs = np.diff(small, axis=1, prepend=small[:, :1])                         # E T P
-    return tuple(reduce(x, "e (s k) p -> e s p", "mean", s=steps) for x in (small, diffs))
+    """Clips (E, T, H, W, 3) -> frames and absolute frame differences (motion energy, which a
+    linear probe can read), each averaged over PIXEL_SIZE x PIXEL_SIZE cells and into `steps`
+    time steps: two (E, steps, PIXEL_SIZE^2 * 3) arrays in [0, 1]."""
+    cell = clips.shape[2] // PIXEL_SIZE
+    frames, motion = [], []
+    for chunk in np.array_split(clips, max(1, len(clips) // 128)):             # bounded memory
+        x = chunk.astype(np.float32) / 255                                        # e T H W 3
+        diffs = np.abs(np.diff(x, axis=1, prepend=x[:, :1]))
+        frames.append(reduce(x, "e (s k) (h a) (w b) c -> e s (h w c)", "mean", s=steps,
+                             a=cell, b=cell))
+        motion.append(reduce(diffs, "e (s k) (h a) (w b) c -> e s (h w c)", "mean", s=steps,
+                             a=cell, b=cell))
+    return np.concatenate(frames), np.concatenate(motion)
+
+
+def motion_summary(clips: np.ndarray) -> np.ndarray:
+    """Mean |frame(t+1) - frame(t)| over the whole frame, per frame pair: (E, T-1)."""
+    return np.stack([np.abs(np.diff(clip.astype(np.float32), axis=0)).mean((1, 2, 3))
+                     for clip in clips])
 
 
 def fit_pixel_basis(clips: np.ndarray, steps: int, seed: int = 0) -> tuple[PCA, PCA]:
@@ -117,8 +129,9 @@ def fit_pixel_basis(clips: np.ndarray, steps: int, seed: int = 0) -> tuple[PCA, 
 
 def pixel_features(clips: np.ndarray, episodes: list[Episode], grid: TokenGrid,
                    basis: tuple[PCA, PCA]) -> Features:
-    """Pixel control: per time step, PCA of the downsampled frame and of its difference to the
-    previous one (space and time kept); per object, its first-frame patch's differences."""
+    """Pixel control: per time step, PCA of the downsampled frame and of its absolute difference
+    to the previous one (space and time kept), plus the whole-frame motion per frame pair; per
+    object, its first-frame patch's differences."""
     steps = grid.shape[0]
     projected = [rearrange(pca.transform(rearrange(x, "e s p -> (e s) p")),
                            "(e s) c -> e s c", s=steps)
@@ -131,7 +144,8 @@ def pixel_features(clips: np.ndarray, episodes: list[Episode], grid: TokenGrid,
         for x, y in ep.states["pixel"][0, dynamic_indices(ep)]:
             row, col = int(y // patch) * patch, int(x // patch) * patch
             objects.append(diffs[e, :, row:row + patch, col:col + patch].mean((-1, -2)))
-    return Features(rearrange(tokens, "e s c -> e (s c)"), tokens, np.stack(objects))
+    vector = np.concatenate([rearrange(tokens, "e s c -> e (s c)"), motion_summary(clips)], -1)
+    return Features(vector, tokens, np.stack(objects))
 
 
 def attribute_vocab(episodes: list[Episode]) -> dict[str, list[str]]:
