@@ -128,12 +128,12 @@ def test_killed_generate_resumes_to_identical_shards(tmp_path, monkeypatch):
     generate(cfg)
     write_shard, calls = generator.write_shard, []
 
-    def killed_on_second_shard(path, episodes):
+    def killed_on_second_shard(path, episodes, *version):
         calls.append(path)
         if len(calls) == 2:
             path.with_name(f".tmp-999-{path.name}").write_bytes(b"half a shard")
             raise KeyboardInterrupt
-        write_shard(path, episodes)
+        write_shard(path, episodes, *version)
 
     monkeypatch.setattr(generator, "write_shard", killed_on_second_shard)
     cfg.out = str(tmp_path / "killed")

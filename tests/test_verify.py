@@ -69,3 +69,61 @@ def test_bad_shard_is_named_and_repaired_to_the_clean_bytes(clean, copy, capsys,
     assert summary["repaired"] == ["shard-00001.safetensors"] and summary["bad"] == {}
     assert files(copy) == files(clean)
     assert cli.main(["verify", str(copy), "--repair"]) == 0
+
+
+def damage_compressed_frames(copy: Path, other: Path) -> None:
+    """Flip one byte inside episode 1's zstd-compressed frames, with a matching sidecar."""
+    import hashlib
+
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    from ia_world.data.shards import HEADER_KEY, checksum_path
+
+    path = shard_path(copy, 1)
+    with safe_open(str(path), framework="np") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    tensors["1/frames"][len(tensors["1/frames"]) // 2] ^= 0xFF
+    data = save(tensors, metadata={HEADER_KEY: metadata[HEADER_KEY]})
+    path.write_bytes(data)
+    checksum_path(path).write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+
+
+def test_corrupt_compressed_frames_are_named_and_repaired(clean, copy, capsys):
+    damage_compressed_frames(copy, clean.parent / "other")
+    assert cli.main(["verify", str(copy)]) == 2
+    assert "shard-00001.safetensors: 1/frames does not decompress" in capsys.readouterr().out
+    assert verify(copy, repair=True)["bad"] == {}
+    assert files(copy) == files(clean)
+
+
+def as_format_1(root: Path) -> None:
+    """Rewrite a dataset in format version 1 (raw tensors), as ia-world wrote it before zstd."""
+    import json
+
+    from ia_world.data.shards import num_shard_files, read_shard, write_shard
+
+    manifest = json.loads((root / "dataset.json").read_text())
+    for shard in range(num_shard_files(manifest["episodes"], manifest["shard_size"])):
+        episodes = read_shard(shard_path(root, shard))
+        write_shard(shard_path(root, shard), list(zip(range(shard, shard + 1), episodes)), 1)
+    (root / "dataset.json").write_text(json.dumps(dict(manifest, format_version=1)))
+
+
+def test_format_1_dataset_reads_verifies_and_repairs_in_format_1(clean, copy, capsys):
+    from ia_world.data.shards import EpisodeStore
+
+    as_format_1(copy)
+    old = files(copy)
+    raw, compressed = (sum(shard_path(root, s).stat().st_size for s in range(3))
+                       for root in (copy, clean))
+    assert raw > 3 * compressed  # 32 px, 5 frames, mostly JSON header: still > 3x smaller
+    for k in range(3):
+        a, b = EpisodeStore(copy)[k], EpisodeStore(clean)[k]
+        assert (a.frames == b.frames).all() and a.saliency.keys() == b.saliency.keys()
+        assert all((a.states[key] == b.states[key]).all() for key in a.states)
+    assert cli.main(["verify", str(copy)]) == 0
+    damage_truncate(copy, clean.parent / "other")
+    assert verify(copy, repair=True)["repaired"] == ["shard-00001.safetensors"]
+    assert files(copy) == old  # repaired in format 1, byte for byte

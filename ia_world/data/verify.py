@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
-from safetensors import safe_open
 
 from ia_world.atomic import to_json
 from ia_world.config import check_path, to_dataclass, validate_tree
@@ -24,6 +23,7 @@ from ia_world.data.shards import (
     check_shard,
     decode_episode,
     num_shard_files,
+    open_shard,
     read_manifest,
     shard_path,
 )
@@ -48,12 +48,12 @@ def preprocess_overrides(overrides: list[str]) -> list[str]:
             for item in overrides]
 
 
-def check_annotations(root: Path, path: Path, records: list[dict]) -> None:
+def check_annotations(root: Path, path: Path, header: dict[str, Any]) -> None:
     """Raise DataError naming the first annotation that is missing or not its episode's."""
-    with safe_open(str(path), framework="np") as handle:
-        for record in records:
+    with open_shard(path, header) as arrays:
+        for record in header["episodes"]:
             k = record["index"]
-            expected = json.dumps(episode_annotation(decode_episode(handle, record), k),
+            expected = json.dumps(episode_annotation(decode_episode(arrays, record, path), k),
                                   default=to_json, sort_keys=True)
             file = annotation_path(root, k)
             try:
@@ -78,7 +78,7 @@ def bad_shards(root: Path, manifest: dict[str, Any]) -> dict[int, str]:
 
 def repair_shards(root: Path, manifest: dict[str, Any], shards: list[int]) -> None:
     """Delete the given shards and generate them again with the manifest's settings."""
-    keys = ("env", "episodes", "frames", "size", "shard_size", "seed")
+    keys = ("env", "episodes", "frames", "size", "shard_size", "seed")  # the manifest's version
     cfg = to_dataclass({**{key: manifest[key] for key in keys}, "out": str(root)},
                        GenerateConfig)
     for shard in shards:
