@@ -1,11 +1,13 @@
 """`ia-world world_model`: train the latent world model and goal probe on a PHYRE-Lite fold.
 
-Random placements on the fold's TRAIN tasks only (the other variants for the within split, the
-other templates for the cross split) are simulated; each placement becomes window latents:
-window 0 encodes the still initial scene with the red ball (the frame repeated), windows 1..K-1
-encode consecutive clips of the recorded rollout. A block-causal world model (agents.dynamics)
-is fit on them and a linear goal probe is fit on the world model's rollouts from window 0
-(label: solved). The directory it writes is what `agent=latent` and `ia-world surprise` load.
+Random placements on the fold's FIT tasks only (its train tasks less the `val` puzzles kept for
+choosing planner levers: envs/phyre_lite/splits.role_tasks) are simulated; each placement
+becomes window latents: window 0 encodes the still initial scene with the red ball (the frame
+repeated), windows 1..K-1 encode consecutive clips of the recorded rollout. A block-causal world
+model (agents.dynamics) is fit on them and a linear goal probe is fit on the world model's
+rollouts from window 0 (label: solved) of other train episodes, never used to fit the dynamics
+(`episode_roles`): the probe learns on out-of-sample rollouts, as it is used at test time. The
+directory it writes is what `agent=latent` and `ia-world surprise` load.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from envs.phyre_lite.scene import (
     placement_error,
     render,
 )
-from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
+from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, role_tasks, split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.atomic import atomic_write, atomic_write_json
 from ia_world.checkpoint import (
@@ -84,6 +86,8 @@ class WorldModelTrainConfig:
     probe_steps: int = 300  # goal-probe training steps
     probe_weight_decay: float = 1e-3  # goal-probe weight decay
     holdout: float = 0.2  # share of episodes held out for the rollout-vs-copy check
+    # share of episodes the goal probes are fit on (rollouts of episodes the dynamics never saw)
+    probe_share: float = 0.25
     out: str = "runs/world_model"  # world model, probe and metrics.json go here
     seed: int = 0  # placement sampling seed
     # encoder: frozen-encoder latents; state: the simulator's body states (positive control)
@@ -108,6 +112,11 @@ class WorldModelTrainConfig:
         check_range("probe_steps", self.probe_steps, 1, 10**6)
         check_range("probe_weight_decay", self.probe_weight_decay, 0.0, 10.0)
         check_range("holdout", self.holdout, 0.0, 0.9)
+        check_range("probe_share", self.probe_share, 0.0, 0.9)
+        roles = episode_roles(self.episodes, self.holdout, self.probe_share)
+        if len(range(self.episodes)[roles["dynamics"]]) < 2:
+            raise ConfigError(f"holdout={self.holdout} + probe_share={self.probe_share} leave "
+                              f"fewer than 2 of episodes={self.episodes} to fit the dynamics")
 
 
 @dataclass
@@ -328,10 +337,30 @@ def probe_logits(probe: dict[str, torch.Tensor], features: torch.Tensor,
 FIRST_WINDOW_PROBE = "probe0."  # tensors of the window-0 goal probe (no rollout)
 
 
+def episode_roles(episodes: int, holdout: float, probe_share: float) -> dict[str, slice]:
+    """Disjoint train-episode ranges: `heldout` (checks only), `probe` (fits the goal probes on
+    the world model's rollouts, out of sample) and `dynamics` (fits the world model)."""
+    held = max(1, int(holdout * episodes))
+    probe = held + max(1, int(probe_share * episodes))
+    return {"heldout": slice(0, held), "probe": slice(held, probe),
+            "dynamics": slice(probe, episodes)}
+
+
+def fit_goal_probes(model: WorldModel, windows: torch.Tensor, labels: torch.Tensor,
+                    actions: torch.Tensor | None, cfg) -> dict[str, torch.Tensor]:
+    """The goal probe on rollouts from window 0 of `windows` (E K P D) and the window-0 probe
+    (the ablation's objective, prefix FIRST_WINDOW_PROBE) on the same episodes."""
+    probe = train_probe(probe_features(model, windows[:, :1], windows.shape[1] - 1, actions),
+                        labels, cfg.probe_steps, cfg.probe_weight_decay)
+    probe.update(train_probe(first_window_features(windows[:, 0], actions), labels,
+                             cfg.probe_steps, cfg.probe_weight_decay, prefix=FIRST_WINDOW_PROBE))
+    return probe
+
+
 def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows: torch.Tensor,
                       labels: torch.Tensor, actions: torch.Tensor | None, fit: slice,
                       check: slice, cfg) -> dict[str, float]:
-    """Goal-probe AUROC on `check` episodes, with two reference probes fit on `fit` episodes.
+    """Goal-probe AUROC on `check` episodes, with a reference probe fit on `fit` episodes.
 
     `first_window`: a probe on window 0 alone (what the placement looks like, no dynamics);
     `true_future`: a probe on the encoded real future windows (a perfect world model's bound).
@@ -350,7 +379,7 @@ def probe_diagnostics(model: WorldModel, probe: dict[str, torch.Tensor], windows
     return metrics
 
 
-CACHE_VERSION = 2  # bump when the windows a config gives change
+CACHE_VERSION = 3  # bump when the windows a config gives change
 
 
 def window_cache(config: WorldModelTrainConfig) -> Path | None:
@@ -398,7 +427,8 @@ def collect_windows(config: WorldModelTrainConfig) -> dict[str, torch.Tensor]:
     state = config.features == "state"
     encoder = None if state else load_encoder(config.encoder)
     size = STATE_RENDER_SIZE if state else encoder.grid.size
-    train_tasks, test_tasks = split_tasks(config.split, config.fold)
+    roles = role_tasks(config.split, config.fold)
+    train_tasks, test_tasks = roles["fit"], roles["test"]
     windows, labels, actions, shares = [], [], [], []
     for tasks, count, seed in ((train_tasks, config.episodes, config.seed),
                                (test_tasks, config.test_episodes, config.seed + 1)):
@@ -433,30 +463,28 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
     def rows(part: slice) -> torch.Tensor | None:
         return actions[part] if actions is not None else None
 
-    held = max(1, int(config.holdout * config.episodes))
-    fit, heldout = slice(held, config.episodes), slice(0, held)
+    roles = episode_roles(config.episodes, config.holdout, config.probe_share)
+    fit, heldout, probe_fit = roles["dynamics"], roles["heldout"], roles["probe"]
     model = train_world_model(config.world_model, windows[fit], rows(fit), labels[fit])
     horizon = config.windows - 1
-    probe = train_probe(probe_features(model, windows[fit, :1], horizon, rows(fit)), labels[fit],
-                        config.probe_steps, config.probe_weight_decay)
-    # the ablation's objective (agent.rollout=false): the same probe on window 0 alone
-    probe.update(train_probe(first_window_features(windows[fit, 0], rows(fit)), labels[fit],
-                             config.probe_steps, config.probe_weight_decay,
-                             prefix=FIRST_WINDOW_PROBE))
+    probe = fit_goal_probes(model, windows[probe_fit], labels[probe_fit], rows(probe_fit), config)
     train_share, test_share = data["drawn_solved_share"].tolist()
     metrics = {"episodes": config.episodes, "solved_share": float(labels[fit].float().mean()),
+               "probe_solved": int(labels[probe_fit].sum()),
+               "episode_roles": {k: [r.start, r.stop] for k, r in roles.items()},
                "drawn_solved_share": {"train": train_share, "test": test_share}}
     for name, check in (("heldout", heldout), ("test_tasks", slice(config.episodes, None))):
         if check.start < len(windows):
             metrics[name] = {**rollout_errors(model, windows[check], 1, rows(check)),
-                             **probe_diagnostics(model, probe, windows, labels, actions, fit,
-                                                 check, config)}
+                             **probe_diagnostics(model, probe, windows, labels, actions,
+                                                 probe_fit, check, config)}
     out = Path(config.out)
     reference = window_errors(model, windows[heldout], rows(heldout)).median(0).values
     save_world_model(model, out, {**probe, "horizon": torch.tensor(horizon),
                                   "surprise.reference": reference.clamp_min(1e-8),
                                   "train.split": torch.tensor(SPLITS.index(config.split)),
                                   "train.fold": torch.tensor(config.fold),
+                                  "train.val_held": torch.tensor(1),  # fit tasks only
                                   "features": torch.tensor(FEATURES.index(config.features))})
     atomic_write_json(out / METRICS_FILE, {"config": as_dict(config), "metrics": metrics})
     print(json.dumps(metrics, indent=1))
@@ -464,11 +492,14 @@ def train_stage(config: WorldModelTrainConfig) -> Path:
 
 
 def trained_tasks(directory: str | Path, extra: dict[str, torch.Tensor]) -> set[str]:
-    """Task ids a saved world model and its probe were trained on (the train tasks of its fold)."""
+    """Task ids a saved world model and its probe were trained on: its fold's fit tasks (all its
+    train tasks, val ones included, when written before the val role)."""
     if "train.split" not in extra or "train.fold" not in extra:
         raise CheckpointError(f"{directory}: no train.split / train.fold (written by an older "
                               "version: retrain it with `ia-world world_model`)")
-    return set(split_tasks(SPLITS[int(extra["train.split"])], int(extra["train.fold"]))[0])
+    split, fold = SPLITS[int(extra["train.split"])], int(extra["train.fold"])
+    return set(role_tasks(split, fold)["fit"] if "train.val_held" in extra
+               else split_tasks(split, fold)[0])
 
 
 def check_zero_shot(directory: str | Path, extra: dict[str, torch.Tensor],

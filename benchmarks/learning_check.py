@@ -6,8 +6,10 @@ time-keeping features `ia-world evaluate` uses (token mean + mean |z(t+1) - z(t)
 target and the online encoder, after the floor (the architecture at initialisation) of each new
 init seed; the pixel control and the ground-truth ceiling close the table, with a second
 ceiling blind to density (every ball's exact size and speed, not its mass: what a reader of
-the pixels could know without inferring density from collisions). Splits and body count
-are `ia-world evaluate`'s fixed-count defaults (FixedSplitConfig). RankMe raw / centred of the
+the pixels could know without inferring density from collisions; one row per feature set).
+Splits and body count are `ia-world evaluate`'s fixed-count defaults (FixedSplitConfig) on the
+VALIDATION role (ia_world/eval/splits.py): choices are made here, never on the test split.
+RankMe raw / centred of the
 held-out mean-pooled tokens. A subset of `ia-world evaluate` (no QA, no per-object probe):
 
     python benchmarks/learning_check.py runs/a runs/b [--train 300 --heldout 200]
@@ -27,7 +29,6 @@ from ia_world.checkpoint import (
     read_json,
     resolve_checkpoint,
 )
-from ia_world.data.episode import Episode
 from ia_world.data.generator import EnvConfig
 from ia_world.eval.evaluate import (
     FixedSplitConfig,
@@ -38,26 +39,16 @@ from ia_world.eval.evaluate import (
 from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
-    dynamic_indices,
+    density_blind_sets,
     encoder_features,
+    fit_pixel_basis,
     pixel_features,
 )
 from ia_world.eval.probe import fit_probe
 from ia_world.eval.spectrum import centred_rankme, rankme
+from ia_world.eval.splits import heldout_seeds
 
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
-
-
-def density_blind_features(episodes: list[Episode], frames: int) -> np.ndarray:
-    """(E, 3) sums over the balls of size^2 x mean speed^2, mean speed^2 and size^2."""
-    rows = []
-    for ep in episodes:
-        index = dynamic_indices(ep)
-        speed_sq = (np.linalg.norm(ep.states["velocity"][:frames, index, :2], axis=-1) ** 2
-                    ).mean(0)                                                     # K
-        size_sq = np.array([ep.objects[i]["size"] for i in index]) ** 2
-        rows.append([(size_sq * speed_sq).sum(), speed_sq.sum(), size_sq.sum()])
-    return np.array(rows)
 
 
 def main() -> None:
@@ -71,12 +62,12 @@ def main() -> None:
     grid = load_encoder(args.runs[0]).grid
     env = fixed_count_env(EnvConfig(), fixed.count, grid.size)
     train = simulate_split(env, args.train, fixed.train_seed, grid.frames)
-    heldout = simulate_split(env, args.heldout, fixed.heldout_seed, grid.frames)
+    heldout = simulate_split(env, args.heldout, heldout_seeds("val").fixed_heldout, grid.frames)
     clips = [np.stack([ep.frames[:grid.frames] for ep in split]) for split in (train, heldout)]
     targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
 
     def row(name: str, train_x: np.ndarray, heldout_x: np.ndarray, extra: str = "") -> None:
-        scores = [fit_probe(train_x, targets[0][t], heldout_x, targets[1][t], folds=4)["r2"]
+        scores = [fit_probe(train_x, targets[0][t], heldout_x, targets[1][t])["r2"]
                   for t in TARGETS]
         print(f"{name:<44}" + "".join(f"{s:>+16.3f}" for s in scores) + extra, flush=True)
 
@@ -98,13 +89,15 @@ def main() -> None:
             encoder_row(f"floor (initialisation, seed {seed})", initial_encoder(run))
         for weights in ("target", "encoder"):
             encoder_row(f"{run[-32:]} {weights}", load_encoder(run, "cpu", weights))
-    row("pixel (frame differences)", *(pixel_features(c, s, grid).vector
-                                       for c, s in zip(clips, (train, heldout))))
+    basis = fit_pixel_basis(clips[0], grid.shape[0])
+    row("pixel (PCA of frames and differences)", *(pixel_features(c, s, grid, basis).vector
+                                                   for c, s in zip(clips, (train, heldout))))
     vocab = attribute_vocab(train + heldout)
     row("ceiling (ground-truth state)",
         *(ceiling_features(s, grid.frames, vocab, fixed.count).vector for s in (train, heldout)))
-    row("ceiling blind to density (sizes, speeds)",
-        *(density_blind_features(s, grid.frames) for s in (train, heldout)))
+    blind = [density_blind_sets(s, grid.frames) for s in (train, heldout)]
+    for name in blind[0]:
+        row(f"ceiling blind to density ({name})", blind[0][name], blind[1][name])
 
 
 if __name__ == "__main__":

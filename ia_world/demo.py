@@ -32,6 +32,7 @@ from ia_world.data.sources import DataConfig, DataSource
 from ia_world.errors import ConfigError, DataError
 from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig, evaluate
 from ia_world.eval.features import CONTROLS
+from ia_world.eval.probe import MIN_TRAIN
 from ia_world.eval.qa_head import QAHeadConfig
 from ia_world.eval.spectrum import gain_pct
 from ia_world.masking import STRATEGIES, MaskConfig
@@ -66,7 +67,6 @@ class Budget:
     model: str = "tiny"  # model preset (configs/model/<name>.yaml)
     steps: int = 100  # pretraining steps per strategy
     batch_size: int = 8  # clips per pretraining step
-    folds: int = 4  # ridge CV folds
     qa_epochs: int = 5  # causal-QA head epochs
     # fixed-count splits (QA, probes counting cannot explain), below `evaluate`'s 1,600 / 256
     fixed_train_episodes: int = 128  # fixed-count training episodes (demo: minutes on 2 cores)
@@ -85,8 +85,7 @@ class Budget:
                     "planner_episodes", "planner_steps", "planner_iterations"):
             check_range(key, getattr(self, key), 1, 10**7)
         check_range("frames", self.frames, 2, 10_000)
-        check_range("folds", self.folds, 2, 100)
-        check_range("probe_episodes", self.probe_episodes, 2 * self.folds, 10**7)
+        check_range("probe_episodes", self.probe_episodes, MIN_TRAIN, 10**7)
         check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
         check_range("puzzles", self.puzzles, 0, 10**6)
         check_range("planner_episodes", self.planner_episodes, 4, 10**7)
@@ -167,8 +166,7 @@ def evaluate_run(demo: DemoConfig, run_dir: Path) -> dict:
                                heldout_episodes=budget.fixed_heldout_episodes),
         train_data=str(data / "probe"), heldout_data=str(data / "heldout"),
         train_episodes=budget.probe_episodes, heldout_episodes=budget.heldout_episodes,
-        train_seed=demo.probe_seed, heldout_seed=demo.heldout_seed, folds=budget.folds,
-        device=device))
+        train_seed=demo.probe_seed, cache=str(Path(demo.out) / "eval-cache"), device=device))
 
 
 def train_world_model(demo: DemoConfig, encoder_run: Path) -> Path:

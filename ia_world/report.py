@@ -23,7 +23,7 @@ from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.evaluate import eval_key
 from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
-from ia_world.eval.stats import excludes_zero, mean_ci, paired_difference_ci
+from ia_world.eval.stats import LEVEL, holm, seed_summary, t_pvalue
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -93,8 +93,9 @@ def control_table(groups: dict[str, list[dict]]) -> dict[str, dict[str, list[flo
         for result in results:
             check_controls(result)
             for name, metric in result["metrics"].items():
-                for control in CONTROLS:
-                    table[name][control].append(metric[control])
+                for control in (*CONTROLS, "density_blind"):
+                    if control in metric:
+                        table[name][control].append(metric[control])
                 table[name][strategy].append(metric["encoder"])
                 table[name][f"gap closed {strategy}"].append(metric["gap_closed"])
     return table
@@ -110,18 +111,20 @@ def cell(values: list[float]) -> str:
 
 
 def ci_cell(values: list[float]) -> str:
-    """'mean [95% bootstrap CI over runs]' ('mean' for one run)."""
-    values = [v for v in values if np.isfinite(v)]
-    if len(values) < 2:
-        return cell(values)
-    low, high = mean_ci(np.array(values))
-    return f"{np.mean(values):+.2f} [{low:+.2f}, {high:+.2f}]"
+    """'mean [95% t-interval over runs]' ('mean' for one run); runs whose value is not finite
+    are counted, never dropped silently."""
+    summary = seed_summary(values)
+    missing = f" ({summary['nan']} nan)" if summary["nan"] else ""
+    if summary["n"] < 2:
+        return cell(values) + missing
+    low, high = summary["ci"]
+    return f"{summary['mean']:+.2f} [{low:+.2f}, {high:+.2f}]{missing}"
 
 
 def controls_markdown(table: dict[str, dict[str, list[float]]], strategies: list[str]) -> str:
     """One row per metric: floor, static, pixel, each strategy, ceiling, gaps closed (with
     their CI over seeds)."""
-    columns = ["floor", "static", "pixel", *strategies, "ceiling"]
+    columns = ["floor", "static", "pixel", *strategies, "density_blind", "ceiling"]
     gaps = [f"gap closed {s}" for s in strategies]
     lines = ["| metric | " + " | ".join(columns + gaps) + " |",
              "|---" * (len(columns) + len(gaps) + 1) + "|"]
@@ -132,8 +135,8 @@ def controls_markdown(table: dict[str, dict[str, list[float]]], strategies: list
 
 
 def paired_differences(groups: dict[str, list[dict]], baseline: str) -> dict[str, dict]:
-    """metric -> strategy -> mean difference to the baseline over seeds and its paired 95%
-    bootstrap CI (runs paired by seed)."""
+    """metric -> strategy -> mean difference to the baseline over seeds (runs paired by seed),
+    its 95% t-interval, its t-test p-value and the Holm-adjusted p-value over every cell."""
     if baseline not in groups:
         return {}
     base = {r["run"]["seed"]: scalar_metrics(r) for r in groups[baseline]}
@@ -144,18 +147,20 @@ def paired_differences(groups: dict[str, list[dict]], baseline: str) -> dict[str
         pairs = [(scalar_metrics(r), base[r["run"]["seed"]]) for r in results
                  if r["run"]["seed"] in base]
         for name in pairs[0][0] if pairs else []:
-            a = np.array([p[0].get(name, np.nan) for p in pairs], float)
-            b = np.array([p[1].get(name, np.nan) for p in pairs], float)
-            if np.isfinite(a - b).all():
-                ci = paired_difference_ci(a, b) if len(pairs) > 1 else [np.nan, np.nan]
-                result[name][strategy] = {"mean": float((a - b).mean()), "seeds": len(pairs),
-                                          "ci": ci}
+            differences = np.array([p[0].get(name, np.nan) - p[1].get(name, np.nan)
+                                    for p in pairs], float)
+            summary = seed_summary(differences)
+            result[name][strategy] = {**summary, "seeds": summary["n"],
+                                      "p": t_pvalue(differences)}
+    cells = [d for row in result.values() for d in row.values()]
+    for d, adjusted in zip(cells, holm([d["p"] for d in cells])):
+        d["p_holm"] = float(adjusted)
     return dict(result)
 
 
 def differences_markdown(differences: dict[str, dict], baseline: str) -> str:
-    """Difference to the baseline per metric and strategy; 'no difference' when the CI holds 0
-    (one seed: no CI)."""
+    """Difference to the baseline per metric and strategy with its t-interval; a cell is
+    marked (bold) only when its Holm-adjusted p-value is below 1 - LEVEL."""
     strategies = list(dict.fromkeys(s for row in differences.values() for s in row))
     lines = [f"| metric (strategy - {baseline}) | " + " | ".join(strategies) + " |",
              "|---" * (len(strategies) + 1) + "|"]
@@ -166,13 +171,25 @@ def differences_markdown(differences: dict[str, dict], baseline: str) -> str:
             if d is None:
                 cells.append("-")
                 continue
+            missing = f", {d['nan']} nan" if d["nan"] else ""
             if d["seeds"] < 2:
-                cells.append(f"{d['mean']:+.3f} (1 seed: no CI)")
+                cells.append(f"{d['mean']:+.3f} ({d['seeds']} seed{missing}: no CI)")
                 continue
-            text = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({d['seeds']} seeds)"
-            cells.append(text if excludes_zero(d["ci"]) else f"no difference: {text}")
+            text = (f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] "
+                    f"p_Holm={d['p_holm']:.2g} ({d['seeds']} seeds{missing})")
+            cells.append(f"**{text}**" if d["p_holm"] < 1 - LEVEL else text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def chance_note(differences: dict[str, dict]) -> str:
+    """How many cells chance alone would mark at the nominal level, and how many Holm marks."""
+    cells = [d for row in differences.values() for d in row.values() if d["seeds"] >= 2]
+    marked = sum(d["p_holm"] < 1 - LEVEL for d in cells)
+    return (f"{len(cells)} cells: with no effect at all, about {(1 - LEVEL) * len(cells):.1f} "
+            f"of them would have an unadjusted p < {1 - LEVEL:.2f} by chance alone; Holm's "
+            f"correction keeps the chance of any false mark below {1 - LEVEL:.2f}. "
+            f"Marked (bold): {marked}.")
 
 
 def controls_plot(table: dict[str, dict[str, list[float]]], strategies: list[str],
@@ -280,8 +297,17 @@ def spectrum_plot(groups: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
+def check_one_role(results: list[dict]) -> None:
+    """DataError when the evaluations mix split roles (val and test figures never mix)."""
+    roles = {r["splits"].get("role", "unknown") for r in results}
+    if len(roles) > 1:
+        raise DataError(f"report: the evaluations mix split roles {sorted(roles)}; report "
+                        "val and test evaluations separately")
+
+
 def write_report(results: list[dict], out: Path, baseline: str) -> Path:
     """report.md plus PNG plots under `out`; returns the report's path."""
+    check_one_role(results)
     groups = group_by_strategy(results)
     table = {s: defaultdict(list) for s in groups}
     for strategy, members in groups.items():
@@ -305,10 +331,13 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
     scatter_plot(groups, out / "energy_scatter.png")
     spectrum_plot(groups, out / "spectra.png")
     first = results[0]
+    differences = paired_differences(groups, baseline)
     text = "\n\n".join([
         "# ia-world comparison report",
         f"{len(results)} evaluated runs; mean ± std over runs (seeds) per masking strategy. "
-        f"Held-out split: {first['splits']['heldout_episodes']} episodes from base seed "
+        f"Split role: **{first['splits'].get('role', 'unknown')}** (val: every choice; test: "
+        f"claims only). Held-out split: {first['splits']['heldout_episodes']} episodes from "
+        f"base seed "
         f"{first['splits']['heldout_seed']}; probe training split: "
         f"{first['splits']['train_episodes']} episodes from base seed "
         f"{first['splits']['train_seed']}; fixed-count splits (QA and `(fixed count)` probes): "
@@ -318,13 +347,15 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         "## Encoder against its controls",
         "floor = the architecture at its initialisation, static = first frame repeated, pixel = "
         "frame differences, ceiling = ground-truth state, all through the same probe / head; "
-        "gap closed = (encoder - floor) / (ceiling - floor), mean over seeds with its 95% "
-        "bootstrap CI over seeds.",
+        "density_blind = the best density-blind feature set (sizes and speeds, no mass; chosen "
+        "on the training split); gap closed = (encoder - floor) / (ceiling - floor), mean "
+        "over seeds with its 95% t-interval over seeds.",
         controls_markdown(controls, list(groups)),
         f"## Differences to `{baseline}`",
-        "Mean difference over seeds with a paired 95% bootstrap CI; \"no difference\" when the "
-        "CI contains 0.",
-        differences_markdown(paired_differences(groups, baseline), baseline),
+        "Mean difference over seeds (runs paired by seed) with its 95% t-interval and the "
+        "Holm-adjusted p-value of a paired t-test over every cell of the table.",
+        chance_note(differences),
+        differences_markdown(differences, baseline),
         "## All metrics per strategy",
         f"Gains are relative to `{baseline}`. QA baselines (majority answer, coin flip): 0.5 "
         "per option.",

@@ -34,9 +34,9 @@ def test_probe_on_shuffled_targets_is_near_zero():
 
 
 def test_probe_rejects_too_few_clips():
-    x, y = linear_data(0, n=6)
+    x, y = linear_data(0, n=3)
     with pytest.raises(DataError, match="too few"):
-        fit_probe(x, y, x, y, folds=5)
+        fit_probe(x, y, x, y)
 
 
 def test_rankme_of_constructed_spectra():
@@ -94,17 +94,23 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                         pred_depth=1, pred_heads=2)
     write_initial_checkpoint(tmp_path / "run", model, seed=0)
-    small = ["train_episodes=10", "heldout_episodes=8", "folds=2", "qa.epochs=1", "qa.width=16",
+    small = ["train_episodes=10", "heldout_episodes=8", "qa.epochs=1", "qa.width=16",
              "horizon=4", "fixed.train_episodes=10", "fixed.heldout_episodes=6",
-             "qa.min_questions=0"]
+             "qa.min_questions=0", "collision.train_episodes=8", "collision.heldout_episodes=6"]
     result = run_command("evaluate", [f"ckpt={tmp_path / 'run'}", f"out={tmp_path / 'ev'}",
                                       *small])
     assert set(result["probe"]) == {"total_energy", "kinetic_energy", "mean_speed",
                                     "num_collisions", "total_energy (fixed count)",
                                     "mean_speed (fixed count)", "num_collisions (fixed count)",
-                                    "object_velocity"}
+                                    "object_velocity", "mass_ratio (collision)",
+                                    "post_velocity (collision)"}
     energy = result["probe"]["total_energy"]
-    assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling"}
+    assert set(energy) == {"encoder", "floor", "static", "pixel", "ceiling", "density_blind"}
+    assert energy["density_blind"]["set"] in {"first frame", "time-averaged", "both"}
+    paired = result["metrics"]["R2 total_energy"]["paired_ci"]
+    assert set(paired) == {"encoder - floor", "encoder - static", "encoder - pixel",
+                           "encoder - ceiling", "encoder - density_blind", "gap_closed"}
+    assert paired["encoder - floor"] == [0.0, 0.0]  # its own initialisation
     assert len(energy["encoder"]["predicted"]) == 8
     assert 1 <= result["spectrum"]["rankme"] <= 32
     # the floor's RankMe on the same clips; this checkpoint is its own initialisation
@@ -140,8 +146,9 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert untrained.split(" | ")[column] == "1.000 ± 0.000"  # its own initialisation
     energy_row = next(line for line in text.splitlines()
                       if line.startswith("| R2 total_energy | ") and "seeds" in line)
-    assert "| -0.100 [-0.100, -0.100] (2 seeds) |" in energy_row      # untrained - random_tube
-    assert "no difference: +0.000 [+0.000, +0.000] (2 seeds)" in energy_row  # motion
+    # untrained - random_tube: the same -0.1 on both seeds is marked; motion - random_tube is not
+    assert "| **-0.100 [-0.100, -0.100] p_Holm=0 (2 seeds)** |" in energy_row
+    assert "| +0.000 [+0.000, +0.000] p_Holm=1 (2 seeds) |" in energy_row
     for plot in ("controls.png", "r2.png", "qa.png", "energy_scatter.png", "spectra.png"):
         assert (tmp_path / "report" / plot).stat().st_size > 1000
     # the online encoder's evaluation goes next to the target's, never over it
@@ -172,3 +179,39 @@ def test_fast_r2_matches_sklearn():
     true, predicted = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
     assert r2(true, predicted) == pytest.approx(r2_score(true, predicted))
     assert r2(true[:, 0], predicted[:, 0]) == pytest.approx(r2_score(true[:, 0], predicted[:, 0]))
+
+
+def test_split_cache_reads_back_the_same_splits_and_questions(tmp_path, monkeypatch):
+    from ia_world.eval import evaluate as evaluate_module
+    from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig, evaluation_splits
+    from ia_world.eval.qa import to_clevrer
+    from ia_world.tokens import TokenGrid
+
+    cfg = EvalConfig(ckpt="unused", train_episodes=6, heldout_episodes=4, horizon=4,
+                     fixed=FixedSplitConfig(train_episodes=5, heldout_episodes=3),
+                     cache=str(tmp_path / "cache"))
+    cfg.qa.min_questions = 0
+    grid = TokenGrid(frames=8, size=32, tubelet_t=2, patch=8)
+    first = evaluation_splits(cfg, grid, {})
+    assert len(list((tmp_path / "cache").glob("split-*.safetensors"))) == 4
+    assert len(list((tmp_path / "cache").glob("questions-*.json"))) == 2
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated although cached")
+
+    monkeypatch.setattr(evaluate_module, "simulate_split", no_simulation)
+    monkeypatch.setattr(evaluate_module, "split_episodes", no_simulation)
+    monkeypatch.setattr(evaluate_module, "generate_questions", no_simulation)
+    second = evaluation_splits(cfg, grid, {})
+    for name in ("train", "heldout", "fixed_train", "fixed_heldout"):
+        a, b = getattr(first, name), getattr(second, name)
+        assert [ep.meta["seed"] for ep in a] == [ep.meta["seed"] for ep in b]
+        assert all(np.array_equal(x.frames, y.frames) and x.collisions == y.collisions
+                   for x, y in zip(a, b))
+    for a, b in zip(first.questions_heldout, second.questions_heldout):
+        assert a.clip == b.clip and to_clevrer(a, 0) == to_clevrer(b, 0)
+    # the test role simulates other held-out episodes (and caches them under other names)
+    monkeypatch.undo()
+    test_role = evaluation_splits(EvalConfig(**{**cfg.__dict__, "role": "test"}), grid, {})
+    assert not {ep.meta["seed"] for ep in test_role.heldout} & {ep.meta["seed"]
+                                                                 for ep in first.heldout}

@@ -180,9 +180,9 @@ def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
 
 def tiny_evaluate_args(run_dir) -> list[str]:
     """`ia-world evaluate` on a micro model and micro splits (seconds)."""
-    return [f"ckpt={run_dir}", "train_episodes=10", "heldout_episodes=8", "folds=2",
+    return [f"ckpt={run_dir}", "train_episodes=10", "heldout_episodes=8",
             "qa.epochs=1", "qa.width=16", "horizon=4", "fixed.train_episodes=10",
-            "fixed.heldout_episodes=6", "qa.min_questions=0"]
+            "fixed.heldout_episodes=6", "qa.min_questions=0", "collision.enabled=false"]
 
 
 @pytest.fixture

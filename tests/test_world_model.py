@@ -31,7 +31,7 @@ from agents.world_model import (
     window_cache,
 )
 from envs.phyre_lite.scene import attempt, build_space, placement_error, render
-from envs.phyre_lite.splits import split_tasks
+from envs.phyre_lite.splits import role_tasks, split_tasks
 from envs.phyre_lite.templates import parse_task_id
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
 from ia_world.cli import parse
@@ -168,14 +168,14 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     np.testing.assert_allclose(ablated[:-1], probe_logits(still.extra, context.flatten(1),
                                                           FIRST_WINDOW_PROBE).numpy(), rtol=1e-5)
     np.testing.assert_array_equal(actions, agent.propose(render(space, 64), 12, puzzle))
-    train, _ = split_tasks("cross", 0)  # its own training puzzles are refused, as is another fold
-    seen = parse_task_id(train[0])
+    fit = role_tasks("cross", 0)["fit"]  # its own training puzzles are refused, as is another fold
+    seen = parse_task_id(fit[0])
     with pytest.raises(ConfigError, match="split=cross fold=0.*zero-shot"):
         agent.propose(render(build_space(seen), 64), 12, seen)
     _, extra = load_world_model(tmp_path / "wm")
     check_zero_shot(tmp_path / "wm", extra, test)
     with pytest.raises(ConfigError, match="train tasks include 200 of the 200 test puzzles"):
-        check_zero_shot(tmp_path / "wm", extra, split_tasks("cross", 1)[1])
+        check_zero_shot(tmp_path / "wm", extra, split_tasks("cross", 2)[1])
 
 
 def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path):

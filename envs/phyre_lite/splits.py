@@ -52,3 +52,25 @@ def split_tasks(split: str, fold: int) -> tuple[list[str], list[str]]:
     test += [f"{name}:{v:03d}" for name in sorted(set(TEMPLATES) - set(names))
              for v in range(VARIANTS_PER_TEMPLATE)]
     return train, test
+
+
+ROLES = ("val", "test")  # val: choosing planner levers; test: figures that carry a claim
+
+
+def role_tasks(split: str, fold: int) -> dict[str, list[str]]:
+    """Task ids by role for fold `fold`: `fit` (what a world model and its probes learn on),
+    `val` (choosing planner levers) and `test` (claims); disjoint, checked here.
+
+    val is the next fold's test tasks (fold + 1 mod NUM_FOLDS: other variants for within, other
+    templates for cross), all of them train tasks of this fold; fit is the rest of the train.
+    """
+    train, test = split_tasks(split, fold)
+    val_ids = set(split_tasks(split, (fold + 1) % NUM_FOLDS)[1]) & set(train)
+    roles = {"fit": [t for t in train if t not in val_ids],
+             "val": [t for t in train if t in val_ids], "test": test}
+    for a, b in (("fit", "val"), ("fit", "test"), ("val", "test")):
+        shared = set(roles[a]) & set(roles[b])
+        if shared:
+            raise ValueError(f"{split} fold {fold}: {len(shared)} tasks are both {a} and {b} "
+                             f"(e.g. {min(shared)})")
+    return roles

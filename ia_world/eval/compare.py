@@ -17,6 +17,7 @@ from ia_world.report import ReportConfig, read_eval, report
 from ia_world.training import PretrainConfig, pretrain
 
 EACH_RUN = "(each run)"  # evaluate.ckpt / pretrain.out: set per strategy and seed
+EVAL_CACHE = "eval-cache"  # under root: the splits and questions every run's evaluation shares
 
 
 @dataclass
@@ -60,6 +61,7 @@ def compare(cfg: CompareConfig) -> Path:
         try:
             read_eval(out, cfg.encoder_weights)  # evaluated already: keep it
         except DataError:
-            evaluate(replace(cfg.evaluate, ckpt=str(out), encoder_weights=cfg.encoder_weights))
+            evaluate(replace(cfg.evaluate, ckpt=str(out), encoder_weights=cfg.encoder_weights,
+                             cache=cfg.evaluate.cache or str(Path(cfg.root) / EVAL_CACHE)))
     return report(ReportConfig(runs=[str(out) for _, _, out in runs], out=cfg.out,
                                baseline=cfg.baseline, encoder_weights=cfg.encoder_weights))

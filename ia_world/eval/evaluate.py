@@ -30,26 +30,44 @@ from ia_world.checkpoint import (
     read_json,
     resolve_checkpoint,
 )
-from ia_world.config import check_choice, check_path, check_range, to_dataclass, validate_tree
+from ia_world.config import (
+    as_dict,
+    check_choice,
+    check_path,
+    check_range,
+    to_dataclass,
+    validate_tree,
+)
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.eval.collision_probe import (
+    CollisionProbeConfig,
+    collision_probe,
+    collision_splits,
+    split_seeds,
+)
 from ia_world.eval.features import (
     SUBJECTS,
     Features,
     attribute_vocab,
+    density_blind_sets,
     dynamic_indices,
+    fit_pixel_basis,
     object_velocities,
+    split_clips,
     split_features,
 )
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
-from ia_world.eval.probe import TARGETS, clip_targets, fit_probe
+from ia_world.eval.probe import MIN_TRAIN, TARGETS, clip_targets, fit_probes, paired_probe_cis
 from ia_world.eval.qa import QUESTION_TYPES
 from ia_world.eval.qa_generator import generate_questions
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
+from ia_world.eval.split_cache import cached_episodes, cached_questions
+from ia_world.eval.splits import ROLES, check_disjoint, heldout_seeds, other_roles
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
 
@@ -65,13 +83,12 @@ class FixedSplitConfig:
     count: int = 5  # bodies in every scene of these splits
     train_episodes: int = 1600  # ~4.6 questions per clip; ~850 predictive: the ceiling's >= 0.8
     heldout_episodes: int = 256  # >= 1,000 held-out questions
-    train_seed: int = 3003  # base seed of the fixed-count training split
-    heldout_seed: int = 4004  # base seed of the fixed-count held-out split
+    train_seed: int = 3003  # base seed of the fixed-count training split (held-out: the role's)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
         check_range("count", self.count, 1, 64)
-        check_range("train_episodes", self.train_episodes, 2, 10**7)
+        check_range("train_episodes", self.train_episodes, MIN_TRAIN, 10**7)
         check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
 
 
@@ -83,19 +100,25 @@ class EvalConfig:
     qa: QAHeadConfig = field(default_factory=QAHeadConfig)
     ckpt: str = MISSING  # checkpoint dir, or a run dir (its `latest` checkpoint)
     out: str | None = None  # where metrics.json goes (default: the checkpoint dir)
+    # held-out splits: val (every choice) | test (fresh seeds, claims only): ia_world/eval/splits.py
+    role: str = "val"
     train_episodes: int = 96  # probe-fitting / QA-training split
     heldout_episodes: int = 96  # held-out split (R^2, entropy, QA accuracy, mask hit-rate)
-    train_seed: int = 1001  # base seeds: episode k has seed episode_seed(base, k); they must
-    heldout_seed: int = 2002  # differ from each other and from pretraining (checked)
+    train_seed: int = 1001  # base seed of the probe-fitting split: episode k has seed
+    # episode_seed(base, k); every split's seeds differ from the others' and pretraining's
     train_data: str | None = None  # a generated dataset instead of simulating the train split
     heldout_data: str | None = None  # a generated dataset instead of simulating held-out
     horizon: int = 8  # predictive QA: frames simulated past the clip's end
-    folds: int = 5  # ridge alpha: k-fold CV on the training split
+    # simulated splits and questions are kept here and reused by later evaluations (keyed by
+    # every key that changes them and the simulator's code); none: simulate every time
+    cache: str | None = None
     batch_size: int = 32  # clips per encoder batch
     device: str = "cpu"  # cpu | cuda
     encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
     # simulated splits at a fixed body count: dynamic probes and causal QA
     fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
+    # two-ball Billiards clips with one collision: mass from momentum transfer
+    collision: CollisionProbeConfig = field(default_factory=CollisionProbeConfig)
 
     def validate(self) -> None:
         """Raise ConfigError on values out of range."""
@@ -103,25 +126,15 @@ class EvalConfig:
             raise ConfigError(f"encoder_weights={self.encoder_weights!r} is not one of "
                               f"{ENCODER_WEIGHTS}")
         check_path("ckpt", self.ckpt)
-        if self.out is not None:
-            check_path("out", self.out)
-        check_range("folds", self.folds, 2, 100)
-        check_range("train_episodes", self.train_episodes, 2 * self.folds, 10**7)
+        for key in ("out", "cache"):
+            if getattr(self, key) is not None:
+                check_path(key, getattr(self, key))
+        check_choice("role", self.role, ROLES)
+        check_range("train_episodes", self.train_episodes, MIN_TRAIN, 10**7)
         check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
         check_range("horizon", self.horizon, 1, 10_000)
         check_range("batch_size", self.batch_size, 1, 100_000)
         check_choice("device", self.device, ("cpu", "cuda"))
-
-
-def check_disjoint(splits: dict[str, set[int]]) -> None:
-    """Raise DataError when two splits share an episode seed."""
-    names = list(splits)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            shared = splits[a] & splits[b]
-            if shared:
-                raise DataError(f"{len(shared)} episode seeds of the {a} split are also in the "
-                                f"{b} split (e.g. {min(shared)}); use another base seed")
 
 
 def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvConfig,
@@ -187,15 +200,28 @@ def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
 
 def subject_probes(train: dict[str, Features], heldout: dict[str, Features],
                    train_targets: dict[str, np.ndarray], heldout_targets: dict[str, np.ndarray],
-                   cfg: EvalConfig, attribute: str = "vector",
+                   seed: int, attribute: str = "vector",
                    groups: np.ndarray | None = None) -> dict[str, dict[str, dict]]:
-    """target -> subject -> ridge probe result, every subject with the same CV search."""
-    return {name: {subject: fit_probe(getattr(train[subject], attribute), train_targets[name],
-                                      getattr(heldout[subject], attribute),
-                                      heldout_targets[name], folds=cfg.folds,
-                                      seed=cfg.train_seed, groups=groups)
-                   for subject in SUBJECTS}
+    """target -> subject -> ridge probe result, every subject with the same search."""
+    fitted = {subject: fit_probes(getattr(train[subject], attribute), train_targets,
+                                  getattr(heldout[subject], attribute), heldout_targets,
+                                  seed=seed, groups=groups)
+              for subject in train}
+    return {name: {subject: fitted[subject][name] for subject in train}
             for name in train_targets}
+
+
+def density_blind_probes(train: list[Episode], heldout: list[Episode], frames: int,
+                         train_targets: dict[str, np.ndarray],
+                         heldout_targets: dict[str, np.ndarray], seed: int) -> dict[str, dict]:
+    """target -> the density-blind ceiling: the feature set (density_blind_sets) with the best
+    leave-one-out error on the TRAINING split, scored on held-out."""
+    sets = [fit_probes(x, train_targets, y, heldout_targets, seed=seed) | {"set": name}
+            for (name, x), y in zip(density_blind_sets(train, frames).items(),
+                                    density_blind_sets(heldout, frames).values())]
+    return {target: min(({**fitted[target], "set": fitted["set"]} for fitted in sets),
+                        key=lambda result: result["cv_mse"])
+            for target in train_targets}
 
 
 def target_arrays(episodes: list[Episode], frames: int, names: tuple[str, ...]) -> dict:
@@ -204,25 +230,94 @@ def target_arrays(episodes: list[Episode], frames: int, names: tuple[str, ...]) 
     return {name: np.array([t[name] for t in targets]) for name in names}
 
 
-def metric_row(values: dict[str, float], cis: dict[str, list[float]]) -> dict:
-    """One metric for every subject, its CIs and the gap the encoder closes."""
-    return {**values, "gap_closed": gap_closed(values["encoder"], values["floor"],
-                                               values["ceiling"]), "ci": cis}
+def metric_row(values: dict[str, float], cis: dict[str, list[float]],
+               paired: dict[str, list[float]] | None = None) -> dict:
+    """One metric for every subject, its CIs, the gap the encoder closes and (probes) the paired
+    CIs of encoder - each control and of the gap."""
+    row = {**values, "gap_closed": gap_closed(values["encoder"], values["floor"],
+                                              values["ceiling"]), "ci": cis}
+    if paired is not None:
+        row["paired_ci"] = paired
+    return row
 
 
-def metrics_table(probes: dict[str, dict[str, dict]], qa: dict) -> dict[str, dict]:
-    """metric name -> metric_row, for every probe and QA accuracy."""
+def metrics_table(probes: dict[str, dict[str, dict]], paired: dict[str, dict],
+                  qa: dict) -> dict[str, dict]:
+    """metric name -> metric_row, for every probe (with its paired CIs) and QA accuracy."""
     table = {f"R2 {name}": metric_row({s: r["r2"] for s, r in subjects.items()},
-                                      {s: r["ci"] for s, r in subjects.items()})
+                                      {s: r["ci"] for s, r in subjects.items()}, paired[name])
              for name, subjects in probes.items()}
     for qtype in QUESTION_TYPES:
         for unit in ("per_option", "per_question"):
             by_subject = {s: acc[qtype] for s, acc in qa["subjects"].items() if qtype in acc}
-            if len(by_subject) == len(SUBJECTS):
+            if set(SUBJECTS) <= set(by_subject):
                 table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
                     {s: a[unit] for s, a in by_subject.items()},
                     {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
     return table
+
+
+@dataclass
+class Splits:
+    """The episodes of one evaluation: probe splits, fixed-count splits and their questions."""
+
+    train: list[Episode]
+    heldout: list[Episode]
+    fixed_train: list[Episode]
+    fixed_heldout: list[Episode]
+    questions_train: list
+    questions_heldout: list
+    collision: dict  # "train" / "held-out" -> collision clips (empty when disabled)
+
+
+def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
+    """Simulate (or read, or take from cfg.cache) every split of the role, check their seeds
+    disjoint, and ask the fixed-count splits' questions."""
+    seeds = heldout_seeds(cfg.role)
+    fixed_env = fixed_count_env(cfg.env, cfg.fixed.count, grid.size)
+    key = {"env": as_dict(cfg.env), "frames": grid.frames, "size": grid.size}
+    fixed_key = {**key, "fixed_count": cfg.fixed.count}
+
+    def simulated(count: int, base: int, fixed: bool) -> list[Episode]:
+        if fixed:
+            return cached_episodes(cfg.cache, {**fixed_key, "count": count, "seed": base},
+                                   lambda: simulate_split(fixed_env, count, base, grid.frames))
+        return cached_episodes(cfg.cache, {**key, "count": count, "seed": base},
+                               lambda: split_episodes(None, count, base, cfg.env, grid.frames,
+                                                      grid.size))
+
+    def probe_split(path: str | None, count: int, base: int) -> list[Episode]:
+        if path is None:
+            return simulated(count, base, fixed=False)
+        return split_episodes(path, count, base, cfg.env, grid.frames, grid.size)
+
+    train = probe_split(cfg.train_data, cfg.train_episodes, cfg.train_seed)
+    heldout = probe_split(cfg.heldout_data, cfg.heldout_episodes, seeds.heldout)
+    fixed_train = simulated(cfg.fixed.train_episodes, cfg.fixed.train_seed, fixed=True)
+    fixed_heldout = simulated(cfg.fixed.heldout_episodes, seeds.fixed_heldout, fixed=True)
+    check_count(fixed_train + fixed_heldout, cfg.fixed.count)
+    collision = (collision_splits(cfg.collision, seeds.collision_heldout, grid.frames, grid.size)
+                 if cfg.collision.enabled else {})
+    check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
+                    f"{cfg.role} held-out": {ep.meta["seed"] for ep in heldout},
+                    "fixed-count training": {ep.meta["seed"] for ep in fixed_train},
+                    f"{cfg.role} fixed-count held-out": {ep.meta["seed"] for ep in fixed_heldout},
+                    **{f"collision {name}": split_seeds(clips)
+                       for name, clips in collision.items()},
+                    "pretraining": pretraining_seeds(config),
+                    **other_roles(cfg.role, {"heldout": cfg.heldout_episodes,
+                                             "fixed_heldout": cfg.fixed.heldout_episodes,
+                                             "collision_heldout": cfg.collision.heldout_episodes
+                                             if cfg.collision.enabled else 0})})
+    questions = [cached_questions(cfg.cache, {**fixed_key, "count": len(episodes), "seed": base,
+                                              "horizon": cfg.horizon},
+                                  lambda episodes=episodes, base=base: generate_questions(
+                                      fixed_env, episodes, grid.frames, cfg.horizon, base))
+                 for episodes, base in ((fixed_train, cfg.fixed.train_seed),
+                                        (fixed_heldout, seeds.fixed_heldout))]
+    check_question_counts(questions[0], cfg.qa.min_questions, "training")
+    check_question_counts(questions[1], cfg.qa.min_questions, "held-out")
+    return Splits(train, heldout, fixed_train, fixed_heldout, *questions, collision)
 
 
 def measure(cfg: EvalConfig) -> dict:
@@ -232,27 +327,9 @@ def measure(cfg: EvalConfig) -> dict:
     encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
                 "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
     grid = encoders["encoder"].grid
-    fixed_env = fixed_count_env(cfg.env, cfg.fixed.count, grid.size)
-    train = split_episodes(cfg.train_data, cfg.train_episodes, cfg.train_seed, cfg.env,
-                           grid.frames, grid.size)
-    heldout = split_episodes(cfg.heldout_data, cfg.heldout_episodes, cfg.heldout_seed, cfg.env,
-                             grid.frames, grid.size)
-    fixed_train = simulate_split(fixed_env, cfg.fixed.train_episodes, cfg.fixed.train_seed,
-                                 grid.frames)
-    fixed_heldout = simulate_split(fixed_env, cfg.fixed.heldout_episodes,
-                                   cfg.fixed.heldout_seed, grid.frames)
-    check_count(fixed_train + fixed_heldout, cfg.fixed.count)
-    check_disjoint({"probe/QA training": {ep.meta["seed"] for ep in train},
-                    "held-out": {ep.meta["seed"] for ep in heldout},
-                    "fixed-count training": {ep.meta["seed"] for ep in fixed_train},
-                    "fixed-count held-out": {ep.meta["seed"] for ep in fixed_heldout},
-                    "pretraining": pretraining_seeds(config)})
-    qa_train = generate_questions(fixed_env, fixed_train, grid.frames, cfg.horizon,
-                                  cfg.fixed.train_seed)
-    qa_heldout = generate_questions(fixed_env, fixed_heldout, grid.frames, cfg.horizon,
-                                    cfg.fixed.heldout_seed)
-    check_question_counts(qa_train, cfg.qa.min_questions, "training")
-    check_question_counts(qa_heldout, cfg.qa.min_questions, "held-out")
+    splits = evaluation_splits(cfg, grid, config)
+    train, heldout = splits.train, splits.heldout
+    fixed_train, fixed_heldout = splits.fixed_train, splits.fixed_heldout
     vocab = attribute_vocab(train + heldout + fixed_train + fixed_heldout)
     features = {}
     for pair in ({"train": train, "held-out": heldout},
@@ -261,37 +338,58 @@ def measure(cfg: EvalConfig) -> dict:
         # splits get no padding rows for the QA head to read
         max_objects = max(len(dynamic_indices(ep)) for episodes in pair.values()
                           for ep in episodes)
+        basis = fit_pixel_basis(split_clips(next(iter(pair.values())), grid), grid.shape[0],
+                                cfg.train_seed)
         features.update({name: split_features(encoders, episodes, vocab, max_objects,
-                                               cfg.batch_size, name)
+                                              cfg.batch_size, name, basis)
                          for name, episodes in pair.items()})
-    probes = subject_probes(features["train"], features["held-out"],
-                            target_arrays(train, grid.frames, TARGETS),
-                            target_arrays(heldout, grid.frames, TARGETS), cfg)
-    fixed = subject_probes(features["fixed train"], features["fixed held-out"],
-                           target_arrays(fixed_train, grid.frames, FIXED_TARGETS),
-                           target_arrays(fixed_heldout, grid.frames, FIXED_TARGETS), cfg)
+    seed = cfg.train_seed
+    targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
+    probes = subject_probes(features["train"], features["held-out"], *targets, seed)
+    blind = density_blind_probes(train, heldout, grid.frames, *targets, seed)
+    fixed_targets = [target_arrays(split, grid.frames, FIXED_TARGETS)
+                     for split in (fixed_train, fixed_heldout)]
+    fixed = subject_probes(features["fixed train"], features["fixed held-out"], *fixed_targets,
+                           seed)
+    fixed_blind = density_blind_probes(fixed_train, fixed_heldout, grid.frames, *fixed_targets,
+                                       seed)
+    for name, result in blind.items():
+        probes[name]["density_blind"] = result
+    for name, result in fixed_blind.items():
+        fixed[name]["density_blind"] = result
     probes.update({f"{name} (fixed count)": result for name, result in fixed.items()})
+    paired = {name: paired_probe_cis(subjects, seed=seed) for name, subjects in probes.items()}
+    groups = np.concatenate([[e] * len(dynamic_indices(ep)) for e, ep in enumerate(heldout)])
     probes.update(subject_probes(
         features["train"], features["held-out"],
         {"object_velocity": np.concatenate([object_velocities(ep) for ep in train])},
-        {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, cfg,
-        attribute="objects",
-        groups=np.concatenate([[e] * len(dynamic_indices(ep)) for e, ep in enumerate(heldout)])))
-    qa = evaluate_qa(qa_train, qa_heldout,
+        {"object_velocity": np.concatenate([object_velocities(ep) for ep in heldout])}, seed,
+        attribute="objects", groups=groups))
+    paired["object_velocity"] = paired_probe_cis(probes["object_velocity"], groups, seed)
+    if splits.collision:
+        collision = collision_probe(encoders, splits.collision, cfg.collision.train_seed,
+                                    cfg.batch_size)
+        for name, subjects in collision.items():
+            probes[f"{name} (collision)"] = subjects
+            paired[f"{name} (collision)"] = paired_probe_cis(subjects, seed=seed)
+    qa = evaluate_qa(splits.questions_train, splits.questions_heldout,
                      {s: f.tokens for s, f in features["fixed train"].items()},
                      {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
     dim = encoders["encoder"].embed_dim
     pooled, floor_pooled = (features["held-out"][s].vector[:, :dim] for s in ("encoder", "floor"))
+    seeds = heldout_seeds(cfg.role)
     return {"run": {"checkpoint": str(checkpoint),
                     "strategy": config.get("masking", {}).get("strategy", "untrained"),
                     "seed": config.get("seed"), "steps": config.get("steps", 0),
                     "weights": cfg.encoder_weights},
-            "splits": {"train_seed": cfg.train_seed, "heldout_seed": cfg.heldout_seed,
-                       "train_episodes": len(train), "heldout_episodes": len(heldout),
-                       "fixed_count": cfg.fixed.count,
+            "splits": {"role": cfg.role, "train_seed": cfg.train_seed,
+                       "heldout_seed": seeds.heldout, "train_episodes": len(train),
+                       "heldout_episodes": len(heldout), "fixed_count": cfg.fixed.count,
+                       "fixed_train_seed": cfg.fixed.train_seed,
+                       "fixed_heldout_seed": seeds.fixed_heldout,
                        "fixed_train_episodes": len(fixed_train),
                        "fixed_heldout_episodes": len(fixed_heldout)},
-            "metrics": metrics_table(probes, qa),
+            "metrics": metrics_table(probes, paired, qa),
             "probe": probes,
             "spectrum": {"rankme": rankme(pooled),
                          "rankme_centered": centred_rankme(pooled),
@@ -329,8 +427,10 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 def results_table(metrics: dict[str, dict]) -> str:
     """The metrics with their controls as a short text table (what `evaluate` prints)."""
-    columns = (*SUBJECTS, "gap_closed")
-    lines = [f"{'metric':<34}" + "".join(f"{c:>11}" for c in columns)]
+    columns = (*SUBJECTS, "density_blind", "gap_closed")
+    lines = [f"{'metric':<34}" + "".join(f"{c:>14}" for c in columns) + "  gap closed 95% CI"]
     for name, row in metrics.items():
-        lines.append(f"{name:<34}" + "".join(f"{row[c]:>11.3f}" for c in columns))
+        gap = row.get("paired_ci", {}).get("gap_closed", [np.nan, np.nan])
+        lines.append(f"{name:<34}" + "".join(f"{row.get(c, np.nan):>14.3f}" for c in columns)
+                     + f"  [{gap[0]:+.2f}, {gap[1]:+.2f}]")
     return "\n".join(lines)

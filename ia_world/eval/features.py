@@ -1,8 +1,11 @@
 """Features of one split for every evaluated subject: the encoder and its controls.
 
 Subjects: `encoder` (the checkpoint), `floor` (the same architecture at its initialisation),
-`static` (the encoder on each clip's first frame repeated), `pixel` (mean absolute frame
-differences) and `ceiling` (ground-truth per-object state). Each subject gives, per clip,
+`static` (the encoder on each clip's first frame repeated), `pixel` (PCA of downsampled frames
+and frame differences, per time step, the basis fitted on the training split) and `ceiling`
+(ground-truth per-object state). `density_blind_sets` give the probes a second ceiling: what a
+perfect reader of the frames knows without inferring mass (sizes and speeds, no density).
+Each subject gives, per clip,
   vector  (E, F)     time-keeping features for the ridge probes (never only a mean over time),
   tokens  (E, M, C)  a token set for the QA head,
   objects (O, G)     one row per dynamic object, for the per-object velocity probe.
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from einops import rearrange, reduce, repeat
+from sklearn.decomposition import PCA
 
 from ia_world.checkpoint import FrozenEncoder, clip_batches, encode_batches
 from ia_world.data.episode import Episode
@@ -23,7 +27,9 @@ from ia_world.tokens import TokenGrid
 
 SUBJECTS = ("encoder", "floor", "static", "pixel", "ceiling")
 CONTROLS = ("floor", "static", "pixel", "ceiling")
-PIXEL_CELLS = 4          # the pixel control's QA tokens: frame differences on a 4x4 grid
+PIXEL_SIZE = 16          # the pixel control downsamples frames to 16x16 (x3 colours)
+PIXEL_COMPONENTS = 64    # PCA components of frames and of frame differences, per time step
+PIXEL_FIT_ROWS = 4096    # the PCA bases are fitted on at most this many (clip, step) rows
 VELOCITY_FRAMES = 4      # per-object velocity target: mean velocity over the first 4 frames
 SUMMARY_COLUMNS = 7      # object_state's summary: speed, speed / K, energies, mass, size, contacts
 
@@ -87,15 +93,37 @@ def encoder_features(encoder: FrozenEncoder, clips: np.ndarray, episodes: list[E
                     token_objects(tokens, episodes, grid))
 
 
-def frame_differences(clips: np.ndarray) -> np.ndarray:
-    """Mean |frame(t+1) - frame(t)| per frame pair on a PIXEL_CELLS grid: (E, T-1, cells)."""
-    diffs = np.abs(np.diff(clips.astype(np.float32), axis=1)).mean(-1)      # E T-1 H W
-    return reduce(diffs, "e t (a h) (b w) -> e t (a b)", "mean", a=PIXEL_CELLS, b=PIXEL_CELLS)
+def pixel_steps(clips: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clips (E, T, H, W, 3) -> frames and frame differences, downsampled to PIXEL_SIZE px and
+    averaged into `steps` time steps: two (E, steps, PIXEL_SIZE^2 * 3) arrays in [0, 1]."""
+    size = clips.shape[2]
+    small = reduce(clips.astype(np.float32) / 255, "e t (h a) (w b) c -> e t (h w c)", "mean",
+                   a=size // PIXEL_SIZE, b=size // PIXEL_SIZE)                   # E T P
+    diffs = np.diff(small, axis=1, prepend=small[:, :1])                         # E T P
+    return tuple(reduce(x, "e (s k) p -> e s p", "mean", s=steps) for x in (small, diffs))
 
 
-def pixel_features(clips: np.ndarray, episodes: list[Episode], grid: TokenGrid) -> Features:
-    """Pixel control: mean absolute frame differences (clip, per cell, at each object's patch)."""
-    cells = frame_differences(clips)                                         # E T-1 C
+def fit_pixel_basis(clips: np.ndarray, steps: int, seed: int = 0) -> tuple[PCA, PCA]:
+    """PCA bases of downsampled frames and of frame differences, fitted on a training split."""
+    bases, rng = [], np.random.default_rng(seed)
+    for x in pixel_steps(clips, steps):
+        rows = rearrange(x, "e s p -> (e s) p")
+        if len(rows) > PIXEL_FIT_ROWS:
+            rows = rows[np.sort(rng.choice(len(rows), PIXEL_FIT_ROWS, replace=False))]
+        components = min(PIXEL_COMPONENTS, rows.shape[1], len(rows) // 4)  # well estimated
+        bases.append(PCA(components, random_state=seed).fit(rows))
+    return tuple(bases)
+
+
+def pixel_features(clips: np.ndarray, episodes: list[Episode], grid: TokenGrid,
+                   basis: tuple[PCA, PCA]) -> Features:
+    """Pixel control: per time step, PCA of the downsampled frame and of its difference to the
+    previous one (space and time kept); per object, its first-frame patch's differences."""
+    steps = grid.shape[0]
+    projected = [rearrange(pca.transform(rearrange(x, "e s p -> (e s) p")),
+                           "(e s) c -> e s c", s=steps)
+                 for pca, x in zip(basis, pixel_steps(clips, steps))]
+    tokens = np.concatenate(projected, -1)                                       # E S 2C
     diffs = np.abs(np.diff(clips[:, :VELOCITY_FRAMES + 1].astype(np.float32), axis=1)).mean(-1)
     patch = grid.patch
     objects = []
@@ -103,7 +131,7 @@ def pixel_features(clips: np.ndarray, episodes: list[Episode], grid: TokenGrid) 
         for x, y in ep.states["pixel"][0, dynamic_indices(ep)]:
             row, col = int(y // patch) * patch, int(x // patch) * patch
             objects.append(diffs[e, :, row:row + patch, col:col + patch].mean((-1, -2)))
-    return Features(cells.mean(-1), cells, np.stack(objects))
+    return Features(rearrange(tokens, "e s c -> e (s c)"), tokens, np.stack(objects))
 
 
 def attribute_vocab(episodes: list[Episode]) -> dict[str, list[str]]:
@@ -154,17 +182,39 @@ def ceiling_features(episodes: list[Episode], num_frames: int, vocab: dict[str, 
     return Features(vector, padded, np.concatenate(initial))
 
 
+def density_blind_sets(episodes: list[Episode], num_frames: int) -> dict[str, np.ndarray]:
+    """Feature sets (E, F) a perfect reader of the frames has without inferring density:
+    per ball its size r and speed v, summed over the balls as r^2 v^2, v^2 and r^2, taken at
+    the first frame, averaged over the clip, or both."""
+    first, averaged = [], []
+    for ep in episodes:
+        index = dynamic_indices(ep)
+        speed_sq = np.linalg.norm(ep.states["velocity"][:num_frames, index, :2], axis=-1) ** 2
+        size_sq = np.array([ep.objects[i]["size"] for i in index]) ** 2          # K
+        for rows, speed in ((first, speed_sq[0]), (averaged, speed_sq.mean(0))):
+            rows.append([(size_sq * speed).sum(), speed.sum(), size_sq.sum()])
+    first, averaged = np.array(first), np.array(averaged)
+    return {"first frame": first, "time-averaged": averaged,
+            "both": np.concatenate([first, averaged], 1)}
+
+
 def static_clips(clips: np.ndarray) -> np.ndarray:
     """Each clip's first frame repeated over the clip: (E, T, H, W, 3)."""
     return repeat(clips[:, 0], "e h w c -> e t h w c", t=clips.shape[1])
 
 
+def split_clips(episodes: list[Episode], grid: TokenGrid) -> np.ndarray:
+    """The split's clips: each episode's first grid.frames frames, (E, T, H, W, 3) uint8."""
+    return np.stack([ep.frames[:grid.frames] for ep in episodes])
+
+
 def split_features(encoders: dict[str, FrozenEncoder], episodes: list[Episode],
                    vocab: dict[str, list[str]], max_objects: int, batch_size: int,
-                   name: str) -> dict[str, Features]:
-    """Every subject's features of one split; encoders = {"encoder": ..., "floor": ...}."""
+                   name: str, pixel_basis: tuple[PCA, PCA]) -> dict[str, Features]:
+    """Every subject's features of one split; encoders = {"encoder": ..., "floor": ...};
+    pixel_basis from fit_pixel_basis on the training split of the pair."""
     grid = encoders["encoder"].grid
-    clips = np.stack([ep.frames[:grid.frames] for ep in episodes])         # E T H W 3
+    clips = split_clips(episodes, grid)                                          # E T H W 3
     with torch.no_grad():
         features = {
             "encoder": encoder_features(encoders["encoder"], clips, episodes, batch_size,
@@ -173,6 +223,6 @@ def split_features(encoders: dict[str, FrozenEncoder], episodes: list[Episode],
                                       f"encode {name} (floor)"),
             "static": encoder_features(encoders["encoder"], static_clips(clips), episodes,
                                        batch_size, f"encode {name} (static)")}
-    features["pixel"] = pixel_features(clips, episodes, grid)
+    features["pixel"] = pixel_features(clips, episodes, grid, pixel_basis)
     features["ceiling"] = ceiling_features(episodes, grid.frames, vocab, max_objects)
     return features
