@@ -34,10 +34,7 @@ from ia_world.data.shards import (
     EpisodeStore,
     encode_shard,
     episode_seed,
-    num_shard_files,
-    read_shard,
-    shard_path,
-    write_shard,
+    rewrite_dataset,
 )
 from ia_world.training import PretrainConfig, preprocess_overrides, train
 
@@ -75,17 +72,6 @@ def bytes_per_episode(root: Path, episodes: int) -> list[str]:
     return rows
 
 
-def as_format_1(root: Path) -> None:
-    """Rewrite a generated dataset's shards and manifest in format 1 (raw tensors)."""
-    import json
-    manifest = json.loads((root / "dataset.json").read_text())
-    for shard in range(num_shard_files(manifest["episodes"], manifest["shard_size"])):
-        path = shard_path(root, shard)
-        first = shard * manifest["shard_size"]
-        write_shard(path, list(enumerate(read_shard(path), first)), 1)
-    (root / "dataset.json").write_text(json.dumps(dict(manifest, format_version=1)))
-
-
 def ms_per_clip(root: Path, clips: int = 64) -> float:
     """ms to read one 16-frame clip through ClipDataset (shards already opened once)."""
     dataset = ClipDataset(EpisodeStore(root), 16, clips_per_episode=4)
@@ -113,7 +99,7 @@ def main() -> None:
         generate(GenerateConfig(out=str(data), episodes=8, frames=32, size=64, shard_size=4))
         old = root / "data-format1"
         generate(GenerateConfig(out=str(old), episodes=8, frames=32, size=64, shard_size=4))
-        as_format_1(old)
+        rewrite_dataset(old, 1)
         decode = {version: ms_per_clip(path) for version, path in ((1, old), (2, data))}
         out = root / "run"
         overrides = preprocess_overrides([

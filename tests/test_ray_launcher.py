@@ -1,4 +1,4 @@
-"""`generate launcher=ray` on a local Ray instance: the bytes of a local run, resumed after a kill."""
+"""`generate launcher=ray` on a local Ray instance: a local run's bytes, resumed after a kill."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def damage_compressed_frames(copy: Path, other: Path) -> None:
     path = shard_path(copy, 1)
     with safe_open(str(path), framework="np") as handle:
         metadata = handle.metadata()
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     tensors["1/frames"][len(tensors["1/frames"]) // 2] ^= 0xFF
     data = save(tensors, metadata={HEADER_KEY: metadata[HEADER_KEY]})
     path.write_bytes(data)
@@ -98,23 +98,10 @@ def test_corrupt_compressed_frames_are_named_and_repaired(clean, copy, capsys):
     assert files(copy) == files(clean)
 
 
-def as_format_1(root: Path) -> None:
-    """Rewrite a dataset in format version 1 (raw tensors), as ia-world wrote it before zstd."""
-    import json
-
-    from ia_world.data.shards import num_shard_files, read_shard, write_shard
-
-    manifest = json.loads((root / "dataset.json").read_text())
-    for shard in range(num_shard_files(manifest["episodes"], manifest["shard_size"])):
-        episodes = read_shard(shard_path(root, shard))
-        write_shard(shard_path(root, shard), list(zip(range(shard, shard + 1), episodes)), 1)
-    (root / "dataset.json").write_text(json.dumps(dict(manifest, format_version=1)))
-
-
 def test_format_1_dataset_reads_verifies_and_repairs_in_format_1(clean, copy, capsys):
-    from ia_world.data.shards import EpisodeStore
+    from ia_world.data.shards import EpisodeStore, rewrite_dataset
 
-    as_format_1(copy)
+    rewrite_dataset(copy, 1)
     old = files(copy)
     raw, compressed = (sum(shard_path(root, s).stat().st_size for s in range(3))
                        for root in (copy, clean))
@@ -127,3 +114,12 @@ def test_format_1_dataset_reads_verifies_and_repairs_in_format_1(clean, copy, ca
     damage_truncate(copy, clean.parent / "other")
     assert verify(copy, repair=True)["repaired"] == ["shard-00001.safetensors"]
     assert files(copy) == old  # repaired in format 1, byte for byte
+
+
+def test_rewrite_dataset_compresses_a_format_1_dataset_back_to_the_same_bytes(clean, copy):
+    from ia_world.data.shards import rewrite_dataset
+
+    rewrite_dataset(copy, 1)
+    rewrite_dataset(copy, 2)
+    assert files(copy) == files(clean)
+    assert verify(copy)["bad"] == {}

@@ -35,7 +35,7 @@ import zstandard
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as save_safetensors
 
-from ia_world.atomic import atomic_write_bytes, to_json
+from ia_world.atomic import atomic_write_bytes, atomic_write_json, to_json
 from ia_world.data.episode import Episode
 from ia_world.errors import DataError
 
@@ -402,6 +402,19 @@ class EpisodeStore:
         path = shard_path(self.root, shard)
         with open_shard(path, header) as arrays:
             return decode_episode(arrays, header["episodes"][offset], path)
+
+
+def rewrite_dataset(root: str | Path, version: int) -> None:
+    """Rewrite every shard of a dataset in format `version` (e.g. compress a format-1 dataset),
+    each shard atomically, then its manifest; the episodes read back unchanged."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    check_format_version(root / MANIFEST_NAME, version)
+    for shard in range(num_shard_files(manifest["episodes"], manifest["shard_size"])):
+        path = shard_path(root, shard)
+        indices = shard_episodes(shard, manifest["episodes"], manifest["shard_size"])
+        write_shard(path, list(zip(indices, read_shard(path))), version)
+    atomic_write_json(root / MANIFEST_NAME, dict(manifest, format_version=version))
 
 
 def load_episodes(root: str | Path) -> Iterator[Episode]:
