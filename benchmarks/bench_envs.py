@@ -5,7 +5,8 @@
 
 Columns (frames/s of CPU time of this process, torch on one thread like one generate worker;
 the three paths alternate `--rounds` times on the same env so the machine's load hits them
-alike): `bare` = reset + the backend's advance and render hooks only (no ground truth);
+alike; each path's median round counts): `bare` = reset + the backend's advance and render
+hooks only (no ground truth);
 `generator` = simulate_episode + annotation JSON + shard write (ground truth and I/O);
 `+ saliency` = all a generate worker does (`make_shard`: the above plus the stored saliency
 maps); `ratio` = generator / bare (aim >= 0.75) and `ratio + sal.` = (+ saliency) / bare.
@@ -16,6 +17,7 @@ maps); `ratio` = generator / bare (aim >= 0.75) and `ratio + sal.` = (+ saliency
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -89,14 +91,15 @@ def main() -> None:
                 task = EpisodeTask(str(run_dir / "worker"), env_id, "{}", size, args.frames, 0)
                 make_shard(task, 0, [(0, 0)], 2)  # warm-up; builds the worker's cached env
                 env = make_env(env_id, size=size, max_steps=args.frames)
-                seconds = [0.0, 0.0, 0.0]
+                seconds: list[list[float]] = [[], [], []]
                 for r in range(args.rounds):
                     jobs = [(k, episode_seed(r, k)) for k in range(args.episodes)]
-                    seconds[0] += bare_seconds(env, [seed for _, seed in jobs], args.frames)
-                    seconds[1] += generator_seconds(env, jobs, args.frames, run_dir / "path")
-                    seconds[2] += worker_seconds(task, jobs)
+                    seconds[0].append(bare_seconds(env, [seed for _, seed in jobs], args.frames))
+                    seconds[1].append(generator_seconds(env, jobs, args.frames, run_dir / "path"))
+                    seconds[2].append(worker_seconds(task, jobs))
                 env.close()
-                bare, full, worker = (args.rounds * args.episodes * args.frames / s
+                # the median round of each path: one round slowed by the machine's load is left out
+                bare, full, worker = (args.episodes * args.frames / statistics.median(s)
                                       for s in seconds)
                 row = (f"| {env_id} | {size} | {bare:.0f} | {full:.0f} | {worker:.0f} "
                        f"| {full / bare:.2f} | {worker / bare:.2f} |")
@@ -106,7 +109,7 @@ def main() -> None:
                     row += f" {one:.1f} | {two:.1f} |"
                 rows.append(row)
     print(f"\n{args.frames} frames per episode; {args.rounds} rounds of {args.episodes} episodes "
-          "per path (CPU time, torch on 1 thread)\n")
+          "per path (CPU time of the median round, torch on 1 thread)\n")
     extra = " gen 1w eps/s | gen 2w eps/s |" if args.generate_episodes else ""
     print("| env | size | bare frames/s | generator frames/s | + saliency frames/s | ratio "
           "| ratio + sal. |" + extra)
