@@ -17,6 +17,7 @@ maps); `ratio` = generator / bare (aim >= 0.75) and `ratio + sal.` = (+ saliency
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -95,8 +96,10 @@ def main() -> None:
                 for r in range(args.rounds):
                     jobs = [(k, episode_seed(r, k)) for k in range(args.episodes)]
                     seconds[0].append(bare_seconds(env, [seed for _, seed in jobs], args.frames))
-                    seconds[1].append(generator_seconds(env, jobs, args.frames, run_dir / "path"))
-                    seconds[2].append(worker_seconds(task, jobs))
+                    seconds[1].append(generator_seconds(env, jobs, args.frames,
+                                                        run_dir / f"path{r}"))  # new files
+                    seconds[2].append(worker_seconds(
+                        dataclasses.replace(task, root=str(run_dir / f"worker{r}")), jobs))
                 env.close()
                 # the median round of each path: one round slowed by the machine's load is left out
                 bare, full, worker = (args.episodes * args.frames / statistics.median(s)
