@@ -17,24 +17,26 @@ from einops import repeat
 from omegaconf import MISSING
 
 from agents.baselines import puzzle_rng, sample_valid
-from agents.dynamics import load_world_model
-from agents.planner import PlannerConfig, plan
-from agents.world_model import (
-    FEATURES,
+from agents.goal_probe import (
     FIRST_WINDOW_PROBE,
-    check_zero_shot,
-    encode_windows,
     first_window_features,
-    frame_with_ball,
-    placement_state,
     probe_features,
     probe_logits,
+)
+from agents.placements import (
+    FEATURES,
+    encode_windows,
+    frame_with_ball,
+    placement_state,
     state_tokens,
 )
+from agents.planner import PlannerConfig, plan
+from agents.world_model import check_zero_shot
+from agents.world_model_net import load_world_model
 from envs.phyre_lite.scene import Puzzle, build_space, placement_error
 from ia_world.checkpoint import load_encoder
 from ia_world.config import check_path
-from ia_world.errors import CheckpointError, ConfigError
+from ia_world.errors import ConfigError
 
 
 @dataclass
@@ -44,7 +46,7 @@ class StateAgentConfig:
     Its world model, CEM budget and rollout ablation are what `agent=latent` shares.
     """
 
-    name: str = "state_wm"
+    name: str = "state_wm"  # agent name (configs/agent/<name>.yaml)
     world_model: str = MISSING  # written by `ia-world world_model` (same split and fold)
     seed: int = 0  # fallback placement seed
     rollout: bool = True  # false: score by the window-0 probe alone (the rollout ablation)
@@ -60,7 +62,7 @@ class StateAgentConfig:
 class LatentAgentConfig(StateAgentConfig):
     """The `agent=latent` config group: the frozen encoder besides the world model and CEM."""
 
-    name: str = "latent"
+    name: str = "latent"  # agent name (configs/agent/<name>.yaml)
     encoder: str = MISSING  # checkpoint or pretrain run directory of the frozen encoder
 
     def validate(self) -> None:
@@ -87,9 +89,6 @@ class LatentAgent:
                               f"agent={'state_wm' if self.state else 'latent'}")
         self.encoder = None if self.state else load_encoder(cfg.encoder)
         self.horizon = int(self.extra["horizon"])
-        if not cfg.rollout and f"{FIRST_WINDOW_PROBE}weight" not in self.extra:
-            raise CheckpointError(f"{cfg.world_model}: no window-0 probe (written by an older "
-                                  "version: retrain it with `ia-world world_model`)")
 
     def score(self, space: pymunk.Space, actions: np.ndarray) -> np.ndarray:
         """Probe logits (M,) of candidate placements (M, 3); -inf where the placement is invalid."""

@@ -22,12 +22,12 @@ class PlannerConfig:
     """Search budget: iterations x population candidates, CEM elites, chunk size."""
 
     method: str = "cem"  # cem | random
-    iterations: int = 3
-    population: int = 64
-    elites: int = 8
+    iterations: int = 3  # search rounds (cem refits its Gaussian between them; random: uniform)
+    population: int = 64  # candidate placements scored per round
+    elites: int = 8  # best candidates the next round's Gaussian is fit to
     batch_size: int = 64  # candidates per objective call (memory budget)
-    min_std: float = 0.02
-    seed: int = 0
+    min_std: float = 0.02  # floor of the CEM std, as a share of the action box
+    seed: int = 0  # sampling seed of the search
 
     def validate(self) -> None:
         """Range-check the budget."""

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from safetensors.torch import save_file
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -27,8 +26,17 @@ from tqdm import tqdm
 import envs
 from agents.sb3 import IAJEPAExtractor
 from ia_world.atomic import atomic_write, atomic_write_json
-from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
+from ia_world.checkpoint import write_weights
+from ia_world.config import (
+    as_dict,
+    check_choice,
+    check_name,
+    check_path,
+    check_range,
+    validate_tree,
+)
 from ia_world.errors import ConfigError, DataError
+from ia_world.runlock import check_out_dir, run_lock
 
 ALGOS = ("ppo",)
 CNN_MIN_SIZE = 36  # NatureCNN's three strided convolutions need at least 36x36 frames
@@ -87,9 +95,8 @@ class RLConfig:
         if self.encoder != "cnn" and not Path(self.encoder).exists():
             raise ConfigError(f"encoder must be 'cnn' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
-        if self.name in (".", "..") or Path(self.name).name != self.name:
-            raise ConfigError(f"name={self.name!r} must be a plain directory name (the run "
-                              "directory goes inside out=)")
+        if self.name:
+            check_name("name", self.name)
         check_range("window", self.window, 0, 10_000)
         for key, high in (("steps", 10**9), ("n_envs", 256), ("frame_stack", 64),
                           ("size", 512), ("episode_steps", 10**6)):
@@ -181,8 +188,7 @@ def train(cfg: RLConfig) -> Path:
     agent.learn(total_timesteps=cfg.steps, callback=Progress(cfg.steps, cfg.name))
     seconds = time.perf_counter() - start
     venv.close()
-    atomic_write(run_dir / "policy.safetensors",
-                 lambda temp: save_file(trainable_state(agent.policy), str(temp)))
+    write_weights(run_dir / "policy.safetensors", trainable_state(agent.policy))
     atomic_write_json(run_dir / "run.json", {
         "config": as_dict(cfg), "label": encoder_label(cfg.encoder),
         "env_steps": int(agent.num_timesteps), "seconds": seconds,
@@ -195,7 +201,12 @@ def episode_returns(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(cumulative env steps, returns) of a run's finished episodes, in order of finishing."""
     rows = []
     for path in sorted(run_dir.glob("*.monitor.csv")):
-        table = np.genfromtxt(path, delimiter=",", skip_header=2, ndmin=2)  # r, l, t
+        try:
+            table = np.genfromtxt(path, delimiter=",", skip_header=2, ndmin=2)  # r, l, t
+        except (ValueError, OSError) as error:
+            raise DataError(f"{path}: not an SB3 monitor file ({error})".splitlines()[0]) from None
+        if table.size and (table.shape[1] < 3 or not np.isfinite(table[:, :3]).all()):
+            raise DataError(f"{path}: not an SB3 monitor file (rows of r, l, t numbers)")
         rows.extend(table[:, :3].tolist() if table.size else [])
     if not rows:
         raise DataError(f"{run_dir}: no finished episodes in *.monitor.csv")
@@ -226,6 +237,18 @@ def run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
+def run_label(run: Path) -> str:
+    """The label a run's run.json stores; DataError naming the file when it is unreadable."""
+    path = run / "run.json"
+    try:
+        label = json.loads(path.read_text())["label"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: unreadable run file ({type(error).__name__})") from None
+    if not isinstance(label, str):
+        raise DataError(f"{path}: label {label!r} is not a string")
+    return label
+
+
 def plot_curves(runs: list[Path], out: Path) -> Path:
     """Learning curves, mean +- std over the runs sharing a label, written to `out` (png)."""
     matplotlib.use("Agg")
@@ -233,7 +256,7 @@ def plot_curves(runs: list[Path], out: Path) -> Path:
 
     labelled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for run in runs:
-        label = json.loads((run / "run.json").read_text())["label"]
+        label = run_label(run)
         labelled.setdefault(label, []).append(episode_returns(run))
     end = min(steps[-1] for curves in labelled.values() for steps, _ in curves)
     grid = np.linspace(end / CURVE_POINTS, end, CURVE_POINTS)
@@ -256,13 +279,16 @@ def rl(config: RLConfig) -> Path:
     """Train one run (returns its directory), or plot the runs given in `plot` (the PNG)."""
     validate_tree(config)
     if config.plot:
-        path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
+        with run_lock(config.out):
+            path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
         print(f"rl: learning curves in {path}")
         return path
     if not config.name:
         env_name = config.env_id.split("/")[-1]
         config.name = f"{env_name}_{encoder_label(config.encoder)}_seed{config.seed}"
-    run_dir = train(config)
+    check_out_dir(config.out)
+    with run_lock(Path(config.out) / config.name):  # checked writable and held before any work
+        run_dir = train(config)
     steps, returns = episode_returns(run_dir)
     print(f"rl: {len(returns)} episodes in {int(steps[-1])} env steps; mean return of the last "
           f"{min(len(returns), 10)}: {returns[-10:].mean():.3f}; run in {run_dir}")

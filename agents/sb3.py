@@ -24,7 +24,7 @@ from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from ia_world.checkpoint import FrozenEncoder, clip_batches, encode_batches, load_encoder
-from ia_world.errors import CheckpointError, ConfigError
+from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.models.attentive_pool import AttentivePool
 
 POOLS = ("mean", "attentive")
@@ -132,7 +132,11 @@ class IAJEPAExtractor(BaseFeaturesExtractor):
         self.cache = LatentCache(cache_size)
 
     def frames(self, observations: torch.Tensor) -> torch.Tensor:
-        """SB3 observations (B, 3K, H, W) or (B, H, W, 3K) -> uint8 stacks (B, K, H, W, 3)."""
+        """SB3 observations (B, 3K, H, W) or (B, H, W, 3K) -> uint8 stacks (B, K, H, W, 3);
+        DataError on a non-finite observation (rounding would hide it in finite features)."""
+        if observations.is_floating_point() and not torch.isfinite(observations).all():
+            raise DataError("IAJEPAExtractor: non-finite (NaN or inf) observation values; the "
+                            "env or a wrapper produced them")
         pattern = "b (k c) h w -> b k h w c" if self.channels_first else "b h w (k c) -> b k h w c"
         frames = rearrange(observations, pattern, c=3)
         return (frames * self.pixel_scale).round_().clamp_(0, 255).to(torch.uint8)

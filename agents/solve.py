@@ -30,18 +30,19 @@ from envs.phyre_lite.splits import NUM_FOLDS, ROLES, SPLITS, role_tasks
 from envs.phyre_lite.templates import TEMPLATES, parse_task_id
 from ia_world.atomic import atomic_write_json, atomic_write_text
 from ia_world.checkpoint import read_json
-from ia_world.cli import load_attr
 from ia_world.config import (
     as_dict,
     check_choice,
     check_path,
     check_range,
+    load_attr,
     to_dataclass,
     validate_tree,
 )
 from ia_world.data.video import write_video
 from ia_world.errors import ConfigError
 from ia_world.eval.stats import BOOTSTRAP_SAMPLES
+from ia_world.runlock import check_out_dir
 
 # agent name -> ("module:ConfigClass", "module:AgentClass"); the agent takes its validated config
 AGENTS = {
@@ -203,9 +204,11 @@ def markdown_table(summary: dict[str, dict[str, float]], title: str, attempts: i
     return "\n".join(lines) + "\n"
 
 
-def write_solution_video(path: Path, puzzle: Puzzle, action, size: int) -> None:
-    """Re-simulate a solving action with recording and write it as mp4 (atomically)."""
-    write_video(path, attempt(build_space(puzzle), action, record_size=size).frames, fps=10)
+def write_solution_video(path: Path, puzzle: Puzzle, action, size: int, root: Path) -> None:
+    """Re-simulate a solving action with recording and write it as mp4 (atomically, refused
+    outside `root`)."""
+    write_video(path, attempt(build_space(puzzle), action, record_size=size).frames, fps=10,
+                root=root)
 
 
 def solve_tasks(agent_cfg, tasks: list[str], attempts: int, size: int,
@@ -242,6 +245,7 @@ def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
     diagnostics and every run's statistics, in results.json.
     """
     validate_tree(config)
+    check_out_dir(config.out)  # before any work
     agent_cfg = agent_config(config.agent)
     role = "" if config.role == "test" else f"_{config.role}"
     name = f"{agent_cfg.name}_{config.split}_fold{config.fold}{role}"
@@ -296,5 +300,5 @@ def solve(config: SolveConfig) -> dict[str, dict[str, float]]:
         first_solved = {r.template: r for r in reversed(results[0][0]) if r.solving_action}
         for template, result in sorted(first_solved.items()):
             write_solution_video(out / "videos" / f"{template}.mp4", parse_task_id(result.task),
-                                 result.solving_action, config.size)
+                                 result.solving_action, config.size, out)
     return summary

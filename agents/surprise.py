@@ -22,22 +22,17 @@ import torch
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from agents.dynamics import WorldModel, load_world_model, window_errors
-from agents.world_model import (
-    Placement,
-    check_zero_shot,
-    episode_windows,
-    frame_with_ball,
-    sample_placement,
-)
+from agents.placements import Placement, episode_windows, frame_with_ball, sample_placement
+from agents.world_model import check_zero_shot
+from agents.world_model_net import WorldModel, load_world_model, window_errors
 from envs.phyre_lite.scene import GREEN, attempt, build_space
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.atomic import atomic_write_json
-from ia_world.checkpoint import METRICS_FILE, FrozenEncoder, load_encoder
+from ia_world.checkpoint import METRICS_FILE, FrozenEncoder, load_encoder, write_metrics
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
-from ia_world.errors import CheckpointError, ConfigError
+from ia_world.errors import ConfigError
 from ia_world.eval.stats import auroc
+from ia_world.runlock import check_out_dir
 
 
 @dataclass
@@ -131,11 +126,9 @@ def score_pairs(encoder: FrozenEncoder, model: WorldModel, reference: torch.Tens
 def surprise(config: SurpriseConfig) -> dict[str, float]:
     """Score teleport pairs made from the fold's test tasks; print and save the metrics."""
     validate_tree(config)
+    check_out_dir(config.out)  # before any work
     encoder = load_encoder(config.encoder)
     model, extra = load_world_model(config.world_model)
-    if "surprise.reference" not in extra:
-        raise CheckpointError(f"{config.world_model}: no surprise.reference (written by an older "
-                              "version: retrain it with `ia-world world_model`)")
     reference = extra["surprise.reference"]
     if config.windows != len(reference) + 1:
         raise ConfigError(f"windows={config.windows} but the world model in {config.world_model} "
@@ -144,7 +137,6 @@ def surprise(config: SurpriseConfig) -> dict[str, float]:
     check_zero_shot(config.world_model, extra, test_tasks)
     pairs = make_pairs(test_tasks, config, encoder.grid.frames, encoder.grid.size)
     metrics = score_pairs(encoder, model, reference, pairs)
-    atomic_write_json(Path(config.out) / METRICS_FILE,
-                      {"config": as_dict(config), "metrics": metrics})
+    write_metrics(Path(config.out) / METRICS_FILE, {"config": as_dict(config), "metrics": metrics})
     print(json.dumps(metrics, indent=1))
     return metrics

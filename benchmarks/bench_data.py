@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ia_world.cli import run_command
 from ia_world.data.clevrer import clevrer_clips
 from ia_world.data.clips import ClipDataset
 from ia_world.data.shards import EpisodeStore
 from ia_world.data.ssv2 import ssv2_clips
 from ia_world.data.video import write_video
+from ia_world_app.cli import run_command
 
 
 def write_datasets(root: Path, videos: int, video_frames: int) -> None:

@@ -20,9 +20,9 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from ia_world.cli import run_command
 from ia_world.config import load_config, to_dataclass
 from ia_world.training import LOG_FILE, PretrainConfig, preprocess_overrides, train
+from ia_world_app.cli import run_command
 
 
 def wait_and_compute(run_dir: Path) -> tuple[float, float]:
@@ -55,7 +55,7 @@ def main() -> None:
                 f"data={data}", f"masking={args.strategy}", f"masking.stored={stored}",
                 "model=tiny", f"steps={args.steps}", f"batch_size={args.batch}", "log_every=2",
                 f"data.num_workers={workers}", "device=cpu", f"out={out}"])
-            train(to_dataclass(load_config("pretrain", overrides), PretrainConfig))
+            train(to_dataclass(load_config("pretrain", overrides, PretrainConfig), PretrainConfig))
             wait, compute = wait_and_compute(out)
             source = "stored in shards" if stored == "true" else "computed live"
             step = wait + compute

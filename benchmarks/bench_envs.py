@@ -28,7 +28,14 @@ import torch
 import envs
 from ia_world.data.annotation import write_annotation
 from ia_world.data.episode import make_env, simulate_episode
-from ia_world.data.generator import EnvConfig, EpisodeTask, GenerateConfig, generate, make_shard
+from ia_world.data.generator import (
+    EnvConfig,
+    EpisodeTask,
+    GenerateConfig,
+    dataset_identity,
+    generate,
+    make_shard,
+)
 from ia_world.data.shards import episode_seed, write_shard
 
 
@@ -57,17 +64,25 @@ def generator_seconds(env, jobs: list[tuple[int, int]], frames: int, root: Path)
 
 def worker_seconds(task: EpisodeTask, jobs: list[tuple[int, int]]) -> float:
     """CPU seconds of what a generate worker does for one shard (`make_shard`)."""
+    identity = dataset_identity(generate_config(task.env_id, task.size, len(jobs), task.frames,
+                                                1, Path(task.root)))
     start = time.process_time()
-    make_shard(task, 0, jobs, 2)
+    make_shard(task, 0, jobs, identity)
     return time.process_time() - start
+
+
+def generate_config(env_id: str, size: int, episodes: int, frames: int, workers: int,
+                    root: Path) -> GenerateConfig:
+    """The `generate` config of one shard of `episodes` episodes of env `env_id`."""
+    return GenerateConfig(env=EnvConfig(name=env_id, id=env_id), out=str(root),
+                          episodes=episodes, frames=frames, size=size, shard_size=episodes,
+                          workers=workers)
 
 
 def generate_eps(env_id: str, size: int, episodes: int, frames: int, workers: int,
                  root: Path) -> float:
     """Episodes/s of `generate` end to end (wall clock, worker start-up included)."""
-    cfg = GenerateConfig(env=EnvConfig(name=env_id, id=env_id), out=str(root),
-                         episodes=episodes, frames=frames, size=size, shard_size=episodes,
-                         workers=workers)
+    cfg = generate_config(env_id, size, episodes, frames, workers, root)
     start = time.perf_counter()
     generate(cfg)
     return episodes / (time.perf_counter() - start)
@@ -90,7 +105,7 @@ def main() -> None:
             for size in args.sizes:
                 run_dir = Path(tmp) / f"{env_id.replace('/', '_')}-{size}"
                 task = EpisodeTask(str(run_dir / "worker"), env_id, "{}", size, args.frames, 0)
-                make_shard(task, 0, [(0, 0)], 2)  # warm-up; builds the worker's cached env
+                worker_seconds(task, [(0, 0)])  # warm-up; builds the worker's cached env
                 env = make_env(env_id, size=size, max_steps=args.frames)
                 seconds: list[list[float]] = [[], [], []]
                 for r in range(args.rounds):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.world_model import record_placement, sample_placement
+from agents.placements import record_placement, sample_placement
 from envs.phyre_lite.scene import build_space
 from envs.phyre_lite.splits import split_tasks
 from envs.phyre_lite.templates import parse_task_id

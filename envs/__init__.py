@@ -14,10 +14,19 @@ ENV_IDS = {
     "ia_world/BilliardsInelastic-v0": "envs.pymunk_scenes:Billiards",
     "ia_world/Gravity2D-v0": "envs.pymunk_scenes:Gravity2D",
     "ia_world/Cradle-v0": "envs.pymunk_scenes:Cradle",
-    "ia_world/PushBall-v0": "envs.active:PushBall",
-    "ia_world/PushBallSparse-v0": "envs.active:PushBall",
-    "ia_world/PushBall3D-v0": "envs.active:PushBall3D",
-    "ia_world/PushBall3DSparse-v0": "envs.active:PushBall3D",
+    "ia_world/PushBall-v0": "envs.pushball:PushBall",
+    "ia_world/PushBallSparse-v0": "envs.pushball:PushBall",
+    "ia_world/PushBall3D-v0": "envs.pushball:PushBall3D",
+    "ia_world/PushBall3DSparse-v0": "envs.pushball:PushBall3D",
+}
+# the recorded scenes: name (configs/env/<name>.yaml, `env=<name>`) -> id; the one such table
+ENV_NAMES = {
+    "billiards": "ia_world/Billiards-v0",
+    "billiards_inelastic": "ia_world/BilliardsInelastic-v0",
+    "cradle": "ia_world/Cradle-v0",
+    "gravity2d": "ia_world/Gravity2D-v0",
+    "drop3d": "ia_world/Drop3D-v0",
+    "tabletop3d": "ia_world/Tabletop3D-v0",
 }
 # register-time kwargs of the ids that share an entry point with another id
 ENV_KWARGS = {

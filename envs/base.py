@@ -10,6 +10,7 @@ assemble it for many frames at once (what `rollout` profits from).
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import gymnasium as gym
@@ -35,7 +36,7 @@ class SceneEnv(gym.Env):
     `## Action Space`, `## Observation Space`, `## Rewards`, `## Starting State`,
     `## Episode End`, `## Arguments` (every constructor keyword, those of this base and of the
     backend included) and `## Example`; `tests/test_env_docs.py` checks it. See
-    `envs.pymunk_scenes.Billiards` for a passive scene, `envs.active.PushBall` for an active one.
+    `envs.pymunk_scenes.Billiards` for a passive scene, `envs.pushball.PushBall` for an active one.
 
     ## Arguments (every scene)
 
@@ -51,8 +52,8 @@ class SceneEnv(gym.Env):
     backend = "none"
 
     def __init__(self, size: int = 64, max_steps: int = 64, render_mode: str | None = "rgb_array"):
-        if size < 16 or size > 512:
-            raise ValueError(f"size must be in [16, 512], got {size}")
+        check_number("size", size, 16, 512, integer=True)
+        check_number("max_steps", max_steps, 1, 10**7, integer=True)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unsupported render_mode {render_mode!r}; only 'rgb_array'")
         self.size = int(size)
@@ -247,6 +248,53 @@ def to_plain(value) -> float | list[float]:
     """A float, or a list of floats for a vector (JSON-able)."""
     array = np.asarray(value, np.float64)
     return float(array) if array.ndim == 0 else array.tolist()
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def is_plain_name(name) -> bool:
+    """Whether `name` can be one path component: letters, digits, '_', '-', '.', not starting
+    with '.' (no '/', no '..', nothing hidden), at most 100 characters."""
+    return isinstance(name, str) and PLAIN_NAME.fullmatch(name) is not None
+
+
+def check_number(name: str, value, low: float | None = None, high: float | None = None,
+                 integer: bool = False, open_low: bool = False) -> float:
+    """Validate a numeric kwarg: ValueError naming it unless `value` is a finite number (an
+    integer with `integer`) in [low, high] (low excluded with `open_low`)."""
+    kind = "an integer" if integer else "a finite number"
+    if (isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number)
+            or not np.isfinite(value) or (integer and not float(value).is_integer())):
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    if (low is not None and (value <= low if open_low else value < low)) or (
+            high is not None and value > high):
+        raise ValueError(f"{name} must be in {'(' if open_low else '['}{low}, "
+                         f"{'inf' if high is None else high}], got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_interval(name: str, pair, low: float, high: float, integer: bool = False) -> tuple:
+    """Validate a (min, max) kwarg: ValueError naming it unless low <= min <= max <= high."""
+    kind = "integers" if integer else "finite numbers"
+    problem = ValueError(f"{name} must be (min, max) {kind} with {low} <= min <= max <= {high}, "
+                         f"got {pair!r}")
+    if isinstance(pair, str | bytes) or not hasattr(pair, "__len__") or len(pair) != 2:
+        raise problem
+    try:
+        values = tuple(check_number(name, v, integer=integer) for v in pair)
+    except ValueError:
+        raise problem from None
+    if not low <= values[0] <= values[1] <= high:
+        raise problem
+    return values
+
+
+def check_triple(name: str, value) -> list[float]:
+    """Validate an (x, y, z) kwarg of finite numbers: ValueError naming it otherwise."""
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__") or len(value) != 3:
+        raise ValueError(f"{name} must be (x, y, z), got {value!r}")
+    return [check_number(f"{name}[{i}]", v) for i, v in enumerate(value)]
 
 
 def check_flag(name: str, value) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from .base import SceneEnv, check_flag, object_record
+from .base import SceneEnv, check_flag, check_number, check_triple, object_record
 from .raster import PALETTE
 
 # CLEVRER's two materials: restitution and friction (Bullet multiplies the two bodies' values).
@@ -73,14 +73,16 @@ class BulletScene(SceneEnv):
                  camera_eye=(0.0, -5.5, 4.5), camera_target=(0.0, -0.2, 0.0),
                  fov: float = 45.0, shadow: bool = False, release_distance: float = 0.005):
         super().__init__(size=size, max_steps=max_steps, render_mode=render_mode)
-        self.gravity = float(gravity)
-        self.physics_dt = float(physics_dt)
-        self.frame_skip = int(frame_skip)
+        self.gravity = check_number("gravity", gravity, -1000.0, 1000.0)
+        self.physics_dt = check_number("physics_dt", physics_dt, 0.0, 0.1, open_low=True)
+        self.frame_skip = check_number("frame_skip", frame_skip, 1, 1000, integer=True)
         self.shadow = check_flag("shadow", shadow)
-        self.release_distance = float(release_distance)  # a touching pair must part this far
-        self.camera = {"eye": [float(v) for v in camera_eye],
-                       "target": [float(v) for v in camera_target],
-                       "up": [0.0, 0.0, 1.0], "fov_deg": float(fov), "near": 0.1, "far": 200.0}
+        # a touching pair must part this far
+        self.release_distance = check_number("release_distance", release_distance, 0.0, 1.0)
+        self.camera = {"eye": check_triple("camera_eye", camera_eye),
+                       "target": check_triple("camera_target", camera_target),
+                       "up": [0.0, 0.0, 1.0], "fov_deg": check_number("fov", fov, 1.0, 179.0),
+                       "near": 0.1, "far": 200.0}
         self._view = p.computeViewMatrix(self.camera["eye"], self.camera["target"],
                                          self.camera["up"])
         self._projection = p.computeProjectionMatrixFOV(fov, 1.0, self.camera["near"],

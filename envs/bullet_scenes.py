@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import check_interval, check_number
 from .bullet_backend import MATERIALS, BulletScene
 from .pymunk_scenes import sample_separated
 from .raster import COLOR_NAMES
@@ -113,11 +114,11 @@ class Tabletop3D(BulletScene):
         kwargs.setdefault("camera_eye", (0.0, -4.2, 3.8))
         kwargs.setdefault("camera_target", (0.0, -0.1, 0.0))
         super().__init__(**kwargs)
-        self.num_objects = tuple(num_objects)
-        self.num_entering = tuple(num_entering)
-        self.speed = tuple(speed)
-        self.arena = float(arena)
-        self.entry_radius = float(entry_radius)
+        self.num_objects = check_interval("num_objects", num_objects, 1, 12, integer=True)
+        self.num_entering = check_interval("num_entering", num_entering, 0, 12, integer=True)
+        self.speed = check_interval("speed", speed, 0.0, 30.0)
+        self.arena = check_number("arena", arena, 0.5, 10.0)
+        self.entry_radius = check_number("entry_radius", entry_radius, 0.5, 20.0)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
         count = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
@@ -235,8 +236,8 @@ class Drop3D(BulletScene):
         kwargs.setdefault("camera_eye", (0.0, -6.0, 4.6))
         kwargs.setdefault("camera_target", (0.0, 0.0, 1.6))
         super().__init__(**kwargs)
-        self.num_objects = tuple(num_objects)
-        self.spread = float(spread)
+        self.num_objects = check_interval("num_objects", num_objects, 1, 12, integer=True)
+        self.spread = check_number("spread", spread, 0.0, 5.0)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
         count = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))

@@ -18,7 +18,7 @@ import pymunk
 import pymunk.batch
 
 from . import raster
-from .base import ENERGY_TERMS, STATE_KEYS, SceneEnv, object_record
+from .base import ENERGY_TERMS, STATE_KEYS, SceneEnv, check_number, object_record
 
 # one batched read of every body gives, per body, these six values in this order
 KINEMATICS = (pymunk.batch.BodyFields.POSITION | pymunk.batch.BodyFields.ANGLE
@@ -72,11 +72,11 @@ class PymunkScene(SceneEnv):
                  world_size: float = 10.0, gravity: float = 0.0, physics_dt: float = 1 / 240,
                  frame_skip: int = 8, supersample: int = 2):
         super().__init__(size=size, max_steps=max_steps, render_mode=render_mode)
-        self.world_size = float(world_size)
-        self.gravity = float(gravity)
-        self.physics_dt = float(physics_dt)
-        self.frame_skip = int(frame_skip)
-        self.supersample = int(supersample)
+        self.world_size = check_number("world_size", world_size, 1.0, 1000.0)
+        self.gravity = check_number("gravity", gravity, -1000.0, 1000.0)
+        self.physics_dt = check_number("physics_dt", physics_dt, 0.0, 0.1, open_low=True)
+        self.frame_skip = check_number("frame_skip", frame_skip, 1, 1000, integer=True)
+        self.supersample = check_number("supersample", supersample, 1, 8, integer=True)
         self.space: pymunk.Space | None = None
         self._bodies: list[pymunk.Body] = []
         self._shapes: list[pymunk.Shape] = []

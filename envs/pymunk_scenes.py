@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_flag
+from .base import check_flag, check_interval, check_number
 from .pymunk_backend import PymunkScene
 from .raster import COLOR_NAMES
 
 MATERIAL_ELASTICITY = {"rubber": 0.6, "metal": 0.9}
 MATERIAL_FRICTION = {"rubber": 0.8, "metal": 0.3}
-
-
-def check_interval(name: str, pair, low: float, high: float) -> tuple:
-    """Validate a (min, max) kwarg: ValueError unless low <= min <= max <= high."""
-    if len(pair) != 2 or not low <= pair[0] <= pair[1] <= high:
-        raise ValueError(f"{name} must be (min, max) with {low} <= min <= max <= {high}, "
-                         f"got {pair}")
-    return tuple(pair)
 
 
 def sample_separated(rng: np.random.Generator, radii, low, high,
@@ -120,7 +112,7 @@ class Billiards(PymunkScene):
     def __init__(self, num_balls: tuple[int, int] = (3, 6), elastic: bool = True,
                  speed: tuple[float, float] = (4.0, 9.0), **kwargs):
         super().__init__(gravity=0.0, **kwargs)
-        self.num_balls = check_interval("num_balls", num_balls, 1, 12)
+        self.num_balls = check_interval("num_balls", num_balls, 1, 12, integer=True)
         self.elastic = check_flag("elastic", elastic)
         self.speed = check_interval("speed", speed, 0.0, 30.0)
 
@@ -229,11 +221,9 @@ class Gravity2D(PymunkScene):
     def __init__(self, num_bodies: tuple[int, int] = (3, 6), num_ramps: tuple[int, int] = (0, 2),
                  stack_chance: float = 0.6, **kwargs):
         super().__init__(gravity=9.81, **kwargs)
-        self.num_bodies = check_interval("num_bodies", num_bodies, 1, 10)
-        self.num_ramps = check_interval("num_ramps", num_ramps, 0, 2)
-        if not 0.0 <= stack_chance <= 1.0:
-            raise ValueError(f"stack_chance must be in [0, 1], got {stack_chance}")
-        self.stack_chance = float(stack_chance)
+        self.num_bodies = check_interval("num_bodies", num_bodies, 1, 10, integer=True)
+        self.num_ramps = check_interval("num_ramps", num_ramps, 0, 2, integer=True)
+        self.stack_chance = check_number("stack_chance", stack_chance, 0.0, 1.0)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
         w = self.world_size
@@ -366,10 +356,8 @@ class Cradle(PymunkScene):
     def __init__(self, num_balls: tuple[int, int] = (3, 5), mass_spread: float = 0.25,
                  **kwargs):
         super().__init__(gravity=9.81, **kwargs)
-        self.num_balls = check_interval("num_balls", num_balls, 2, 6)
-        if not 0.0 <= mass_spread <= 0.5:
-            raise ValueError(f"mass_spread must be in [0, 0.5], got {mass_spread}")
-        self.mass_spread = float(mass_spread)
+        self.num_balls = check_interval("num_balls", num_balls, 2, 6, integer=True)
+        self.mass_spread = check_number("mass_spread", mass_spread, 0.0, 0.5)
 
     def _populate(self, rng: np.random.Generator, options: dict) -> None:
         w = self.world_size

@@ -25,12 +25,23 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def check_inside(path: Path, root: str | Path) -> None:
+    """ValueError naming both unless `path` (resolved, links followed) lies under `root`."""
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"{path}: outside {root}; refusing to write there")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None],
+                 root: str | Path | None = None) -> None:
     """Call `write(temp)` to fill a temporary file, then rename it to `path` in one step.
 
-    An OSError without a file name (a full disk) gets `path`, so its message names the file.
+    With `root`, a `path` outside it (`..`, a link) is refused (ValueError) before anything is
+    written. An OSError without a file name (a full disk) gets `path`, so its message names
+    the file.
     """
     path = Path(path)
+    if root is not None:
+        check_inside(path, root)
     temp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,9 +55,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         temp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    atomic_write(path, lambda temp: temp.write_bytes(data))
+def atomic_write_bytes(path: str | Path, data: bytes, root: str | Path | None = None) -> None:
+    """Write `data` to `path` atomically (with `root`, refused outside it)."""
+    atomic_write(path, lambda temp: temp.write_bytes(data), root)
 
 
 def to_json(value: Any) -> Any:
@@ -62,12 +73,28 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> Non
     atomic_write_bytes(path, (text + "\n").encode())
 
 
+def temp_owner_dead(name: str) -> bool:
+    """Whether a temporary's name (`.tmp-<pid>-<file>`) is one whose writing process has ended
+    (another live process's temporary is its own to clean)."""
+    pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    if not name.startswith(TEMP_PREFIX) or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return int(pid) == os.getpid()  # our own leftover from an earlier failed attempt
+
+
 def remove_stale_temps(directory: Path, names: set[str]) -> None:
-    """Delete temporaries left by a killed run for the files named in `names`."""
+    """Delete temporaries left by a killed run for the files named in `names` (only those whose
+    writer has ended: temporaries are cleaned by their owner)."""
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and entry.name.split("-", 2)[-1] in names:
+        if entry.name.split("-", 2)[-1] in names and temp_owner_dead(entry.name):
             entry.unlink(missing_ok=True)
 
 

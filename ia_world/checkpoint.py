@@ -19,9 +19,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text, temp_owner_dead
 from ia_world.config import as_dict, to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.formats import (
+    CHECKPOINT_VERSION,
+    METRICS_VERSION,
+    UNVERSIONED,
+    check_format_version,
+    format_version,
+)
+from ia_world.formats import KEY as FORMAT_KEY
 from ia_world.models import IAJEPA, ModelConfig, VideoEncoder, preset
 
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
@@ -29,19 +37,69 @@ TRAIN_STATE_FILE, TRAIN_INFO_FILE = "train_state.safetensors", "train_state.json
 LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
 
 
+def write_weights(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write tensors as one safetensors file, atomically (CPU, contiguous): every weights file
+    ia-world writes goes through here. CheckpointError naming the file when it cannot be written
+    (a full disk: safetensors raises its own error type, not an OSError)."""
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    try:
+        atomic_write(Path(path), lambda temp: save_file(cpu, temp))
+    except SafetensorError as error:
+        raise CheckpointError(f"{path}: cannot write ({error})".splitlines()[0]) from None
+    return Path(path)
+
+
 def write_model_dir(directory: str | Path, tensors: dict[str, torch.Tensor], config: dict,
-                    metrics: dict | None = None) -> Path:
+                    metrics: dict | None = None, version: int = CHECKPOINT_VERSION) -> Path:
     """Write model.safetensors + config.json (+ metrics.json) into a directory, each atomically.
 
-    The one weights writer: pretraining checkpoints and the world model both use it.
+    The one weights writer: pretraining checkpoints and the world model both use it. config.json
+    carries `format_version` (`version`: a checkpoint's, or the world model's).
     """
     directory = Path(directory)
-    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(directory / MODEL_FILE, lambda temp: save_file(cpu, temp))
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
+    write_weights(directory / MODEL_FILE, tensors)
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(versioned(config, version), indent=1)
+                      + "\n")
     if metrics is not None:
-        atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
+        write_metrics(directory / METRICS_FILE, metrics)
     return directory
+
+
+def versioned(document: dict, version: int) -> dict:
+    """The document with `format_version` first (replacing any it had)."""
+    return {FORMAT_KEY: version, **{k: v for k, v in document.items() if k != FORMAT_KEY}}
+
+
+def write_metrics(path: str | Path, metrics: dict) -> Path:
+    """Write a metrics.json (evaluate, world_model, surprise, checkpoints) with its version."""
+    atomic_write_text(Path(path), json.dumps(versioned(metrics, METRICS_VERSION), indent=1)
+                      + "\n")
+    return Path(path)
+
+
+# a file written before format versions existed has version 1's layout: one reader reads both
+CHECKPOINT_READABLE = (UNVERSIONED, CHECKPOINT_VERSION)
+METRICS_READABLE = (UNVERSIONED, METRICS_VERSION)
+
+
+def read_versioned(path: Path, readable: tuple[int, ...]) -> dict:
+    """A JSON object of a readable format version, without its `format_version` key; else
+    CheckpointError naming the file."""
+    document = read_json(path)
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(document).__name__}")
+    check_format_version(path, format_version(document), readable, CheckpointError)
+    return {k: v for k, v in document.items() if k != FORMAT_KEY}
+
+
+def read_config(directory: str | Path, readable: tuple[int, ...] = CHECKPOINT_READABLE) -> dict:
+    """A checkpoint's (or world model's) config.json, format-checked, without its version."""
+    return read_versioned(Path(directory) / CONFIG_FILE, readable)
+
+
+def read_metrics(path: str | Path) -> dict:
+    """A metrics.json, format-checked, without its version."""
+    return read_versioned(Path(path), METRICS_READABLE)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Tensor],
@@ -51,14 +109,14 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Ten
     """Write run_dir/checkpoints/step-<step>/ via a temp dir + rename; point `latest` at it."""
     root = Path(run_dir) / CHECKPOINT_DIR
     final = root / f"step-{step:08d}"
-    for stale in root.glob(".tmp-*"):  # left by a killed writer
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):  # left by a killed writer (never a live one's)
+        if temp_owner_dead(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     temp = root / f".tmp-{os.getpid()}-{final.name}"
     temp.mkdir(parents=True)
     write_model_dir(temp, tensors, config, metrics)
     if train_tensors is not None:
-        cpu = {k: v.detach().cpu().contiguous() for k, v in train_tensors.items()}
-        atomic_write(temp / TRAIN_STATE_FILE, lambda path: save_file(cpu, path))
+        write_weights(temp / TRAIN_STATE_FILE, train_tensors)
         atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temp, final)
@@ -76,9 +134,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     latest = path / LATEST_FILE
     if latest.is_file():
         try:
-            return path / json.loads(latest.read_text())["checkpoint"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            target = json.loads(latest.read_text())["checkpoint"]
+        except (OSError, ValueError, KeyError, TypeError):  # ValueError: JSON, UTF-8
             raise CheckpointError(f"{latest}: corrupt pointer to the latest checkpoint") from None
+        if (not isinstance(target, str) or Path(target).is_absolute()
+                or ".." in Path(target).parts):
+            raise CheckpointError(f"{latest}: points outside its run directory ({target!r})")
+        return path / target
     raise CheckpointError(f"{path}: no checkpoint here (neither {MODEL_FILE} nor {LATEST_FILE})")
 
 
@@ -86,7 +148,7 @@ def read_json(path: Path) -> dict:
     """A checkpoint's JSON file, or CheckpointError naming it."""
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad JSON or not UTF-8
         raise CheckpointError(f"{path}: unreadable ({type(error).__name__})") from None
 
 
@@ -100,8 +162,8 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def checkpoint_model_config(checkpoint: Path) -> ModelConfig:
     """The ModelConfig stored in a checkpoint's config.json."""
-    config = read_json(checkpoint / CONFIG_FILE)
-    model = config.get("model") if isinstance(config, dict) else None
+    config = read_config(checkpoint)
+    model = config.get("model")
     if not isinstance(model, dict):
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: expected an object with a 'model' "
                               f"object, got {json.dumps(config)[:60]}")
@@ -112,7 +174,13 @@ def checkpoint_model_config(checkpoint: Path) -> ModelConfig:
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Strictly load `tensors` into `module`, or CheckpointError naming the file."""
+    """Strictly load `tensors` into `module`, or CheckpointError naming the file (also on a
+    non-finite weight: it would surface later as a NaN feature)."""
+    bad = [name for name, value in tensors.items()
+           if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite weights in {bad[0]}"
+                              f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}")
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
@@ -198,7 +266,7 @@ def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
     """The checkpoint's architecture at its initialisation, rebuilt from config.json's model and
     seed (as pretraining and `write_initial_checkpoint` build it): the evaluation's floor."""
     checkpoint = resolve_checkpoint(path)
-    config = read_json(checkpoint / CONFIG_FILE)
+    config = read_config(checkpoint)
     if not isinstance(config.get("seed"), int):
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: no integer init seed, so its "
                               "initialisation (the evaluation's floor) cannot be rebuilt")

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import configs
+from envs.base import is_plain_name
 from ia_world.errors import ConfigError
 
 CONFIG_DIR = Path(configs.__file__).resolve().parent
@@ -51,21 +52,56 @@ def register_schema(command: str, schema: type) -> None:
             store.store(group=group, name=schema_name(option), node=node)
 
 
+def load_attr(spec: str):
+    """The attribute named by "module:attribute" (imported when first needed)."""
+    module_name, attribute = spec.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 def load_config(name: str, overrides: list[str] | tuple[str, ...] = (),
                 schema: type | None = None) -> DictConfig:
-    """Compose `configs/<name>.yaml` (on its command's schema) with Hydra overrides."""
-    if schema is None:
-        from ia_world.cli import COMMANDS, load_attr  # the command table names every schema
-
-        schema = load_attr(COMMANDS[name].schema) if name in COMMANDS else None
+    """Compose `configs/<name>.yaml` with Hydra overrides, on `schema` (a command's dataclass,
+    registered as `<name>_schema` for the YAML's defaults list) when given."""
     if schema is not None:
         register_schema(name, schema)
+    check_group_options(name, overrides)
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name=name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
         hint = nearest_key(str(error), schema)
         raise ConfigError(f"config '{name}': {one_line(error)}{hint}") from None
+
+
+def check_group_options(name: str, overrides: list[str] | tuple[str, ...]) -> None:
+    """ConfigError listing the available options when an override names a config group option
+    that does not exist (Hydra ignores one silently for an optional group: `regime=nosuch`)."""
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        group = CONFIG_DIR / key.split("@")[0]
+        if not sep or not key.split("@")[0].isidentifier() or not group.is_dir():
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        if value not in (*options, "null") and "/" not in value and "," not in value:
+            raise ConfigError(f"config '{name}': {key}={value}: no such option; available: "
+                              f"{', '.join(options)}")
+
+
+def unknown_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of a merged config that its dataclass schema does not declare (`+key=v`
+    outside a dict field); dict fields take any key."""
+    if not isinstance(node, DictConfig):
+        return []
+    schema = OmegaConf.get_type(node)
+    names = ({item.name for item in dataclasses.fields(schema)}
+             if dataclasses.is_dataclass(schema) else None)
+    found = []
+    for key in node:
+        if names is not None and key not in names:
+            found.append(f"{prefix}{key}")
+        elif names is not None:
+            found += unknown_keys(node._get_node(key), f"{prefix}{key}.")
+    return found
 
 
 def nearest_key(message: str, schema: type | None) -> str:
@@ -108,17 +144,23 @@ def to_dataclass(cfg: DictConfig | dict, schema: type[T]) -> T:
     """Validate a config against a dataclass schema, whole: types, unknown keys, ranges."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        extra = unknown_keys(merged)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)  # name the offending key
         where = f"{schema.__name__}: {key}" if key else schema.__name__
         raise ConfigError(f"{where}: {one_line(error)}") from None
+    if extra:
+        raise ConfigError(f"{schema.__name__}: unknown key {extra[0]} (`+key=` adds keys only "
+                          "inside dict fields such as env.kwargs; `--help` lists the keys)"
+                          f"{nearest_key(f'Could not override {extra[0]!r}', schema)}")
     validate_tree(obj)
     return obj
 
 
 def validate_tree(obj: Any, prefix: str = "") -> None:
-    """Reject non-finite floats and negative seeds anywhere, then every nested `validate()`.
+    """Reject non-finite floats (in lists too) and seeds outside [0, MAX_SEED] (`seed`, `*_seed`,
+    each of `seeds`, `*_seeds`) anywhere, then every nested `validate()`.
 
     Children are validated before their parent (deepest first).
 
@@ -132,6 +174,12 @@ def validate_tree(obj: Any, prefix: str = "") -> None:
             raise ConfigError(f"{key}={value} must be a finite number")
         if item.name == "seed" or item.name.endswith("_seed"):
             check_range(key, value, 0, MAX_SEED)
+        if item.name == "seeds" or item.name.endswith("_seeds"):  # a list of seeds
+            for i, seed in enumerate(value or []):
+                check_range(f"{key}[{i}]", seed, 0, MAX_SEED)
+        for i, element in enumerate(value if isinstance(value, list) else []):
+            if isinstance(element, float) and not math.isfinite(element):
+                raise ConfigError(f"{key}[{i}]={element} must be a finite number")
         children = value.items() if isinstance(value, dict) else [(None, value)]
         for name, child in children:
             validate_tree(child, f"{key}.{name}." if name is not None else f"{key}.")
@@ -163,6 +211,13 @@ def check_choice(name: str, value, choices) -> None:
     """Raise ConfigError unless value is one of choices."""
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def check_name(key: str, value: str) -> None:
+    """Raise ConfigError unless value is a plain name (it becomes one path component)."""
+    if not is_plain_name(value):
+        raise ConfigError(f"{key}={value!r} must be a plain name (letters, digits, '_', '-', "
+                          "'.'; not starting with '.'): it names a directory inside out=")
 
 
 def check_path(name: str, value: str) -> None:

@@ -15,3 +15,21 @@ class DataError(IAWorldError):
 
 class CheckpointError(IAWorldError):
     """A checkpoint is missing, corrupt, or from an incompatible config."""
+
+
+class BusyError(IAWorldError):
+    """Another ia-world process holds the output directory's lock; names its pid."""
+
+
+WORKER_MARK = "in DataLoader worker process"
+
+
+def from_worker(error: IAWorldError) -> IAWorldError:
+    """The original one-line error of a DataLoader worker (torch re-raises it in the main
+    process with the worker's traceback in its message); other errors unchanged."""
+    message = str(error)
+    if WORKER_MARK not in message:
+        return error
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    prefix = f"{type(error).__module__}.{type(error).__name__}: "
+    return type(error)(last[len(prefix):] if last.startswith(prefix) else last)

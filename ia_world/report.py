@@ -1,13 +1,12 @@
 """`ia-world report runs=[dirs]`: table (mean +- std over seeds per masking strategy) and plots.
 
-It only reads evaluations; `ia-world compare` (ia_world.eval.compare) trains and evaluates the
+It only reads evaluations; `ia-world compare` (ia_world_app.compare) trains and evaluates the
 runs, then calls `report`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,13 +16,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ia_world.atomic import atomic_write, atomic_write_bytes
-from ia_world.checkpoint import ENCODER_WEIGHTS, METRICS_FILE, resolve_checkpoint
+from ia_world.checkpoint import ENCODER_WEIGHTS, METRICS_FILE, read_metrics, resolve_checkpoint
 from ia_world.config import check_choice, check_path, validate_tree
 from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.evaluate import eval_key
 from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
 from ia_world.eval.stats import LEVEL, holm, seed_summary, t_pvalue
+from ia_world.runlock import check_out_dir
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -53,7 +53,7 @@ def read_eval(run: str | Path, weights: str = "target") -> dict:
         candidates.append(resolve_checkpoint(run) / METRICS_FILE)
     for path in candidates:
         if path.is_file():
-            metrics = json.loads(path.read_text())
+            metrics = read_metrics(path)
             if key in metrics:
                 return metrics[key]
     raise DataError(f"{run}: no evaluated metrics.json for the {weights} weights (run "
@@ -93,7 +93,7 @@ def control_table(groups: dict[str, list[dict]]) -> dict[str, dict[str, list[flo
         for result in results:
             check_controls(result)
             for name, metric in result["metrics"].items():
-                for control in (*CONTROLS, "density_blind"):
+                for control in (*CONTROLS, "density_blind", "shortcut"):
                     if control in metric:
                         table[name][control].append(metric[control])
                 table[name][strategy].append(metric["encoder"])
@@ -124,7 +124,7 @@ def ci_cell(values: list[float]) -> str:
 def controls_markdown(table: dict[str, dict[str, list[float]]], strategies: list[str]) -> str:
     """One row per metric: floor, static, pixel, each strategy, ceiling, gaps closed (with
     their CI over seeds)."""
-    columns = ["floor", "static", "pixel", *strategies, "density_blind", "ceiling"]
+    columns = ["floor", "static", "pixel", "shortcut", *strategies, "density_blind", "ceiling"]
     gaps = [f"gap closed {s}" for s in strategies]
     lines = ["| metric | " + " | ".join(columns + gaps) + " |",
              "|---" * (len(columns) + len(gaps) + 1) + "|"]
@@ -305,16 +305,22 @@ def check_one_role(results: list[dict]) -> None:
                         "val and test evaluations separately")
 
 
-def write_report(results: list[dict], out: Path, baseline: str) -> Path:
-    """report.md plus PNG plots under `out`; returns the report's path."""
-    check_one_role(results)
-    groups = group_by_strategy(results)
+def metric_table(groups: dict[str, list[dict]], baseline: str) -> dict[str, dict[str, list]]:
+    """strategy -> metric -> values over runs (scalar_metrics), entropy gains included."""
     table = {s: defaultdict(list) for s in groups}
     for strategy, members in groups.items():
         for result in members:
             for key, value in scalar_metrics(result).items():
                 table[strategy][key].append(value)
     add_gains(table, baseline)
+    return table
+
+
+def write_report(results: list[dict], out: Path, baseline: str) -> Path:
+    """report.md plus PNG plots under `out`; returns the report's path."""
+    check_one_role(results)
+    groups = group_by_strategy(results)
+    table = metric_table(groups, baseline)
     controls = control_table(groups)
     out.mkdir(parents=True, exist_ok=True)
     r2_keys = [k for k in table[next(iter(table))] if k.startswith("R2")]
@@ -347,6 +353,7 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         "## Encoder against its controls",
         "floor = the architecture at its initialisation, static = first frame repeated, pixel = "
         "frame differences, ceiling = ground-truth state, all through the same probe / head; "
+        "shortcut (QA) = a head given only the collision events the video shows; "
         "density_blind = the best density-blind feature set (sizes and speeds, no mass; chosen "
         "on the training split); gap closed = (encoder - floor) / (ceiling - floor), mean "
         "over seeds with its 95% t-interval over seeds.",
@@ -372,6 +379,7 @@ def report(cfg: ReportConfig) -> Path:
     if not cfg.runs:
         raise DataError("report: no runs given (runs=[dir1,dir2,...]; `ia-world compare` trains "
                         "and evaluates them)")
+    check_out_dir(cfg.out)  # before any work
     path = write_report([read_eval(r, cfg.encoder_weights) for r in cfg.runs], Path(cfg.out),
                         cfg.baseline)
     print(f"report: {path}")

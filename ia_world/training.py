@@ -6,6 +6,8 @@ from its last checkpoint reproduces the uninterrupted loss curve on CPU.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import math
 import os
@@ -29,6 +31,7 @@ from ia_world.checkpoint import (
     TRAIN_INFO_FILE,
     TRAIN_STATE_FILE,
     load_weights,
+    read_config,
     read_json,
     read_tensors,
     resolve_checkpoint,
@@ -41,18 +44,20 @@ from ia_world.config import (
     check_path,
     check_range,
     config_diff,
+    to_dataclass,
     validate_tree,
 )
 from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
 from ia_world.data.sources import DataConfig, DataSource, clip_dataset
-from ia_world.errors import CheckpointError, ConfigError, IAWorldError
+from ia_world.errors import CheckpointError, ConfigError, DataError, IAWorldError, from_worker
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.masking.saliency import SALIENCY, STORED_PATCH
 from ia_world.masking.strategies import check_future
 from ia_world.models import IAJEPA, ModelConfig
 from ia_world.models.jepa import REGULARIZERS
+from ia_world.runlock import run_lock
 
 LOG_FILE = "log.csv"
 LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "rankme_centred",
@@ -276,10 +281,23 @@ def with_defaults(stored: dict, defaults: dict) -> dict:
     return stored
 
 
+def read_pretrain_config(checkpoint: Path) -> dict:
+    """A checkpoint's config.json as stored (format-checked, without its version), validated
+    (the keys it predates filled in from the defaults) through PretrainConfig, types included;
+    CheckpointError naming it."""
+    path = checkpoint / CONFIG_FILE
+    stored = read_config(checkpoint)  # format-checked, a JSON object, without its version
+    try:
+        to_dataclass(with_defaults(copy.deepcopy(stored), as_dict(PretrainConfig())),
+                     PretrainConfig)
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: not a valid pretraining config ({error})") from None
+    return stored
+
+
 def check_resumable(checkpoint: Path, config: dict) -> None:
     """Refuse to resume a checkpoint whose stored config differs (other than RESUMABLE_KEYS)."""
-    stored = read_json(checkpoint / CONFIG_FILE)
-    stored = with_defaults(stored, as_dict(PretrainConfig())) if isinstance(stored, dict) else {}
+    stored = with_defaults(read_pretrain_config(checkpoint), as_dict(PretrainConfig()))
     changed = config_diff(stored, config, RESUMABLE_KEYS)
     if changed:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: this run was started with another "
@@ -297,16 +315,29 @@ def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
     check_resumable(checkpoint, config)
     load_weights(model, read_tensors(checkpoint / MODEL_FILE), checkpoint / MODEL_FILE)
     info = read_json(checkpoint / TRAIN_INFO_FILE)
-    restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
-    return int(info["step"])
+    if not isinstance(info, dict) or type(info.get("step")) is not int or info["step"] < 0:
+        raise CheckpointError(f"{checkpoint / TRAIN_INFO_FILE}: no step (tampered or corrupt "
+                              "train state)")
+    try:
+        restore_optimizer(optimizer, read_tensors(checkpoint / TRAIN_STATE_FILE), info)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise CheckpointError(f"{checkpoint / TRAIN_STATE_FILE} (with {TRAIN_INFO_FILE}): "
+                              f"cannot restore the optimizer and RNG state ({message}); "
+                              "tampered or corrupt train state: use another out=") from None
+    return info["step"]
 
 
 def truncate_log(path: Path, last_step: int) -> None:
     """Keep the CSV log rows up to `last_step` (rows after the resumed checkpoint are redone)."""
     rows = []
     if path.is_file():
-        with path.open() as handle:
-            rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+        try:
+            with path.open() as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+        except (KeyError, ValueError, TypeError, csv.Error) as error:  # ValueError: UTF-8 too
+            raise DataError(f"{path}: not this run's log ({type(error).__name__}: {error}); "
+                            "restore it or delete it to start the log afresh") from None
     lines = [",".join(LOG_FIELDS)] + [",".join(row.get(k) or "" for k in LOG_FIELDS)
                                       for row in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
@@ -383,12 +414,16 @@ def train(cfg: PretrainConfig, mask_fn=None) -> dict:
     """Pretrain (or resume) into cfg.out; returns the final metrics. Joins torchrun's group."""
     validate_tree(cfg)
     joins_group = not dist.is_initialized()
-    rank, world_size, device = setup_distributed(cfg)
-    try:
-        return pretrain_loop(cfg, mask_fn or make_mask_fn(cfg.masking), rank, world_size, device)
-    finally:
-        if joins_group and dist.is_initialized():
-            dist.destroy_process_group()
+    # rank 0 writes the run directory: it alone holds its lock (taken before any work)
+    lock = run_lock(cfg.out) if int(os.environ.get("RANK", 0)) == 0 else contextlib.nullcontext()
+    with lock:
+        rank, world_size, device = setup_distributed(cfg)
+        try:
+            return pretrain_loop(cfg, mask_fn or make_mask_fn(cfg.masking), rank, world_size,
+                                 device)
+        finally:
+            if joins_group and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
@@ -414,7 +449,10 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
                      disable=rank != 0, desc="pretrain"):
         started = time.perf_counter()
-        batch = next(batches)
+        try:
+            batch = next(batches)
+        except IAWorldError as error:  # from a DataLoader worker: its one line, not a traceback
+            raise from_worker(error) from None
         fetched = time.perf_counter()
         waited += fetched - started
         frames, mask = batch["frames"], batch["mask"].to(device)  # B T H W 3 uint8, B N

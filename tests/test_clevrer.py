@@ -233,8 +233,8 @@ def test_generated_tabletop3d_reads_back_through_clevrer(tmp_path):
 
 def test_pretraining_on_a_mix_of_shards_and_clevrer(clevrer_root, tmp_path, capsys):
     from ia_world import training
-    from ia_world.cli import run_command
     from ia_world.config import load_config, to_dataclass
+    from ia_world_app.cli import run_command
 
     data = tmp_path / "shards"
     run_command("generate", [f"out={data}", "episodes=2", "frames=8", "size=32"])
@@ -244,7 +244,8 @@ def test_pretraining_on_a_mix_of_shards_and_clevrer(clevrer_root, tmp_path, caps
                  f"data.paths.shards={data}", f"data.paths.clevrer={clevrer_root}",
                  "data.weights.clevrer=1.0", "batch_size=2", "steps=2", "device=cpu",
                  f"out={tmp_path / 'run'}"]
-    cfg = to_dataclass(load_config("pretrain", overrides), training.PretrainConfig)
+    schema = training.PretrainConfig
+    cfg = to_dataclass(load_config("pretrain", overrides, schema), schema)
     assert training.train(cfg)["step"] == 2
     counts = capsys.readouterr().out.split("clips per source")[1].splitlines()[0]
     assert "'shards'" in counts and "'clevrer'" in counts

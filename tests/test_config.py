@@ -12,21 +12,21 @@ import pytest
 from omegaconf import OmegaConf
 
 from agents.solve import AGENTS
-from ia_world.cli import COMMANDS, load_attr, main, parse
 from ia_world.config import CONFIG_DIR, validate_tree
 from ia_world.data.generator import EnvConfig, GenerateConfig, generate
 from ia_world.data.sources import DataConfig
-from ia_world.demo import Budget
 from ia_world.errors import CheckpointError, ConfigError
 from ia_world.masking import MaskConfig
 from ia_world.models import ModelConfig
 from ia_world.training import PretrainConfig
+from ia_world_app.cli import COMMANDS, load_attr, main, parse
+from ia_world_app.demo import DemoConfig
 
 # the values a command needs before it validates at all (paths only: nothing is read)
 REQUIRED = {"generate": ["out=x"], "evaluate": ["ckpt=x"], "world_model": ["encoder=x"],
             "surprise": ["encoder=x", "world_model=y"], "verify": ["path=x"]}
 GROUP_SCHEMAS = {"env": EnvConfig, "model": ModelConfig, "masking": MaskConfig,
-                 "data": DataConfig, "preset": Budget, "regime": PretrainConfig}
+                 "data": DataConfig, "preset": DemoConfig, "regime": PretrainConfig}
 TRIALS = ("0", "-1", "nan", "inf", "1e30")  # 1e30 is "huge" (an int key refuses the float)
 
 
@@ -100,10 +100,8 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         if group == "data" and path.stem == "mix":
             extra = ["data.paths.shards=x"]
         config = parse(command, [*REQUIRED.get(command, []), f"{group}={path.stem}", *extra])
-        if group == "regime":  # package _global_: it sets keys of the whole PretrainConfig
-            node = config
-        else:
-            node = config.budget if group == "preset" else getattr(config, group)
+        # regime and preset: package _global_, so they set keys of the whole config
+        node = config if group in ("regime", "preset") else getattr(config, group)
         assert type(node) is schema
     assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
 
@@ -144,6 +142,7 @@ def fuzz_cases() -> list[tuple[str, list[str], str]]:
     return cases
 
 
+@pytest.mark.slow
 def test_every_numeric_key_of_every_command_validates_or_names_itself(capsys):
     cases = fuzz_cases()
     # report and verify have no numeric key; compare nests PretrainConfig and EvalConfig
@@ -204,7 +203,7 @@ def test_resumed_pretraining_with_another_config_is_refused_naming_the_keys(tmp_
 
 
 def test_cli_end_to_end_one_line_errors_and_dry_run():
-    cli = [sys.executable, "-m", "ia_world.cli"]
+    cli = [sys.executable, "-m", "ia_world_app.cli"]
     bad = subprocess.run([*cli, "pretrain", "lr=nan"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == \
         "ia-world pretrain: error: lr=nan must be a finite number"
@@ -215,4 +214,6 @@ def test_cli_end_to_end_one_line_errors_and_dry_run():
     assert key.returncode == 2 and key.stderr.strip().endswith("did you mean model.patch?")
     dry = subprocess.run([*cli, "demo", "preset=micro", "--dry-run"], capture_output=True,
                          text=True)
-    assert dry.returncode == 0 and OmegaConf.create(dry.stdout).budget.name == "micro"
+    dry_config = OmegaConf.create(dry.stdout)
+    assert dry.returncode == 0 and dry_config.preset == "micro"
+    assert dry_config.compare.pretrain.steps == 2 and dry_config.world_model.world_model.steps == 2

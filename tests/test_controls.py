@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from ia_world import cli
 from ia_world.checkpoint import (
     MODEL_FILE,
     initial_encoder,
@@ -16,7 +15,6 @@ from ia_world.checkpoint import (
     save_checkpoint,
     write_initial_checkpoint,
 )
-from ia_world.cli import run_command
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
@@ -41,6 +39,8 @@ from ia_world.eval.splits import heldout_seeds
 from ia_world.eval.stats import gap_closed, t_interval
 from ia_world.models import ModelConfig
 from ia_world.report import ci_cell
+from ia_world_app import cli
+from ia_world_app.cli import run_command
 
 MODEL = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                     pred_depth=1, pred_heads=2)
@@ -65,6 +65,7 @@ def trained_copy(tmp_path):
     return save_checkpoint(tmp_path / "trained", 10, moved, config, {"step": 10})
 
 
+@pytest.mark.slow
 def test_floor_is_the_initial_checkpoint_and_untrained_gap_is_zero(tmp_path):
     trained = trained_copy(tmp_path)
     floor = initial_encoder(trained)
@@ -110,6 +111,7 @@ def fixed_splits():
                            16))
 
 
+@pytest.mark.slow
 def test_fixed_count_split_has_one_body_count(fixed_splits):
     _, train, heldout = fixed_splits
     assert {len(dynamic_indices(ep)) for ep in train + heldout} == {5}
@@ -136,12 +138,13 @@ def test_ceiling_reaches_energy_and_speed():
         assert result["ci"][0] <= result["r2"] <= result["ci"][1]
 
 
+@pytest.mark.slow
 def test_ceiling_answers_descriptive_and_predictive_questions(fixed_splits):
     env, train, heldout = fixed_splits
     horizon = EvalConfig.horizon
     questions = [generate_questions(env, eps, 16, horizon, seed)
                  for eps, seed in ((train, 3003), (heldout, 4004))]
-    assert len(questions[0]) >= 3000 and len(questions[1]) >= 1000
+    assert len(questions[0]) >= 3000 and len(questions[1]) >= 900  # balanced: fewer (#25)
     vocab = attribute_vocab(train + heldout)
     tokens = [ceiling_features(eps, 16, vocab, 5).tokens for eps in (train, heldout)]
     result = evaluate_qa(*questions, {"ceiling": tokens[0]}, {"ceiling": tokens[1]},

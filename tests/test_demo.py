@@ -1,16 +1,17 @@
 """`ia-world demo` end to end (micro preset), mask overlays, and the report in headless Chromium."""
 
 import json
+import os
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
-from ia_world import html_report
-from ia_world.cli import main, run_command
 from ia_world.tokens import TokenGrid
 from ia_world.viz import overlay, side_by_side, strategy_masks, token_mask_pixels
+from ia_world_app import html_report
+from ia_world_app.cli import main, run_command
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -42,10 +43,27 @@ def demo_out(tmp_path_factory):
     Its path has spaces, quotes and non-ASCII letters, passed as a shell would pass them.
     """
     out = tmp_path_factory.mktemp("demo") / 'runs/demo spaced "quoted" \u00fcn\u00ef'
-    assert main(["demo", "preset=micro", f"out={out}", "videos=1"]) == 0
+    cwd, before = tmp_path_factory.mktemp("demo_cwd"), os.getcwd()
+    os.chdir(cwd)  # whatever a stage wrote relative to the working directory would land here
+    try:
+        assert main(["demo", "preset=micro", f"out={out}", "videos=1"]) == 0
+    finally:
+        os.chdir(before)
     return out
 
 
+@pytest.mark.slow
+def test_demo_writes_nothing_outside_out(demo_out):
+    """The temp-tree diff: the demo (generate, pretrain, evaluate, report, world_model, solve)
+    left nothing in its working directory nor beside `out=`."""
+    base = demo_out.parents[1]
+    assert [p.name for p in base.iterdir()] == ["runs"]
+    assert [p for p in (base / "runs").iterdir()] == [demo_out]
+    cwd = next(p for p in base.parent.iterdir() if p.name.startswith("demo_cwd"))
+    assert list(cwd.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_demo_writes_report_and_summary(demo_out):
     summary = json.loads((demo_out / "summary.json").read_text())
     assert set(summary["metrics"]) == {"interaction", "random_tube"}
@@ -62,17 +80,22 @@ def test_demo_writes_report_and_summary(demo_out):
     html = (demo_out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/gif;base64," in html
     assert "src=\"http" not in html and "<table" in html
+    report_md = (demo_out / "report" / "report.md").read_text()  # compare's report, rendered
+    assert "## Encoder against its controls" in report_md
+    assert "Encoder against its controls</h3>" in html and html.count("<table") >= 4
 
 
+@pytest.mark.slow
 def test_demo_rerun_resumes_without_redoing_stages(demo_out):
-    checkpoint = next((demo_out / "runs" / "interaction" / "checkpoints").glob("step-*"))
+    checkpoint = next((demo_out / "runs" / "interaction-seed0" / "checkpoints").glob("step-*"))
     weights = checkpoint / "model.safetensors"
     before = weights.stat().st_mtime_ns, (demo_out / "solve").stat().st_mtime_ns
     summary = run_command("demo", ["preset=micro", f"out={demo_out}", "videos=1"])
     assert (weights.stat().st_mtime_ns, (demo_out / "solve").stat().st_mtime_ns) == before
-    assert summary["seconds"]["pretrain"] < 30
+    assert summary["seconds"]["compare"] < 30
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(demo_out, tmp_path):
     png = tmp_path / "shot.png"

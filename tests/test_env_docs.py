@@ -53,3 +53,15 @@ def test_env_docstring_layout(env_id):
     assert not unnamed, f"{cls.__name__}'s Arguments section does not name {unnamed}"
     assert env_id in doc, f"{cls.__name__}'s docstring does not name {env_id}"
     assert 'gymnasium.make("' in doc.split("## Example")[1]
+
+
+def test_env_name_table_is_the_one_the_configs_and_registry_use():
+    from ia_world.config import CONFIG_DIR, load_config, to_dataclass
+    from ia_world.data.generator import EnvConfig
+
+    stems = {path.stem for path in (CONFIG_DIR / "env").glob("*.yaml")}
+    assert stems == set(envs.ENV_NAMES)
+    assert set(envs.ENV_NAMES.values()) <= set(envs.ENV_IDS)
+    for name in stems:
+        env = to_dataclass(load_config(f"env/{name}").env, EnvConfig)
+        assert (env.name, env.id) == (name, envs.ENV_NAMES[name])

@@ -84,12 +84,13 @@ def test_heldout_seeds_never_overlap_pretraining():
                         "pretraining": seen})
 
 
+@pytest.mark.slow
 def test_evaluate_and_report_end_to_end(tmp_path):
     import json
 
     from ia_world.checkpoint import write_initial_checkpoint
-    from ia_world.cli import run_command
     from ia_world.models import ModelConfig
+    from ia_world_app.cli import run_command
 
     model = ModelConfig(frames=8, size=32, embed_dim=32, depth=1, num_heads=2, pred_dim=16,
                         pred_depth=1, pred_heads=2)
@@ -117,6 +118,8 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert result["spectrum"]["floor_rankme"] == pytest.approx(result["spectrum"]["rankme"])
     assert set(result["qa"]["subjects"]["ceiling"]) <= {"descriptive", "explanatory",
                                                         "predictive", "counterfactual"}
+    assert set(result["qa"]["subjects"]) == {"encoder", "floor", "static", "pixel", "ceiling",
+                                             "shortcut"}  # + the events-only control
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
     assert saved["metrics"]["R2 total_energy"]["encoder"] == energy["encoder"]["r2"]
     # more "strategies" and seeds: random_tube (baseline) scores +0.1 on every metric, motion
@@ -162,7 +165,7 @@ def test_evaluate_and_report_end_to_end(tmp_path):
 
 
 def test_report_without_runs_is_a_clear_error(tmp_path):
-    from ia_world.cli import run_command
+    from ia_world_app.cli import run_command
 
     with pytest.raises(DataError, match="no runs given"):
         run_command("report", [f"out={tmp_path}"])

@@ -14,21 +14,23 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from ia_world.cli import main
 from ia_world.config import load_config, to_dataclass
 from ia_world.data import EpisodeStore, load_episodes
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import episode_seed, read_shard, shard_path
 from ia_world.errors import ConfigError, DataError
+from ia_world.runlock import LOCK_NAME
+from ia_world_app.cli import main
 
 TINY = ["env=billiards", "episodes=5", "shard_size=2", "frames=8", "seed=3", "preview=1"]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under root (hidden temporaries included) -> its bytes."""
+    """Every file under root (hidden temporaries included; not the run locks, which hold their
+    last holder's pid) -> its bytes."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and not p.name.startswith(LOCK_NAME)}
 
 
 def assert_same_episode(a, b) -> None:
@@ -96,10 +98,11 @@ def test_resume_after_half_written_shard(dataset, tmp_path):
     assert tree(killed) == tree(dataset)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_identical_dataset(tmp_path):
     args = ["env=billiards", "episodes=24", "shard_size=2", "frames=16"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "ia_world.cli", "generate", *args,
+    process = subprocess.Popen([sys.executable, "-m", "ia_world_app.cli", "generate", *args,
                                 f"out={killed}"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -113,6 +116,7 @@ def test_killed_process_resumes_to_identical_dataset(tmp_path):
     assert tree(killed) == tree(reference)
 
 
+@pytest.mark.slow
 def test_shard_split_equals_single_run(dataset, tmp_path):
     split = tmp_path / "split"
     assert main(["generate", *TINY, f"out={split}", "shard_index=0", "num_shards=2",
@@ -152,8 +156,8 @@ def test_missing_dataset_names_the_directory(tmp_path):
 
 
 def test_changed_config_is_refused(dataset, capsys):
-    cfg = to_dataclass(load_config("generate", [*TINY, f"out={dataset}", "frames=9"]),
-                       GenerateConfig)
+    overrides = [*TINY, f"out={dataset}", "frames=9"]
+    cfg = to_dataclass(load_config("generate", overrides, GenerateConfig), GenerateConfig)
     with pytest.raises(ConfigError, match="frames: 8 there, 9 now"):
         generate(cfg)
     assert main(["generate", *TINY, f"out={dataset}", "+env.kwargs.elastic=false"]) == 2
@@ -162,7 +166,7 @@ def test_changed_config_is_refused(dataset, capsys):
 
 def test_bad_config_values_are_config_errors(tmp_path):
     for override in ("episodes=0", "shard_index=2", "env.id=ia_world/Nope-v0", "size=8"):
-        cfg = load_config("generate", [f"out={tmp_path}", override])
+        cfg = load_config("generate", [f"out={tmp_path}", override], GenerateConfig)
         with pytest.raises(ConfigError):
             to_dataclass(cfg, GenerateConfig)
     assert main(["generate", "episodes=2"]) == 2  # out is mandatory

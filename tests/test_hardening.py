@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ia_world import cli
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.cli import parse
 from ia_world.data import generator
 from ia_world.data.clevrer import CLEVREREpisodes, annotation_to_episode
 from ia_world.data.generator import GenerateConfig, generate
@@ -18,6 +16,8 @@ from ia_world.data.shards import EpisodeStore, shard_path
 from ia_world.data.video import probe_video, read_clip, write_video
 from ia_world.errors import CheckpointError, DataError
 from ia_world.eval.evaluate import split_episodes
+from ia_world_app import cli
+from ia_world_app.cli import parse
 
 
 def one_error_line(capsys, command: str) -> str:
@@ -69,16 +69,10 @@ def short_dataset(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A freshly initialised tiny checkpoint (16 frames of 64x64)."""
-    return write_initial_checkpoint(tmp_path_factory.mktemp("ckpt"), "tiny")
-
-
-def test_clips_shorter_than_model_or_wrong_size_raise(short_dataset, checkpoint):
+def test_clips_shorter_than_model_or_wrong_size_raise(short_dataset, tiny_checkpoint):
     with pytest.raises(DataError, match=str(short_dataset)):
         split_episodes(str(short_dataset), 2, 0, None, frames=16, size=64)
-    encoder = load_encoder(checkpoint)
+    encoder = load_encoder(tiny_checkpoint)
     with pytest.raises(DataError, match="expected uint8"):
         encoder.encode(np.zeros((1, 8, 64, 64, 3), np.uint8))  # too few frames
     with pytest.raises(DataError, match="expected uint8"):
@@ -92,15 +86,15 @@ def test_empty_dataset_directories_raise(tmp_path):
         CLEVREREpisodes(tmp_path)
 
 
-def test_checkpoint_from_another_config_raises(checkpoint):
-    config_path = checkpoint / "config.json"
+def test_checkpoint_from_another_config_raises(tiny_checkpoint):
+    config_path = tiny_checkpoint / "config.json"
     original = config_path.read_text()
     config = json.loads(original)
     config["model"]["embed_dim"] = 2 * config["model"]["embed_dim"]
     config_path.write_text(json.dumps(config))
     try:
-        with pytest.raises(CheckpointError, match=checkpoint.name):
-            load_encoder(checkpoint)
+        with pytest.raises(CheckpointError, match=tiny_checkpoint.name):
+            load_encoder(tiny_checkpoint)
     finally:
         config_path.write_text(original)
 
@@ -128,12 +122,12 @@ def test_killed_generate_resumes_to_identical_shards(tmp_path, monkeypatch):
     generate(cfg)
     write_shard, calls = generator.write_shard, []
 
-    def killed_on_second_shard(path, episodes, *version):
+    def killed_on_second_shard(path, episodes, *version_and_identity):
         calls.append(path)
         if len(calls) == 2:
             path.with_name(f".tmp-999-{path.name}").write_bytes(b"half a shard")
             raise KeyboardInterrupt
-        write_shard(path, episodes, *version)
+        write_shard(path, episodes, *version_and_identity)
 
     monkeypatch.setattr(generator, "write_shard", killed_on_second_shard)
     cfg.out = str(tmp_path / "killed")
@@ -150,6 +144,7 @@ def test_killed_generate_resumes_to_identical_shards(tmp_path, monkeypatch):
     assert len(EpisodeStore(cfg.out)) == 3
 
 
+@pytest.mark.slow
 def test_killed_pretrain_resumes_the_same_run(tmp_path, monkeypatch):
     from ia_world import training
 
@@ -198,6 +193,7 @@ def micro_run(tmp_path):
     return tmp_path / "run", metrics, metrics.read_bytes()
 
 
+@pytest.mark.slow
 def test_killed_evaluate_keeps_metrics_and_reruns(micro_run, monkeypatch):
     from ia_world.eval import evaluate
 
@@ -214,6 +210,7 @@ def test_killed_evaluate_keeps_metrics_and_reruns(micro_run, monkeypatch):
     assert "eval" in json.loads(metrics.read_text())
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_exit_2_and_keeps_metrics(micro_run, monkeypatch, capsys):
     import errno
     from pathlib import Path
@@ -234,24 +231,6 @@ def test_full_disk_is_one_line_exit_2_and_keeps_metrics(micro_run, monkeypatch, 
 
 
 # ---- hardening II (issue 15) ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
-    """Three small datasets of one shard per episode: 32 px seed 0 and 1, and 64 px seed 0."""
-    root = tmp_path_factory.mktemp("datasets")
-    for name, seed, size in [("a", 0, 32), ("other_seed", 1, 32), ("px64", 0, 64)]:
-        generate(GenerateConfig(out=str(root / name), episodes=3, frames=6, size=size,
-                                shard_size=1, seed=seed))
-    return root
-
-
-@pytest.fixture
-def dataset(datasets, tmp_path):
-    """A fresh copy of dataset "a" to tamper with."""
-    import shutil
-
-    return Path(shutil.copytree(datasets / "a", tmp_path / "a"))
-
-
 def read_all(root) -> list:
     """Every episode of a dataset, read through the store."""
     store = EpisodeStore(root)
@@ -284,59 +263,64 @@ def test_full_disk_without_a_file_name_names_the_file(tmp_path, monkeypatch, cap
 @pytest.mark.parametrize("edit, match", [
     (lambda m: [1, 2], "dataset.json: expected a JSON object"),
     (lambda m: dict(m, shard_size=0), "dataset.json: shard_size 0"),
-    (lambda m: dict(m, shard_size=2), "shard-00000.safetensors: holds episodes"),
-    (lambda m: dict(m, seed=5), "shard-00000.safetensors: episode 0 has seed"),
-    (lambda m: dict(m, size=64), "shard-00000.safetensors: episode 0 has frames"),
+    (lambda m: dict(m, shard_size=2), "shard-00000.safetensors: generated for a dataset with "
+                                      "other shard_size"),
+    (lambda m: dict(m, seed=5), "shard-00000.safetensors: generated for a dataset with other "
+                                "seed"),
+    (lambda m: dict(m, size=64), "shard-00000.safetensors: generated for a dataset with other "
+                                 "size"),
 ])
-def test_edited_manifest_is_named(dataset, edit, match):
-    manifest = dataset / "dataset.json"
+def test_edited_manifest_is_named(tiny_dataset, edit, match):
+    manifest = tiny_dataset / "dataset.json"
     manifest.write_text(json.dumps(edit(json.loads(manifest.read_text()))))
     with pytest.raises(DataError, match=match):
-        read_all(dataset)
+        read_all(tiny_dataset)
 
 
 @pytest.mark.parametrize("other", ["other_seed", "px64"])
-def test_foreign_shard_is_named(datasets, dataset, other):
+def test_foreign_shard_is_named(tiny_datasets, tiny_dataset, other):
     import shutil
 
     for name in ("shard-00001.safetensors", "shard-00001.sha256"):
-        shutil.copy(datasets / other / "shards" / name, dataset / "shards" / name)
-    store = EpisodeStore(dataset)
+        shutil.copy(tiny_datasets / other / "shards" / name, tiny_dataset / "shards" / name)
+    store = EpisodeStore(tiny_dataset)
     assert store[0].meta["seed"] == store.seed_of(0)
-    with pytest.raises(DataError, match="shard-00001.safetensors: episode 1 has"):
+    with pytest.raises(DataError, match="shard-00001.safetensors: generated for a dataset with "
+                                        "other (seed|size)"):
         store[1]
-    generate(GenerateConfig(out=str(dataset), episodes=3, frames=6, size=32, shard_size=1))
-    assert [ep.meta["seed"] for ep in read_all(dataset)] == [store.seed_of(k) for k in range(3)]
+    generate(GenerateConfig(out=str(tiny_dataset), episodes=3, frames=6, size=32, shard_size=1))
+    seeds = [ep.meta["seed"] for ep in read_all(tiny_dataset)]
+    assert seeds == [store.seed_of(k) for k in range(3)]
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00binary", b"not-a-digest  x\n"])
-def test_empty_or_binary_sidecar_is_named_and_regenerated(dataset, content):
-    sidecar = dataset / "shards" / "shard-00002.sha256"
+def test_empty_or_binary_sidecar_is_named_and_regenerated(tiny_dataset, content):
+    sidecar = tiny_dataset / "shards" / "shard-00002.sha256"
     good = sidecar.read_bytes()
     sidecar.write_bytes(content)
     with pytest.raises(DataError, match="shard-00002.sha256: not a sha256 checksum file"):
-        read_all(dataset)
-    generate(GenerateConfig(out=str(dataset), episodes=3, frames=6, size=32, shard_size=1))
+        read_all(tiny_dataset)
+    generate(GenerateConfig(out=str(tiny_dataset), episodes=3, frames=6, size=32, shard_size=1))
     assert sidecar.read_bytes() == good
 
 
-def test_model_larger_or_longer_than_the_shards_is_one_line(datasets, tmp_path, capsys):
+def test_model_larger_or_longer_than_the_shards_is_one_line(tiny_datasets, tmp_path, capsys):
     args = ["pretrain", "model=tiny", f"out={tmp_path}/run", "steps=1", "batch_size=2",
             "device=cpu", "data.num_workers=2"]
-    assert cli.main([*args, f"data={datasets / 'a'}"]) == 2  # 32 px, 6 frames; tiny: 64, 16
+    assert cli.main([*args, f"data={tiny_datasets / 'a'}"]) == 2  # 32 px, 6 frames; tiny: 64, 16
     assert "16 frames of 64x64" in one_error_line(capsys, "pretrain")
-    assert cli.main([*args, f"data={datasets / 'px64'}"]) == 2  # 64 px but too short
+    assert cli.main([*args, f"data={tiny_datasets / 'px64'}"]) == 2  # 64 px but too short
     assert "episodes of 6 frames" in one_error_line(capsys, "pretrain")
 
 
 @pytest.mark.parametrize("config", [[1], {"model": None}, {"model": "tiny"}])
-def test_malformed_checkpoint_config_is_named(checkpoint, config):
-    config_path = checkpoint / "config.json"
+def test_malformed_checkpoint_config_is_named(tiny_checkpoint, config):
+    config_path = tiny_checkpoint / "config.json"
     original = config_path.read_text()
     config_path.write_text(json.dumps(config))
     try:
         with pytest.raises(CheckpointError, match="config.json"):
-            load_encoder(checkpoint)
+            load_encoder(tiny_checkpoint)
     finally:
         config_path.write_text(original)
 

@@ -23,8 +23,8 @@ from envs.phyre_lite import (
     split_tasks,
     success_at,
 )
-from ia_world.cli import run_command
 from ia_world.errors import ConfigError
+from ia_world_app.cli import run_command
 
 SAMPLED_VARIANTS = (0, 57)
 

@@ -10,8 +10,8 @@ import torch
 from agents.planner_stats import auccess_ci, paired_difference, planner_statistics
 from agents.solve import SolveConfig, held_out_tasks, solve
 from envs.phyre_lite.splits import NUM_FOLDS, SPLITS, role_tasks, split_tasks
-from ia_world.cli import parse
 from ia_world.errors import ConfigError
+from ia_world_app.cli import parse
 
 TINY_WORLD_MODEL = ["features=state", "split=within", "episodes=12", "test_episodes=0",
                     "workers=1", "windows=3", "probe_steps=5", "world_model.steps=3",
@@ -95,6 +95,7 @@ def test_random_floor_over_seeds_is_deterministic_and_paired_with_the_agent(tmp_
 
 
 def test_goal_probes_learn_on_episodes_the_dynamics_never_saw(tmp_path, monkeypatch):
+    import agents.window_cache as window_cache
     import agents.world_model as world_model
 
     seen = {}
@@ -110,8 +111,8 @@ def test_goal_probes_learn_on_episodes_the_dynamics_never_saw(tmp_path, monkeypa
     spy("probes", "fit_goal_probes")
     spy("dynamics", "train_world_model")
     drawn = []
-    draw = world_model.draw_placements
-    monkeypatch.setattr(world_model, "draw_placements",
+    draw = window_cache.draw_placements
+    monkeypatch.setattr(window_cache, "draw_placements",
                         lambda tasks, *args: drawn.append(tasks) or draw(tasks, *args))
     out = world_model.train_stage(parse("world_model", TINY_WORLD_MODEL + [
         f"out={tmp_path / 'wm'}", "probe_share=0.25"]))

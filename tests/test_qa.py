@@ -1,10 +1,13 @@
 """Causal QA: ground-truth answers, balance, CLEVRER round trip, and the QA head."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.errors import DataError
+from ia_world.eval.features import attribute_vocab, dynamic_indices
 from ia_world.eval.qa import (
     Choice,
     Question,
@@ -16,12 +19,23 @@ from ia_world.eval.qa import (
     to_clevrer,
 )
 from ia_world.eval.qa_generator import (
+    clip_events,
     collision_pairs,
     counterfactual_questions,
+    first_frames,
     generate_questions,
+    influencers,
+    named_objects,
     object_refs,
+    option_structure,
+    shortcut_tokens,
 )
-from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa, reference_spans
+from ia_world.eval.qa_head import (
+    QAHeadConfig,
+    evaluate_qa,
+    reference_spans,
+    validation_split,
+)
 
 ENV_ID, FRAMES = "ia_world/Billiards-v0", 16
 
@@ -42,7 +56,7 @@ def test_counterfactual_answers_follow_resimulation(env):
             factual = collision_pairs(episode, 0, FRAMES)
             if without == factual - {p for p in factual if removed in p}:
                 continue  # removing the object changes nothing else
-            questions = counterfactual_questions(env, episode, 0, FRAMES, removed, refs,
+            questions = counterfactual_questions(episode, 0, FRAMES, removed, refs, without,
                                                  np.random.default_rng(seed))
             for choice in (c for q in questions for c in q.choices):
                 pair = frozenset(k for k in refs if f"the {refs[k][0]} " in choice.text + " ")
@@ -50,6 +64,79 @@ def test_counterfactual_answers_follow_resimulation(env):
                 assert choice.correct == (pair in without)
                 changed_cases += choice.correct != (pair in factual)
     assert changed_cases > 0, "no option whose answer differs from the factual video"
+
+
+@pytest.fixture(scope="module")
+def split(env):
+    """60 Billiards episodes and their questions."""
+    episodes = [simulate_episode(env, 500 + i, FRAMES, render=False) for i in range(60)]
+    return episodes, generate_questions(env, episodes, FRAMES, horizon=8, seed=1)
+
+
+def test_counterfactual_options_are_balanced_on_the_video(split):
+    episodes, questions = split
+    structure = option_structure(episodes, questions, FRAMES)
+    right = structure["counterfactual right: collided in the video"]
+    wrong = structure["counterfactual wrong: collided in the video"]
+    assert 0.05 < right < 0.95  # both kinds of question occur
+    assert right == pytest.approx(wrong, abs=1e-9)  # collided-in-the-video answers half
+    changed = 0
+    for q in (q for q in questions if q.question_type == "counterfactual"):
+        episode = episodes[q.clip]
+        refs = object_refs(episode)
+        removed = named_objects(q.program, refs)[0]
+        events = clip_events(episode, FRAMES)
+        first = first_frames(events, FRAMES)
+        keys = [(pair in first, removed in influencers(events, pair, first[pair]))
+                for pair in (frozenset(named_objects(c.program, refs)) for c in q.choices)]
+        assert keys[0] == keys[1]  # the two options look alike in the video
+        changed += sum(c.correct != (frozenset(named_objects(c.program, refs)) in first)
+                       for c in q.choices)
+    assert changed > 0
+
+
+def test_explanatory_answers_are_but_for_among_earlier_linked_objects(env, split):
+    episodes, questions = split
+    explanatory = [q for q in questions if q.question_type == "explanatory"]
+    answers = [next(c.correct for c in q.choices if c.text == "yes") for q in explanatory]
+    assert len(explanatory) >= 10 and np.mean(answers) == pytest.approx(0.5)
+    for q, yes in zip(explanatory, answers):
+        episode = episodes[q.clip]
+        a, b, cause = named_objects(q.program, object_refs(episode))
+        events = clip_events(episode, FRAMES)
+        pair = frozenset((a, b))
+        # the candidate is linked to the target by collisions BEFORE it, right or wrong
+        assert cause in influencers(events, pair, first_frames(events, FRAMES)[pair]) - pair
+        without = simulate_episode(env, episode.meta["seed"], FRAMES,
+                                   options={"exclude_ids": [cause]}, render=False)
+        assert yes == (pair not in collision_pairs(without, 0, FRAMES))
+
+
+def test_shortcut_tokens_hold_the_events_only(split):
+    episodes, _ = split
+    vocab = attribute_vocab(episodes)
+    most = max(len(dynamic_indices(ep)) for ep in episodes)
+    tokens = shortcut_tokens(episodes, FRAMES, most, vocab)
+    base = len(vocab["color"]) + len(vocab["material"])
+    met = tokens[:, :, base + most:base + 2 * most]              # E M M: collided with slot j
+    assert tokens.shape[:2] == (len(episodes), most) and (met == met.transpose(0, 2, 1)).all()
+    for e, episode in enumerate(episodes):
+        ids = [episode.objects[i]["id"] for i in dynamic_indices(episode)]
+        pairs = {frozenset((ids[i], ids[j])) for i in range(len(ids)) for j in range(len(ids))
+                 if met[e, i, j]}
+        assert pairs == collision_pairs(episode, 0, FRAMES)
+    moved = [with_other_motion(ep) for ep in episodes[:3]]
+    assert np.array_equal(shortcut_tokens(moved, FRAMES, most, vocab), tokens[:3])
+    with pytest.raises(DataError, match="max_objects"):
+        shortcut_tokens(episodes, FRAMES, most - 1, vocab)
+
+
+def with_other_motion(episode):
+    """The episode with every position, velocity, mass and size changed, its events kept."""
+    return replace(episode, frames=episode.frames * 0,
+                   states={k: v * 2.0 + 1.0 for k, v in episode.states.items()},
+                   objects=[dict(o, mass=o["mass"] * 3, size=o["size"] * 2)
+                            for o in episode.objects])
 
 
 def test_generated_questions_are_balanced_and_typed(env):
@@ -104,6 +191,23 @@ def test_qa_head_beats_majority_only_when_features_hold_the_answer():
                              {"blind": noise, "seeing": informative},
                              QAHeadConfig(width=32, epochs=25, seed=0, workers=1))
     assert in_process["subjects"] == result["subjects"]  # one thread per head: same numbers
+
+
+def test_early_stopping_holds_out_training_clips_and_stops_on_noise():
+    questions, _ = toy_questions(80, 4)
+    fitted, held = validation_split(questions, 0.2, seed=3)
+    assert len({q.clip for q in held}) == 16 and not {q.clip for q in fitted} & \
+        {q.clip for q in held} and len(fitted) + len(held) == len(questions)
+    assert validation_split(questions, 0.2, seed=3) == (fitted, held)
+    assert validation_split(questions, 0.0, seed=3) == (questions, [])
+    noise = np.random.default_rng(2).normal(size=(80, 4, 8)).astype(np.float32)
+    train, test = [q for q in questions if q.clip < 60], [q for q in questions if q.clip >= 60]
+    cfg = QAHeadConfig(width=16, hidden=32, epochs=40, val_fraction=0.2, workers=1)
+    result = evaluate_qa(train, test, {"blind": noise}, {"blind": noise}, cfg)
+    assert result["epochs"]["blind"] < 40  # validation loss stops improving on noise
+    full = evaluate_qa(train, test, {"blind": noise}, {"blind": noise},
+                       QAHeadConfig(width=16, hidden=32, epochs=3, val_fraction=0.0, workers=1))
+    assert full["epochs"]["blind"] == 3
 
 
 def test_clevrer_loader_records_feed_the_same_questions():

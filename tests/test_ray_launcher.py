@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ia_world import cli
 from ia_world.data.generator import GenerateConfig, generate
 from ia_world.data.shards import shard_path
 from ia_world.data.verify import verify
+from ia_world_app import cli
 
 ray = pytest.importorskip("ray")
 
@@ -55,7 +55,7 @@ def test_killed_ray_run_resumes_to_the_same_bytes(cluster, tmp_path):
     args = ["episodes=12", "shard_size=1", "frames=6", "size=32"]
     out, reference = tmp_path / "killed", tmp_path / "local"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "ia_world.cli", "generate", *args, f"out={out}",
+        [sys.executable, "-m", "ia_world_app.cli", "generate", *args, f"out={out}",
          "launcher=ray", f"ray.address={cluster}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -78,11 +78,11 @@ def test_failed_shard_task_is_retried(cluster, local, tmp_path, monkeypatch):
     flag = tmp_path / "failed-once"
     make_shard = generator.make_shard
 
-    def fails_once(task, shard, jobs, version):
+    def fails_once(task, shard, jobs, identity):
         if shard == 1 and not flag.exists():
             flag.touch()
             os._exit(1)  # the worker process dies mid-task
-        return make_shard(task, shard, jobs, version)
+        return make_shard(task, shard, jobs, identity)
 
     monkeypatch.setattr(generator, "make_shard", fails_once)
     out = tmp_path / "retried"

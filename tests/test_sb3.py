@@ -14,9 +14,9 @@ import envs  # noqa: F401  (registers the ids)
 from agents.rl import RLConfig, make_agent, make_env, trainable_state
 from agents.sb3 import IAJEPAExtractor, LatentObservation, stretch_to_clip
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.cli import run_command
 from ia_world.errors import CheckpointError, ConfigError
 from ia_world.models import ModelConfig
+from ia_world_app.cli import run_command
 
 MICRO = ModelConfig(frames=4, size=32, tubelet_t=2, patch=8, embed_dim=32, depth=1, num_heads=2,
                     pred_dim=16, pred_depth=1, pred_heads=2)

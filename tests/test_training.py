@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 import ia_world
 from ia_world import training
 from ia_world.checkpoint import resolve_checkpoint
-from ia_world.cli import run_command
 from ia_world.config import load_config, to_dataclass
 from ia_world.data.clips import ClipDataset
 from ia_world.data.episode import make_env, simulate_episode
@@ -24,6 +23,7 @@ from ia_world.data.shards import EpisodeStore, read_shard, shard_path, write_sha
 from ia_world.errors import CheckpointError, DataError
 from ia_world.masking.saliency import SALIENCY
 from ia_world.models import IAJEPA
+from ia_world_app.cli import run_command
 
 BILLIARDS = "ia_world/Billiards-v0"
 SMALL_MODEL = ["model.frames=4", "model.size=32", "model.embed_dim=48", "model.depth=1",
@@ -36,7 +36,8 @@ def pretrain_config(out, *overrides):
     items = training.preprocess_overrides([
         *SMALL_MODEL, "masking=random_tube", "data.num_workers=0", "batch_size=4",
         "warmup_steps=2", "lr=1e-3", "log_every=1", "device=cpu", f"out={out}", *overrides])
-    return to_dataclass(load_config("pretrain", items), training.PretrainConfig)
+    schema = training.PretrainConfig
+    return to_dataclass(load_config("pretrain", items, schema), schema)
 
 
 def logged(out, key="loss"):
@@ -158,6 +159,7 @@ def ddp_worker(rank, world_size, port, out):
     (out / f"rank{rank}.txt").write_text(repr(model_sum))
 
 
+@pytest.mark.slow
 def test_two_process_ddp_trains_and_rank0_checkpoints_once(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

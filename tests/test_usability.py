@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ia_world.cli import COMMANDS, load_attr, main
 from ia_world.config import CONFIG_DIR, load_config, register_schema
-from ia_world.help import field_comments, key_rows
+from ia_world_app.cli import COMMANDS, load_attr, main
+from ia_world_app.help import field_comments, key_rows
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -22,9 +22,7 @@ def test_every_command_help_lists_its_keys_defaults_meanings_and_groups(command,
     assert text.startswith(f"ia-world {command}: {COMMANDS[command].summary}")
     schema = load_attr(COMMANDS[command].schema)
     register_schema(command, schema)
-
-
-    values = OmegaConf.to_container(load_config(command, []), throw_on_missing=False)
+    values = OmegaConf.to_container(load_config(command, [], schema), throw_on_missing=False)
     for key, default, meaning in key_rows(schema, values):
         line = next(li for li in text.splitlines() if li.strip().startswith(f"{key}="))
         assert default in line and meaning, f"{command}: {key} has no meaning in its schema"
@@ -34,6 +32,26 @@ def test_every_command_help_lists_its_keys_defaults_meanings_and_groups(command,
             assert f"  {group}: " in text
 
 
+@pytest.mark.parametrize("agent", ["random", "oracle", "latent", "state_wm"])
+def test_group_option_help_lists_that_options_keys(agent, capsys):
+    assert main(["solve", f"agent={agent}", "--help"]) == 0
+    text = capsys.readouterr().out
+    schema = load_attr(COMMANDS["solve"].schema)
+    values = OmegaConf.to_container(load_config("solve", [f"agent={agent}"], schema),
+                                    throw_on_missing=False)
+    rows = key_rows(schema, values)
+    assert {key for key, _, _ in rows} >= {"agent.name", "agent.seed"}
+    for key, default, meaning in rows:
+        line = next(li for li in text.splitlines() if li.strip().startswith(f"{key}="))
+        assert default in line and meaning in line and meaning, f"{agent}: {key} has no meaning"
+    if agent == "latent":  # the planner's own keys, which `solve --help` (agent=random) hides
+        for key in ("agent.rollout", "agent.world_model", "agent.planner.population",
+                    "agent.planner.iterations", "agent.encoder"):
+            assert f"  {key}=" in text
+    else:
+        assert "agent.rollout=" not in text or agent == "state_wm"
+
+
 def test_top_level_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
@@ -41,10 +59,12 @@ def test_top_level_help_lists_every_command(capsys):
 
 
 def test_field_meanings_come_from_the_comment_beside_or_above_each_field():
-    from ia_world.demo import DemoConfig
+    from ia_world_app.demo import DemoConfig
 
     comments = field_comments(DemoConfig)
-    assert comments["strategies"].startswith("pretrained and compared")
+    assert comments["compare"].startswith("pretrain + evaluate every strategy, then report.py's")
+    assert comments["compare"].endswith("env and device are set from out / env / device)")
+    assert comments["overlay_strategies"] == "panels of the mask videos"
     assert comments["videos"] == "held-out episodes shown with masks overlaid"
 
 
@@ -120,14 +140,26 @@ def test_templates_solved_by_doing_nothing_or_named_twice_are_refused(restore_te
     assert "resting" not in TEMPLATES
 
 
-def readme_python_blocks() -> list[str]:
-    """The ```python blocks of the README, dedented."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    return [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", text, re.S)]
+ROOT = Path(__file__).resolve().parents[1]
+BAD_INPUT_PAGE = "docs/robustness.md"  # its commands are the bad-input cases: each must fail
+GENERATED_PAGES = {"docs/cli.md"}  # `--help` text, not commands (tests/test_docs.py checks it)
 
 
+def doc_pages() -> list[Path]:
+    """README.md and every hand-written docs page (docs/**/*.md), the generated ones left out."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [page for page in pages if page.relative_to(ROOT).as_posix() not in GENERATED_PAGES]
+
+
+def python_blocks(page: Path) -> list[str]:
+    """The ```python blocks of a page, dedented."""
+    return [textwrap.dedent(block)
+            for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
+
+
+@pytest.mark.slow
 def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch):
-    blocks = readme_python_blocks()
+    blocks = python_blocks(ROOT / "README.md")
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -137,37 +169,58 @@ def test_every_python_block_of_the_readme_runs_as_written(tmp_path, monkeypatch)
     assert namespace["batch"]["frames"].shape[:2] == (8, 16)
 
 
-def readme_commands() -> tuple[list[list[str]], list[list[str]]]:
-    """(commands, bad-input commands): every concrete `ia-world ...` line of the README.
+DOCS_WITH_PYTHON = [page for page in doc_pages()[1:] if python_blocks(page)]
 
-    Lines with placeholders (`<...>`, `$var`, `...`, `{...}`) are templates, not commands; the
-    ones in the "Bad input and faults" section are expected to fail.
+
+@pytest.mark.parametrize("page", DOCS_WITH_PYTHON,
+                         ids=[page.relative_to(ROOT).as_posix() for page in DOCS_WITH_PYTHON])
+def test_every_python_block_of_the_docs_runs_as_written(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}  # one namespace per page: a page's blocks build on each other
+    for block in python_blocks(page):
+        exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 (our own docs)
+
+
+def page_commands(text: str) -> list[list[str]]:
+    """Every concrete `ia-world ...` (or `torchrun ... -m ia_world_app.cli ...`) command of a page.
+
+    Inline code spans and lines of fenced or indented code blocks count; an inline span that is
+    only `ia-world <command>` names the command. Lines with placeholders (`<...>`, `$var`,
+    `...`, `{...}`) are templates, not commands.
     """
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    bad_start = text.index("## Bad input and faults")
-    bad_end = text.index("\n## ", bad_start + 1)
-    found: tuple[list, list] = ([], [])
-    for start, end, bucket in ((0, bad_start, 0), (bad_start, bad_end, 1),
-                               (bad_end, len(text), 0)):
-        part = text[start:end].replace("\\\n", " ")
-        lines = re.findall(r"`(ia-world [^`]+)`", part.replace("\n", " "))
-        code = "\n".join(re.findall(r"```\w*\n(.*?)```", part, re.S)
-                         + re.findall(r"^    .*$", part, re.M))  # fenced and indented code
-        lines += [line.split("  #")[0] for line in code.splitlines()
-                  if re.match(r"^\s*(ia-world|torchrun .* -m ia_world\.cli) ", line)]
-        for line in lines:
-            if not re.search(r"[<$]|\.\.\.|[{}]|\[key|--help", line):
-                command = line[line.index("pretrain"):] if "ia_world.cli" in line else \
-                    line.strip().removeprefix("ia-world ")
-                found[bucket].append(shlex.split(command))
+    text = text.replace("\\\n", " ")
+    lines = [span for span in re.findall(r"`(ia-world [^`]+)`", text.replace("\n", " "))
+             if " " in span.strip().removeprefix("ia-world ")]
+    code = "\n".join(re.findall(r"```\w*\n(.*?)```", text, re.S)
+                     + re.findall(r"^    .*$", text, re.M))  # fenced and indented code
+    lines += [line.split("  #")[0] for line in code.splitlines()
+              if re.match(r"^\s*(ia-world|torchrun .* -m ia_world_app\.cli) ", line)]
+    lines += re.findall(r"&& (ia-world [^&\n]+)$", code, re.M)  # the set-up line's demo
+    found = []
+    for line in lines:
+        if not re.search(r"[<$]|\.\.\.|[{}]|\[key|--help", line):
+            command = line[line.index("pretrain"):] if "ia_world_app.cli" in line else \
+                line.strip().removeprefix("ia-world ")
+            found.append(shlex.split(command))
     return found
 
 
-def test_every_readme_command_validates_and_the_bad_input_ones_fail_cleanly(capsys):
-    commands, bad = readme_commands()
+def doc_commands() -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """(commands, bad-input commands) of the README and the docs, each with its page."""
+    found: tuple[list, list] = ([], [])
+    for page in doc_pages():
+        name = page.relative_to(ROOT).as_posix()
+        bucket = found[1] if name == BAD_INPUT_PAGE else found[0]
+        bucket += [(name, argv) for argv in page_commands(page.read_text())]
+    return found
+
+
+def test_every_readme_and_docs_command_validates_and_the_bad_input_ones_fail_cleanly(capsys):
+    commands, bad = doc_commands()
     assert len(commands) >= 15 and bad
-    for argv in commands:
-        assert main([*argv, "--dry-run"]) == 0, (argv, capsys.readouterr().err)
-    for argv in bad:
-        assert main([*argv, "--dry-run"]) == 2, argv
+    assert any(name == "README.md" for name, _ in commands)
+    for name, argv in commands:
+        assert main([*argv, "--dry-run"]) == 0, (name, argv, capsys.readouterr().err)
+    for name, argv in bad:
+        assert main([*argv, "--dry-run"]) == 2, (name, argv)
         assert len(capsys.readouterr().err.strip().splitlines()) == 1

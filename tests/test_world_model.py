@@ -7,7 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dynamics import (
+from agents.goal_probe import FIRST_WINDOW_PROBE, probe_logits
+from agents.latent_agent import LatentAgent, LatentAgentConfig
+from agents.placements import (
+    draw_placements,
+    encode_windows,
+    episode_windows,
+    frame_with_ball,
+    recorded_chunks,
+)
+from agents.surprise import SurpriseConfig, make_pairs, score_pairs
+from agents.window_cache import window_cache
+from agents.world_model import WorldModelTrainConfig, check_zero_shot, train_stage
+from agents.world_model_net import (
     WorldModel,
     WorldModelConfig,
     load_world_model,
@@ -15,28 +27,13 @@ from agents.dynamics import (
     save_world_model,
     train_world_model,
 )
-from agents.latent_agent import LatentAgent, LatentAgentConfig
-from agents.surprise import SurpriseConfig, make_pairs, score_pairs
-from agents.world_model import (
-    FIRST_WINDOW_PROBE,
-    WorldModelTrainConfig,
-    check_zero_shot,
-    draw_placements,
-    encode_windows,
-    episode_windows,
-    frame_with_ball,
-    probe_logits,
-    recorded_chunks,
-    train_stage,
-    window_cache,
-)
 from envs.phyre_lite.scene import attempt, build_space, placement_error, render
 from envs.phyre_lite.splits import role_tasks, split_tasks
 from envs.phyre_lite.templates import parse_task_id
-from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.cli import parse
+from ia_world.checkpoint import load_encoder
 from ia_world.config import to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world_app.cli import parse
 
 TINY = dict(latent_dim=8, tokens_per_window=4, max_windows=6, width=32, depth=1, heads=2,
             batch_size=32, lr=3e-3, rollout_steps=2)
@@ -76,10 +73,11 @@ def test_joint_outcome_head_reads_the_outcome_from_the_rollout():
                        "outcome_weight")
 
 
-def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tmp_path):
+@pytest.mark.slow
+def test_rollout_beats_copy_last_on_real_encoder_latents_of_unseen_templates(tiny_checkpoint):
     """Frozen-encoder latents of simulated PHYRE-Lite rollouts; held out: the cross split's test
     templates, which the world model never saw."""
-    encoder = load_encoder(write_initial_checkpoint(tmp_path / "enc"))
+    encoder = load_encoder(tiny_checkpoint)
     train_tasks, test_tasks = split_tasks("cross", 0)
     cfg = WorldModelTrainConfig(encoder="x", episodes=160, windows=3, workers=1)
     windows = {name: torch.cat([episode_windows(encoder, chunk, 3, 4) for chunk in
@@ -129,22 +127,24 @@ def test_save_load_round_trip_and_errors(tmp_path):
     torch.testing.assert_close(extra["probe.weight"], torch.ones(3))
     with pytest.raises(CheckpointError, match="missing"):
         load_world_model(tmp_path / "nope")
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["format_version"] == 1
+    del config["format_version"]  # as written before format versions: refused, naming the file
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config.json: format_version 0, .*reads 1 "):
+        load_world_model(tmp_path)
     with pytest.raises(DataError, match="expected windows"):
         train_world_model(WorldModelConfig(**TINY, steps=1), torch.zeros(4, 3, 2, 8))
 
 
-def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
-    encoder = write_initial_checkpoint(tmp_path / "enc")
-    cfg = parse("world_model", [
-        f"encoder={encoder}", f"out={tmp_path / 'wm'}", "episodes=8", "test_episodes=4",
-        "workers=1", "windows=3",
-        "probe_steps=5", "world_model.steps=3", "world_model.batch_size=4",
-        "world_model.rollout_steps=1"])
-    metrics = json.loads((train_stage(cfg) / "metrics.json").read_text())["metrics"]
+def test_latent_agent_trains_and_proposes_valid_ranked_actions(tiny_checkpoint,
+                                                              tiny_world_model):
+    encoder, wm = tiny_checkpoint, tiny_world_model
+    metrics = json.loads((wm / "metrics.json").read_text())["metrics"]
     assert metrics["episodes"] == 8
     assert all(np.isfinite(metrics[part]["rollout_l1"]) for part in ("heldout", "test_tasks"))
     agent = LatentAgent(to_dataclass({
-        "encoder": str(encoder), "world_model": str(tmp_path / "wm"),
+        "encoder": str(encoder), "world_model": str(wm),
         "planner": {"iterations": 2, "population": 8, "elites": 2, "batch_size": 8}},
         LatentAgentConfig))
     _, test = split_tasks("cross", 0)  # the agent never saw these templates
@@ -172,14 +172,14 @@ def test_latent_agent_trains_and_proposes_valid_ranked_actions(tmp_path):
     seen = parse_task_id(fit[0])
     with pytest.raises(ConfigError, match="split=cross fold=0.*zero-shot"):
         agent.propose(render(build_space(seen), 64), 12, seen)
-    _, extra = load_world_model(tmp_path / "wm")
-    check_zero_shot(tmp_path / "wm", extra, test)
+    _, extra = load_world_model(wm)
+    check_zero_shot(wm, extra, test)
     with pytest.raises(ConfigError, match="train tasks include 200 of the 200 test puzzles"):
-        check_zero_shot(tmp_path / "wm", extra, split_tasks("cross", 2)[1])
+        check_zero_shot(wm, extra, split_tasks("cross", 2)[1])
 
 
-def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path):
-    encoder_path = write_initial_checkpoint(tmp_path / "enc")
+def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tiny_checkpoint):
+    encoder_path = tiny_checkpoint
     model = WorldModel(WorldModelConfig(latent_dim=96, max_windows=6, width=32, depth=1,
                                         heads=2)).eval()
     cfg = SurpriseConfig(encoder="x", world_model="x", pairs=2, windows=3)
@@ -193,7 +193,7 @@ def test_surprise_pairs_differ_only_after_teleport_and_score_end_to_end(tmp_path
 
 
 def test_state_tokens_put_the_ball_and_green_first_with_their_roles():
-    from agents.world_model import STATE_COLORS, STATE_SLOTS, placement_state, state_tokens
+    from agents.placements import STATE_COLORS, STATE_SLOTS, placement_state, state_tokens
 
     puzzle = parse_task_id(split_tasks("within", 0)[1][0])
     space = build_space(puzzle)
@@ -224,8 +224,9 @@ def test_state_world_model_trains_and_plans_and_refuses_the_wrong_agent(tmp_path
         LatentAgent(to_dataclass({"encoder": "x", "world_model": str(out)}, LatentAgentConfig))
 
 
+@pytest.mark.slow
 def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatch):
-    import agents.world_model as world_model
+    import agents.placements as placements_module
 
     train, _ = split_tasks("within", 0)
     cfg = WorldModelTrainConfig(features="state", split="within", solved_share=0.5, workers=1)
@@ -237,13 +238,13 @@ def test_balanced_placements_solve_in_the_asked_share_in_random_order(monkeypatc
     again, again_share = draw_placements(train, 12, replace(cfg, workers=2), seed=3)
     assert [(t, a.tolist()) for t, a in again] == [(t, a.tolist()) for t, a in placements]
     assert again_share == drawn_share  # the same draws whatever the number of workers
-    monkeypatch.setattr(world_model, "MAX_DRAWS_PER_EPISODE", 2)
+    monkeypatch.setattr(placements_module, "MAX_DRAWS_PER_EPISODE", 2)
     with pytest.raises(ConfigError, match=r"solved_share=0.8: only \d of 10 placements solved"):
         draw_placements(train, 5, replace(cfg, solved_share=0.8), seed=0)
 
 
 def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
-    import agents.world_model as world_model
+    import agents.window_cache as window_cache_module
 
     args = ["features=state", "split=within", "episodes=8", "test_episodes=4", "workers=1",
             "windows=3",
@@ -252,7 +253,7 @@ def test_window_cache_is_reused_keyed_and_checked(tmp_path, monkeypatch):
     first = train_stage(parse("world_model", args + [f"out={tmp_path / 'a'}"]))
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and cached[0] == window_cache(parse("world_model", args))
-    monkeypatch.setattr(world_model, "recorded_chunks", lambda *a: pytest.fail("simulated"))
+    monkeypatch.setattr(window_cache_module, "recorded_chunks", lambda *a: pytest.fail("simulated"))
     second = train_stage(parse("world_model", args + [f"out={tmp_path / 'b'}"]))
     assert (first / "metrics.json").read_text().replace(str(first), "") == \
         (second / "metrics.json").read_text().replace(str(second), "")

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..base import check_flag, check_number
 from .scene import (
     MAX_STEPS,
     SCENE,
@@ -29,6 +30,22 @@ def puzzle_objects(puzzle: Puzzle) -> list[dict[str, Any]]:
              "parts": [[p[0], *(np.asarray(v, np.float64).tolist() for v in p[1:])]
                        for p in b.parts]}
             for i, b in enumerate(puzzle.bodies)]
+
+
+RESET_OPTIONS = {"task", "record"}
+
+
+def check_task(task) -> str | None:
+    """A task id 'template:variant' of a known template (or None); ValueError naming it."""
+    if task is None:
+        return None
+    if not isinstance(task, str):
+        raise ValueError(f"task must be a 'template:variant' string, got {task!r}")
+    try:
+        parse_task_id(task)
+    except KeyError as error:
+        raise ValueError(f"task {task!r}: {error.args[0]}") from None
+    return task
 
 
 class PhyreLiteEnv(gym.Env):
@@ -113,10 +130,10 @@ class PhyreLiteEnv(gym.Env):
 
     def __init__(self, size: int = 64, task: str | None = None, record: bool = False,
                  frame_stride: int = 6, render_mode: str | None = "rgb_array"):
-        if not 16 <= size <= 512:
-            raise ValueError(f"size must be in [16, 512], got {size}")
-        self.size, self.task, self.record = int(size), task, bool(record)
-        self.frame_stride = int(frame_stride)
+        check_number("size", size, 16, 512, integer=True)
+        self.size, self.task, self.record = int(size), check_task(task), check_flag("record",
+                                                                                    record)
+        self.frame_stride = check_number("frame_stride", frame_stride, 1, 1000, integer=True)
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)
         self.action_space = spaces.Box(0.0, 1.0, (3,), np.float32)
@@ -127,15 +144,20 @@ class PhyreLiteEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Build the puzzle (options['task'], the constructor's task, or a seeded pick)."""
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"options must be a dict, got {type(options).__name__}")
         options = dict(options or {})
-        task = options.get("task", self.task)
+        unknown = sorted(set(options) - RESET_OPTIONS, key=str)
+        if unknown:
+            raise ValueError(f"options: unknown {unknown} (known: {sorted(RESET_OPTIONS)})")
+        task = check_task(options.get("task", self.task))
+        self.record = check_flag("options['record']", options.get("record", self.record))
         if task is None:
             template = sorted(TEMPLATES)[int(self.np_random.integers(len(TEMPLATES)))]
             variant = int(self.np_random.integers(VARIANTS_PER_TEMPLATE))
             self.puzzle = make_puzzle(template, variant)
         else:
             self.puzzle = parse_task_id(task)
-        self.record = bool(options.get("record", self.record))
         self._space = build_space(self.puzzle)
         self._done = False
         info = {"task": self.puzzle.task_id, "objects": puzzle_objects(self.puzzle),

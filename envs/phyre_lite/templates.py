@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..base import is_plain_name
 from .scene import GREEN, BodySpec, Puzzle, attempt, build_space
 
 VARIANTS_PER_TEMPLATE = 100
@@ -184,13 +185,21 @@ def register_template(name: str, build: Callable[[np.random.Generator], list[Bod
     (ValueError, naming the template): a name in use or with ':', a variant without a green
     body, and a variant that doing nothing solves (checked on the first `checked_variants`).
     """
-    if not name or ":" in name or name in TEMPLATES:
-        raise ValueError(f"template name {name!r} is empty, has ':' or is in use")
+    if not is_plain_name(name) or name in TEMPLATES:
+        raise ValueError(f"template name {name!r} is not a plain name (letters, digits, '_', "
+                         "'-', '.'; it names files) or is in use")
+    if type(checked_variants) is not int or not 1 <= checked_variants <= VARIANTS_PER_TEMPLATE:
+        raise ValueError(f"template {name!r}: checked_variants={checked_variants!r} is not an "
+                         f"integer in [1, {VARIANTS_PER_TEMPLATE}]")
     TEMPLATES[name] = build
     try:
         for variant in range(min(checked_variants, VARIANTS_PER_TEMPLATE)):
-            puzzle = make_puzzle(name, variant)
-            space = build_space(puzzle)
+            try:
+                space = build_space(make_puzzle(name, variant))
+            except Exception as error:  # the user's build: name the template in one line
+                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                raise ValueError(f"template {name!r}: variant {variant} cannot be built "
+                                 f"({message})") from None
             if not any(s.collision_type == GREEN for b in space.bodies for s in b.shapes):
                 raise ValueError(f"template {name!r}: variant {variant} has no green body")
             if attempt(space, None).solved:

@@ -207,9 +207,15 @@ def parse_question(raw: dict, scene: dict, where: str) -> dict[str, Any]:
     if question_type not in QUESTION_TYPES:
         raise DataError(f"{where}: question_type {question_type!r} is not one of "
                         f"{list(QUESTION_TYPES)}")
+    raw_choices = raw.get("choices", [])
+    if not isinstance(raw_choices, list):
+        raise DataError(f"{where}.choices: expected a list, got {type(raw_choices).__name__}")
     choices = []
-    for c, choice in enumerate(raw.get("choices", [])):
-        answer = choice.get("answer") if isinstance(choice, dict) else None
+    for c, choice in enumerate(raw_choices):
+        if not isinstance(choice, dict):
+            raise DataError(f"{where}.choices[{c}]: expected an object, got "
+                            f"{type(choice).__name__}")
+        answer = choice.get("answer")
         if answer not in (None, "correct", "wrong"):
             raise DataError(f"{where}.choices[{c}]: answer {answer!r} is not correct/wrong")
         choices.append({"choice_id": choice.get("choice_id", c),
@@ -218,7 +224,11 @@ def parse_question(raw: dict, scene: dict, where: str) -> dict[str, Any]:
                         "answer": None if answer is None else answer == "correct"})
     if question_type != "descriptive" and not choices:
         raise DataError(f"{where}: {question_type} question without choices")
-    return {"scene_index": int(require(scene, "scene_index", where)),
+    scene_index = require(scene, "scene_index", where)
+    if isinstance(scene_index, bool) or not isinstance(scene_index, int | str) or not str(
+            scene_index).strip().isdigit():
+        raise DataError(f"{where}: scene_index {scene_index!r} is not an integer >= 0")
+    return {"scene_index": int(scene_index),
             "video_filename": scene.get("video_filename"),
             "question_id": raw.get("question_id"), "question_type": question_type,
             "question_subtype": raw.get("question_subtype"),

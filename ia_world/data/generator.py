@@ -23,14 +23,15 @@ import imageio.v3 as iio
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps
+from envs import ENV_NAMES  # scene name -> id: the one table lives in envs
+from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps, to_json
 from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.data.annotation import annotation_path, video_filename, write_annotation
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.shards import (
     FORMAT_VERSION,
     MANIFEST_NAME,
-    check_format_version,
+    READABLE_VERSIONS,
     check_shard,
     checksum_path,
     episode_seed,
@@ -42,18 +43,10 @@ from ia_world.data.shards import (
     write_shard,
 )
 from ia_world.errors import ConfigError, DataError
+from ia_world.formats import check_format_version
 from ia_world.masking.saliency import STORED_PATCH, episode_saliency
 from ia_world.parallel import ordered_map
-
-# configs/env/<name>.yaml: scene name -> registered Gymnasium id
-ENV_NAMES = {
-    "billiards": "ia_world/Billiards-v0",
-    "billiards_inelastic": "ia_world/BilliardsInelastic-v0",
-    "cradle": "ia_world/Cradle-v0",
-    "gravity2d": "ia_world/Gravity2D-v0",
-    "drop3d": "ia_world/Drop3D-v0",
-    "tabletop3d": "ia_world/Tabletop3D-v0",
-}
+from ia_world.runlock import LOCK_NAME, run_lock
 
 
 @dataclass
@@ -145,11 +138,12 @@ class EpisodeTask:
 
 
 def dataset_identity(cfg: GenerateConfig) -> dict[str, Any]:
-    """The manifest: every setting that changes the dataset's bytes."""
-    return {"format_version": FORMAT_VERSION, "env": as_dict(cfg.env), "frames": cfg.frames,
-            "size": cfg.size, "seed": cfg.seed, "episodes": cfg.episodes,
-            "shard_size": cfg.shard_size,
-            "num_shard_files": num_shard_files(cfg.episodes, cfg.shard_size)}
+    """The manifest: every setting that changes the dataset's bytes (as JSON reads it back)."""
+    return json.loads(json.dumps({
+        "format_version": FORMAT_VERSION, "env": as_dict(cfg.env), "frames": cfg.frames,
+        "size": cfg.size, "seed": cfg.seed, "episodes": cfg.episodes,
+        "shard_size": cfg.shard_size,
+        "num_shard_files": num_shard_files(cfg.episodes, cfg.shard_size)}, default=to_json))
 
 
 def ensure_manifest(root: Path, cfg: GenerateConfig) -> dict[str, Any]:
@@ -164,7 +158,8 @@ def ensure_manifest(root: Path, cfg: GenerateConfig) -> dict[str, Any]:
             raise DataError(f"{path}: unreadable manifest ({error})") from None
         if not isinstance(found, dict):
             raise DataError(f"{path}: expected a JSON object, got {type(found).__name__}")
-        wanted["format_version"] = check_format_version(path, found.get("format_version"))
+        wanted["format_version"] = check_format_version(path, found.get("format_version"),
+                                                        READABLE_VERSIONS)
         changed = [f"{key}: {found.get(key)!r} there, {value!r} now"
                    for key, value in wanted.items() if found.get(key) != value]
         if changed:
@@ -259,38 +254,59 @@ def summarize(root: Path, shards: list[int], new_frames: int, seconds: float) ->
 
 
 def make_shard(task: EpisodeTask, shard: int, jobs: list[tuple[int, int]],
-               version: int) -> int:
-    """Produce the episodes `jobs` in this process and write them as shard `shard`."""
+               identity: dict[str, Any]) -> int:
+    """Produce the episodes `jobs` in this process and write them as shard `shard` of the
+    dataset `identity` (its manifest: the shard's format version and stored identity)."""
     write_shard(shard_path(task.root, shard), [produce_episode(task, job) for job in jobs],
-                version)
+                identity["format_version"], identity)
     return shard
+
+
+def write_shards(root: Path, cfg: GenerateConfig, shards: list[int],
+                 identity: dict[str, Any]) -> int:
+    """Simulate and write the given shards of the dataset `identity` (its manifest; their
+    annotations and previews too), here or on Ray (`cfg.launcher`), each shard replaced in one
+    rename; returns the number of episodes simulated."""
+    clear_temps(root, shards, cfg)
+    task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
+                       cfg.size, cfg.frames, cfg.preview)
+    shard_jobs = {s: [(k, episode_seed(cfg.seed, k))
+                      for k in shard_episodes(s, cfg.episodes, cfg.shard_size)] for s in shards}
+    if cfg.launcher == "ray":
+        from ia_world.data.ray_launcher import run_on_ray
+        run_on_ray(make_shard, task, shard_jobs, identity, cfg.ray)
+    else:
+        generate_local(task, shard_jobs, identity, cfg.workers)
+    return sum(map(len, shard_jobs.values()))
+
+
+def generate_lock(cfg: GenerateConfig) -> str:
+    """The lock file of this process's share: split runs (`num_shards` > 1) write side by side."""
+    split = f"-{cfg.shard_index}-of-{cfg.num_shards}" if cfg.num_shards > 1 else ""
+    return LOCK_NAME + split
 
 
 def generate(cfg: GenerateConfig) -> Path:
     """Generate (or finish) this process's share of the dataset; returns the dataset directory.
 
-    Prints a summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
+    `out=` is checked writable and locked (one writer per share) before any work. Prints a
+    summary line (episodes, collision share, throughput); `dataset_stats` reads it back.
     """
     validate_tree(cfg)
+    check_env_kwargs(cfg)  # before anything is written, out= included
+    with run_lock(cfg.out, name=generate_lock(cfg)):
+        return generate_share(cfg)
+
+
+def generate_share(cfg: GenerateConfig) -> Path:
+    """The work of `generate` on a validated config, its `out=` held."""
     root = Path(cfg.out)
-    check_env_kwargs(cfg)
-    manifest = ensure_manifest(root, cfg)
-    version = manifest["format_version"]
+    manifest = ensure_manifest(root, cfg)  # a resumed dataset keeps its format version
     owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
              if s % cfg.num_shards == cfg.shard_index]
     todo = pending_shards(root, owned, manifest)
-    clear_temps(root, todo, cfg)
-    task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
-                       cfg.size, cfg.frames, cfg.preview)
-    shard_jobs = {s: [(k, episode_seed(cfg.seed, k))
-                      for k in shard_episodes(s, cfg.episodes, cfg.shard_size)] for s in todo}
     start = time.perf_counter()
-    if cfg.launcher == "ray":
-        from ia_world.data.ray_launcher import run_on_ray
-        run_on_ray(make_shard, task, shard_jobs, version, cfg.ray)
-    else:
-        generate_local(task, shard_jobs, version, cfg.workers)
-    new = sum(map(len, shard_jobs.values()))
+    new = write_shards(root, cfg, todo, manifest)
     summary = summarize(root, owned, new * cfg.frames, time.perf_counter() - start)
     print(f"generate: {summary['episodes']} episodes in {root} ({new} new), "
           f"{summary['collision_share']:.0%} with >= 1 collision, "
@@ -300,8 +316,9 @@ def generate(cfg: GenerateConfig) -> Path:
 
 
 def generate_local(task: EpisodeTask, shard_jobs: dict[int, list[tuple[int, int]]],
-                   version: int, workers: int) -> None:
-    """Produce the shards' episodes in `workers` processes, writing each shard when complete."""
+                   identity: dict[str, Any], workers: int) -> None:
+    """Produce the shards' episodes in `workers` processes, writing each shard of the dataset
+    `identity` (make_shard) when complete."""
     jobs = [job for shard in shard_jobs.values() for job in shard]
     last_of_shard = {shard[-1][0]: s for s, shard in shard_jobs.items()}
     done: list[tuple[int, Episode]] = []
@@ -310,7 +327,8 @@ def generate_local(task: EpisodeTask, shard_jobs: dict[int, list[tuple[int, int]
         for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
             done.append((k, episode))
             if k in last_of_shard:
-                write_shard(shard_path(task.root, last_of_shard[k]), done, version)
+                write_shard(shard_path(task.root, last_of_shard[k]), done,
+                            identity["format_version"], identity)
                 done = []
 
 

@@ -28,8 +28,8 @@ def require_ray() -> Any:
 
 
 def run_on_ray(make_shard: Callable[..., int], task: Any, shard_jobs: dict[int, list],
-               version: int, config: Any) -> None:
-    """Run `make_shard(task, shard, jobs, version)` as one Ray task per shard and wait for all.
+               identity: dict[str, Any], config: Any) -> None:
+    """Run `make_shard(task, shard, jobs, identity)` as one Ray task per shard and wait for all.
 
     Joins the Ray instance this process already started, else `ray.init(config.address)`
     ("" starts a local one and shuts it down after). A task that raises or loses its worker
@@ -42,7 +42,8 @@ def run_on_ray(make_shard: Callable[..., int], task: Any, shard_jobs: dict[int, 
     try:
         remote = ray.remote(num_cpus=1, max_retries=config.max_retries,
                             retry_exceptions=True)(make_shard)
-        pending = [remote.remote(task, shard, jobs, version) for shard, jobs in shard_jobs.items()]
+        pending = [remote.remote(task, shard, jobs, identity)
+                   for shard, jobs in shard_jobs.items()]
         with tqdm(total=len(pending), unit="shard", desc="generate (ray)") as progress:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

@@ -38,9 +38,10 @@ from safetensors.numpy import save as save_safetensors
 from ia_world.atomic import atomic_write_bytes, atomic_write_json, to_json
 from ia_world.data.episode import Episode
 from ia_world.errors import DataError
+from ia_world.formats import DATASET_VERSION, check_format_version
 
-FORMAT_VERSION = 2  # what `generate` writes for a new dataset
-READ_VERSIONS = (1, 2)  # the versions the readers below read
+FORMAT_VERSION = DATASET_VERSION  # what `generate` writes for a new dataset (2)
+READABLE_VERSIONS = (1, 2)  # the versions the readers below read (READERS)
 ZSTD_LEVEL = 3  # 20x on Billiards frames at ~1 ms per episode (docs/results/data-at-scale.md)
 ARRAY_DTYPES = ("uint8", "float32", "float64")  # what a version-2 "arrays" table may name
 MANIFEST_NAME = "dataset.json"
@@ -48,15 +49,6 @@ SHARD_DIR = "shards"
 HEADER_KEY = "ia_world"
 # manifest keys every reader relies on, with their least valid value
 MANIFEST_INTEGERS = {"episodes": 1, "shard_size": 1, "seed": 0, "frames": 1, "size": 1}
-
-
-def check_format_version(path: str | Path, found: object) -> int:
-    """`found` when it is a format version these readers read; else DataError naming the file."""
-    if type(found) is not int or found not in READ_VERSIONS:
-        raise DataError(f"{path}: format_version {found!r}, this reader reads "
-                        f"{', '.join(map(str, READ_VERSIONS))} (written by another version of "
-                        "ia-world: generate it again)")
-    return found
 
 
 # ---- seeds, names, manifest ---------------------------------------------------------------------
@@ -97,7 +89,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: unreadable manifest ({error})") from None
     if not isinstance(manifest, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    check_format_version(path, manifest.get("format_version"))
+    check_format_version(path, manifest.get("format_version"), READABLE_VERSIONS)
     for key, low in MANIFEST_INTEGERS.items():
         value = manifest.get(key)
         if type(value) is not int or value < low:
@@ -122,9 +114,11 @@ def compress_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray
     return frames, {name: [value.dtype.name, list(value.shape)] for name, value in arrays.items()}
 
 
-def encode_shard(episodes: list[tuple[int, Episode]], version: int = FORMAT_VERSION) -> bytes:
+def encode_shard(episodes: list[tuple[int, Episode]], version: int = FORMAT_VERSION,
+                 dataset: dict[str, Any] | None = None) -> bytes:
     """The safetensors bytes of a shard holding (global index, episode) pairs, in format
-    `version` (1: raw tensors, 2: zstd-compressed arrays)."""
+    `version` (1: raw tensors, 2: zstd-compressed arrays); `dataset` (the manifest the shard
+    belongs to) goes into its header, for `verify` to check dataset.json."""
     tensors: dict[str, np.ndarray] = {}
     records = []
     for k, ep in episodes:
@@ -140,7 +134,8 @@ def encode_shard(episodes: list[tuple[int, Episode]], version: int = FORMAT_VERS
                         "objects": ep.objects, "collisions": ep.collisions, "meta": ep.meta,
                         **({"saliency": list(ep.saliency)} if ep.saliency else {})})
     header = {"format_version": version,
-              "summary": shard_summary([ep for _, ep in episodes]), "episodes": records}
+              "summary": shard_summary([ep for _, ep in episodes]), "episodes": records,
+              **({"dataset": dataset} if dataset is not None else {})}
     if version == 2:
         tensors, header["arrays"] = compress_arrays(tensors)
     # one metadata key: safetensors keeps metadata in a hash map whose order varies per process
@@ -148,10 +143,11 @@ def encode_shard(episodes: list[tuple[int, Episode]], version: int = FORMAT_VERS
 
 
 def write_shard(path: str | Path, episodes: list[tuple[int, Episode]],
-                version: int = FORMAT_VERSION) -> None:
-    """Write a shard and its sha256 sidecar atomically (sidecar first, shard renamed last)."""
+                version: int = FORMAT_VERSION, dataset: dict[str, Any] | None = None) -> None:
+    """Write a shard (format `version`, `dataset` in its header: encode_shard) and its sha256
+    sidecar atomically (sidecar first, shard renamed last)."""
     path = Path(path)
-    data = encode_shard(episodes, version)
+    data = encode_shard(episodes, version, dataset)
     digest = hashlib.sha256(data).hexdigest()
     atomic_write_bytes(checksum_path(path), f"{digest}  {path.name}\n".encode())
     atomic_write_bytes(path, data)
@@ -246,14 +242,14 @@ class ZstdArrays:
         return np.frombuffer(raw, dtype).reshape(shape).copy()  # writable, like version 1
 
 
-READERS = {1: RawArrays, 2: ZstdArrays}  # format_version -> reader (READ_VERSIONS)
+READERS = {1: RawArrays, 2: ZstdArrays}  # format_version -> reader (READABLE_VERSIONS)
 
 
 @contextmanager
 def open_shard(path: str | Path, header: dict[str, Any] | None = None) -> Iterator[Any]:
     """The array reader of a shard's format version (`header`: its shard_metadata, if read)."""
     header = shard_metadata(path) if header is None else header
-    version = check_format_version(path, header.get("format_version"))
+    version = check_format_version(path, header.get("format_version"), READABLE_VERSIONS)
     try:
         with safe_open(str(path), framework="np") as handle:
             yield READERS[version](handle, header, path)
@@ -289,19 +285,38 @@ def saliency_shape(frames_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return t, h // STORED_PATCH, w // STORED_PATCH
 
 
+def check_finite(path: str | Path, k: int, frames: np.ndarray,
+                 arrays: dict[str, np.ndarray]) -> None:
+    """DataError naming the shard and episode unless the frames are uint8 and every state /
+    energy array is finite (a NaN would surface later as a NaN loss or a scikit-learn error)."""
+    if frames.dtype != np.uint8:
+        raise DataError(f"{path}: episode {k} has {frames.dtype} frames, expected uint8: "
+                        "corrupt shard (generate it again)")
+    for name, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise DataError(f"{path}: episode {k} has non-finite {name}: corrupt shard "
+                            "(generate it again)")
+
+
 def decode_episode(arrays, record: dict[str, Any], path: str | Path = "shard") -> Episode:
-    """Rebuild one Episode from a shard's array reader (open_shard) and its metadata record."""
+    """Rebuild one Episode from a shard's array reader (open_shard) and its metadata record;
+    DataError naming the shard and episode on non-finite ground truth or frames that are not
+    uint8."""
     k = record["index"]
     terms = record["energy_terms"]
-    shape = saliency_shape(arrays.shape(f"{k}/frames"))
+    frames = arrays.array(f"{k}/frames")
+    states = {key: arrays.array(f"{k}/{key}") for key in record["state_keys"]}
+    energy = None if terms is None else {t: arrays.array(f"{k}/energy/{t}") for t in terms}
+    check_finite(path, k, frames, {**states, **{f"energy {t}": v
+                                                for t, v in (energy or {}).items()}})
     return Episode(
-        frames=arrays.array(f"{k}/frames"),
+        frames=frames,
         objects=record["objects"],
-        states={key: arrays.array(f"{k}/{key}") for key in record["state_keys"]},
-        energy=None if terms is None else {t: arrays.array(f"{k}/energy/{t}") for t in terms},
+        states=states,
+        energy=energy,
         collisions=record["collisions"],
         meta=record["meta"],
-        saliency=decode_saliency(arrays, record, shape, path))
+        saliency=decode_saliency(arrays, record, saliency_shape(frames.shape), path))
 
 
 def read_shard(path: str | Path) -> list[Episode]:
@@ -325,6 +340,10 @@ def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> dict[
         raise DataError(f"{path}: format_version {header.get('format_version')!r}, the manifest "
                         f"says {manifest['format_version']}: another dataset's shard")
     try:
+        changed = identity_mismatch(header, manifest)
+        if changed:
+            raise DataError(f"{path}: generated for a dataset with other {', '.join(changed)} "
+                            "than this manifest: an edited manifest or another dataset's shard")
         records = header["episodes"]
         indices = [record["index"] for record in records]
         if indices != expected:
@@ -351,6 +370,17 @@ def check_shard(path: str | Path, manifest: dict[str, Any], shard: int) -> dict[
     except (KeyError, TypeError, AttributeError) as error:
         raise DataError(f"{path}: malformed episode records ({error!r})") from None
     return header
+
+
+def identity_mismatch(header: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """Manifest keys whose value differs from the dataset identity stored in a shard's header
+    (none for shards written before the identity was stored)."""
+    stored = header.get("dataset")
+    if not isinstance(stored, dict):
+        return []
+    return [key for key in sorted(set(stored) | set(manifest))  # strict: 1 != 1.0 != true
+            if json.dumps(stored.get(key), sort_keys=True)
+            != json.dumps(manifest.get(key), sort_keys=True)]
 
 
 # ---- a whole dataset ----------------------------------------------------------------------------
@@ -406,14 +436,17 @@ class EpisodeStore:
 
 def rewrite_dataset(root: str | Path, version: int) -> None:
     """Rewrite every shard of a dataset in format `version` (e.g. compress a format-1 dataset),
-    each shard atomically, then its manifest; the episodes read back unchanged."""
+    each shard atomically, then its manifest; the episodes read back unchanged, and each shard's
+    stored dataset identity changes only in its format_version."""
     root = Path(root)
     manifest = read_manifest(root)
-    check_format_version(root / MANIFEST_NAME, version)
+    check_format_version(root / MANIFEST_NAME, version, READABLE_VERSIONS)
     for shard in range(num_shard_files(manifest["episodes"], manifest["shard_size"])):
         path = shard_path(root, shard)
         indices = shard_episodes(shard, manifest["episodes"], manifest["shard_size"])
-        write_shard(path, list(zip(indices, read_shard(path))), version)
+        stored = shard_metadata(path).get("dataset")
+        dataset = dict(stored, format_version=version) if isinstance(stored, dict) else None
+        write_shard(path, list(zip(indices, read_shard(path))), version, dataset)
     atomic_write_json(root / MANIFEST_NAME, dict(manifest, format_version=version))
 
 

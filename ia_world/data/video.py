@@ -167,8 +167,10 @@ class VideoClips(Dataset):
         return clip
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "libx264") -> None:
-    """Write uint8 (T, H, W, 3) frames as a video (atomically: temp file then rename)."""
+def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "libx264",
+                root: str | Path | None = None) -> None:
+    """Write uint8 (T, H, W, 3) frames as a video (atomically: temp file then rename; with
+    `root`, refused outside it)."""
     def write(temp: Path) -> None:
         writer = imageio.get_writer(temp, fps=fps, codec=codec, macro_block_size=1,
                                     quality=None, format="FFMPEG",
@@ -179,7 +181,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "
         finally:
             writer.close()
 
-    atomic_write(path, write)
+    atomic_write(path, write, root)
 
 
 def _lossless_params(codec: str) -> list[str]:

@@ -20,15 +20,14 @@ import numpy as np
 from omegaconf import MISSING
 from tqdm import tqdm
 
-from ia_world.atomic import atomic_write_json
 from ia_world.checkpoint import (
-    CONFIG_FILE,
     ENCODER_WEIGHTS,
     METRICS_FILE,
     initial_encoder,
     load_encoder,
-    read_json,
+    read_metrics,
     resolve_checkpoint,
+    write_metrics,
 )
 from ia_world.config import (
     as_dict,
@@ -42,7 +41,7 @@ from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import EpisodeStore, episode_seed
 from ia_world.data.sources import pretraining_seeds
-from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.collision_probe import (
     CollisionProbeConfig,
     collision_probe,
@@ -63,13 +62,15 @@ from ia_world.eval.features import (
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
 from ia_world.eval.probe import MIN_TRAIN, TARGETS, clip_targets, fit_probes, paired_probe_cis
 from ia_world.eval.qa import QUESTION_TYPES
-from ia_world.eval.qa_generator import generate_questions
+from ia_world.eval.qa_generator import generate_questions, shortcut_tokens
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.split_cache import cached_episodes, cached_questions
 from ia_world.eval.splits import ROLES, check_disjoint, heldout_seeds, other_roles
 from ia_world.eval.stats import gap_closed
 from ia_world.masking import MaskConfig
+from ia_world.runlock import run_lock
+from ia_world.training import read_pretrain_config
 
 COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
 EXTRA_BODY_KWARGS = {"stack_chance": 0.0}  # env arguments that add bodies beyond the count
@@ -250,7 +251,7 @@ def metrics_table(probes: dict[str, dict[str, dict]], paired: dict[str, dict],
     for qtype in QUESTION_TYPES:
         for unit in ("per_option", "per_question"):
             by_subject = {s: acc[qtype] for s, acc in qa["subjects"].items() if qtype in acc}
-            if set(SUBJECTS) <= set(by_subject):
+            if set(SUBJECTS) <= set(by_subject):  # (+ the shortcut control, when present)
                 table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
                     {s: a[unit] for s, a in by_subject.items()},
                     {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
@@ -323,7 +324,7 @@ def evaluation_splits(cfg: EvalConfig, grid, config: dict) -> Splits:
 def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
-    config = read_json(checkpoint / CONFIG_FILE)
+    config = read_pretrain_config(checkpoint)  # validated before any work
     encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
                 "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
     grid = encoders["encoder"].grid
@@ -372,9 +373,12 @@ def measure(cfg: EvalConfig) -> dict:
         for name, subjects in collision.items():
             probes[f"{name} (collision)"] = subjects
             paired[f"{name} (collision)"] = paired_probe_cis(subjects, seed=seed)
-    qa = evaluate_qa(splits.questions_train, splits.questions_heldout,
-                     {s: f.tokens for s, f in features["fixed train"].items()},
-                     {s: f.tokens for s, f in features["fixed held-out"].items()}, cfg.qa)
+    qa_subjects = [{s: f.tokens for s, f in features[name].items()}
+                   for name in ("fixed train", "fixed held-out")]
+    for subjects, episodes in zip(qa_subjects, (fixed_train, fixed_heldout)):
+        # QA's shortcut control: only the events the video shows (docs/results/qa-shortcuts.md)
+        subjects["shortcut"] = shortcut_tokens(episodes, grid.frames, cfg.fixed.count, vocab)
+    qa = evaluate_qa(splits.questions_train, splits.questions_heldout, *qa_subjects, cfg.qa)
     dim = encoders["encoder"].embed_dim
     pooled, floor_pooled = (features["held-out"][s].vector[:, :dim] for s in ("encoder", "floor"))
     seeds = heldout_seeds(cfg.role)
@@ -409,25 +413,24 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Evaluate a checkpoint; writes <out or ckpt>/metrics.json and returns the results.
 
     Results go under "eval" (EMA target weights) or "eval_encoder" (online encoder weights), so
-    evaluating one never overwrites the other.
+    evaluating one never overwrites the other. `out=` is checked writable and locked (one
+    writer) before minutes of evaluation.
     """
     validate_tree(cfg)
     eval_cfg = cfg
     out = Path(eval_cfg.out) if eval_cfg.out else resolve_checkpoint(eval_cfg.ckpt)
-    path = out / METRICS_FILE
-    metrics = read_json(path) if path.is_file() else {}  # checked before minutes of evaluation
-    if not isinstance(metrics, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
-    result = measure(eval_cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
+    with run_lock(out):  # creates out= (checked writable) and holds it: one writer
+        path = out / METRICS_FILE
+        metrics = read_metrics(path) if path.is_file() else {}  # checked before the evaluation
+        result = measure(eval_cfg)
+        write_metrics(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
     print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
 
 
 def results_table(metrics: dict[str, dict]) -> str:
     """The metrics with their controls as a short text table (what `evaluate` prints)."""
-    columns = (*SUBJECTS, "density_blind", "gap_closed")
+    columns = (*SUBJECTS, "shortcut", "density_blind", "gap_closed")
     lines = [f"{'metric':<34}" + "".join(f"{c:>14}" for c in columns) + "  gap closed 95% CI"]
     for name, row in metrics.items():
         gap = row.get("paired_ci", {}).get("gap_closed", [np.nan, np.nan])

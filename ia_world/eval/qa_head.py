@@ -36,7 +36,12 @@ class QAHeadConfig:
     width: int = 64  # token, key and value width
     hidden: int = 256  # width of the MLP that reads the answer off the objects read
     dropout: float = 0.2  # dropout in that MLP
-    epochs: int = 20  # training epochs
+    epochs: int = 20  # most training epochs
+    # early stopping: this share of the TRAINING split's clips is held out, the head keeps the
+    # epoch with the lowest loss on them and stops after `patience` epochs without a better one
+    # (0: no early stopping, every training clip is fitted for all epochs)
+    val_fraction: float = 0.1
+    patience: int = 3  # epochs without a better validation loss before stopping
     batch_size: int = 256  # option rows per step
     lr: float = 3e-3  # AdamW learning rate
     weight_decay: float = 0.05  # AdamW weight decay
@@ -50,6 +55,8 @@ class QAHeadConfig:
         check_range("hidden", self.hidden, 8, 16384)
         check_range("dropout", self.dropout, 0.0, 0.99)
         check_range("epochs", self.epochs, 1, 10_000)
+        check_range("val_fraction", self.val_fraction, 0.0, 0.5)
+        check_range("patience", self.patience, 1, 10_000)
         check_range("batch_size", self.batch_size, 1, 100_000)
         check_range("lr", self.lr, 0.0, 10.0)
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)
@@ -173,10 +180,31 @@ def option_tensors(questions: list[Question], vocab: dict[str, int]) -> OptionRo
                       torch.as_tensor(type_balanced_weights(questions, question_of_row)))
 
 
+def weighted_loss(head: QAHead, latents: torch.Tensor, rows: OptionRows,
+                  batch: torch.Tensor) -> torch.Tensor:
+    """Type-balanced BCE of the option rows `batch` (indices into rows)."""
+    logits = head_logits(head, latents, rows.clips[batch], rows.ids[batch], rows.spans[batch])
+    return nn.functional.binary_cross_entropy_with_logits(logits, rows.labels[batch],
+                                                          rows.weights[batch])
+
+
+@torch.no_grad()
+def validation_loss(head: QAHead, latents: torch.Tensor, rows: OptionRows,
+                    batch_size: int) -> float:
+    """Mean type-balanced BCE over all of `rows` (the head in eval mode)."""
+    head.eval()
+    total = sum(float(weighted_loss(head, latents, rows, part)) * len(part)
+                for part in torch.arange(len(rows.clips)).split(batch_size))
+    head.train()
+    return total / len(rows.clips)
+
+
 def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, references: int,
-                  cfg: QAHeadConfig, progress: bool = True) -> QAHead:
+                  cfg: QAHeadConfig, progress: bool = True,
+                  val_rows: OptionRows | None = None) -> QAHead:
     """Fit a QAHead by type-balanced BCE on option rows; latents (C, N, D) indexed by
-    rows.clips."""
+    rows.clips (and val_rows.clips). With val_rows: keep the epoch of lowest validation loss,
+    stop after cfg.patience epochs without a lower one (head.epochs_run: epochs trained)."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     head = QAHead(latents.shape[-1], vocab_size, references, cfg.width, cfg.hidden, cfg.dropout)
@@ -184,17 +212,29 @@ def train_qa_head(latents: np.ndarray, rows: OptionRows, vocab_size: int, refere
     latents_t = torch.as_tensor(latents, dtype=torch.float32)
     steps = cfg.epochs * -(-len(rows.clips) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    best, best_state, since = float("inf"), None, 0
     head.train()
+    head.epochs_run = 0
     for _ in tqdm(range(cfg.epochs), desc="QA head", leave=False, disable=not progress):
+        head.epochs_run += 1
         for batch in clip_grouped_batches(rows.clips, cfg.batch_size, generator):
-            logits = head_logits(head, latents_t, rows.clips[batch], rows.ids[batch],
-                                 rows.spans[batch])
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                logits, rows.labels[batch], rows.weights[batch])
+            loss = weighted_loss(head, latents_t, rows, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
+        if val_rows is None:
+            continue
+        loss = validation_loss(head, latents_t, val_rows, cfg.batch_size)
+        if loss < best:
+            best, since = loss, 0
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+        else:
+            since += 1
+            if since >= cfg.patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
     return head.eval()
 
 
@@ -220,14 +260,26 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def fit_and_predict(job: tuple[np.ndarray, np.ndarray, OptionRows, OptionRows, int, int,
-                               QAHeadConfig]) -> np.ndarray:
-    """Train one subject's head on one thread and predict its test rows (one pool task):
-    job = (train latents, test latents, rows, test rows, vocab size, references, cfg)."""
-    train_x, test_x, rows, test_rows, vocab_size, references, cfg = job
+def fit_and_predict(job: tuple) -> tuple[np.ndarray, int]:
+    """Train one subject's head on one thread, predict its test rows (one pool task): returns
+    (predicted (R,) bool, epochs run); job = (train latents, test latents, rows, validation
+    rows or None, test rows, vocab size, references, cfg)."""
+    train_x, test_x, rows, val_rows, test_rows, vocab_size, references, cfg = job
     with single_thread():
-        head = train_qa_head(train_x, rows, vocab_size, references, cfg, progress=False)
-        return predict(head, test_x, test_rows)
+        head = train_qa_head(train_x, rows, vocab_size, references, cfg, progress=False,
+                             val_rows=val_rows)
+        return predict(head, test_x, test_rows), head.epochs_run
+
+
+def validation_split(questions: list[Question], fraction: float,
+                     seed: int) -> tuple[list[Question], list[Question]]:
+    """(fitted, validation) questions: a seeded `fraction` of the clips, all their questions,
+    go to validation (no clip in both)."""
+    clips = sorted({q.clip for q in questions})
+    count = min(int(np.ceil(fraction * len(clips))), len(clips) - 1)  # >= 1 clip to fit
+    held = set(np.random.default_rng(seed).permutation(clips)[:count].tolist())
+    return ([q for q in questions if q.clip not in held],
+            [q for q in questions if q.clip in held])
 
 
 def check_question_counts(questions: list[Question], minimum: int, split: str) -> None:
@@ -251,20 +303,23 @@ def evaluate_qa(train: list[Question], test: list[Question], train_latents: dict
     """Train one head per subject on `train`, score each on `test` (accuracy per type, CIs).
 
     train_latents / test_latents: subject -> clip tokens (C, N, D); every subject gets the same
-    head, budget and seed. Heads train in cfg.workers processes, one thread each, so the
-    results are the same for any number of workers.
+    head, budget, seed and early-stopping clips (cfg.val_fraction of the training clips).
+    Heads train in cfg.workers processes, one thread each, so the results are the same for any
+    number of workers.
     """
     vocab = build_vocab(train)
-    rows, test_rows = option_tensors(train, vocab), option_tensors(test, vocab)
+    fitted, held = validation_split(train, cfg.val_fraction, cfg.seed)
+    rows, test_rows = option_tensors(fitted, vocab), option_tensors(test, vocab)
+    val_rows = option_tensors(held, vocab) if held else None
     references = int(max(rows.spans.max(), test_rows.spans.max(), 1))
-    jobs = [(*standardize(train_latents[s], test_latents[s]), rows, test_rows, len(vocab),
-             references, cfg) for s in train_latents]
+    jobs = [(*standardize(train_latents[s], test_latents[s]), rows, val_rows, test_rows,
+             len(vocab), references, cfg) for s in train_latents]
     with ordered_map(min(cfg.workers, len(jobs))) as heads_in_order:
         predicted = list(tqdm(heads_in_order(fit_and_predict, jobs), total=len(jobs),
                               desc="QA heads", leave=False))
     subjects = {s: accuracy_by_type(test, p, with_ci=True)
-                for s, p in zip(train_latents, predicted)}
-    return {"subjects": subjects,
+                for s, (p, _) in zip(train_latents, predicted)}
+    return {"subjects": subjects, "epochs": {s: n for s, (_, n) in zip(train_latents, predicted)},
             "majority": majority_baseline(train, test), "random": random_baseline(test),
             "correct_share_train": correct_share(train), "correct_share_test": correct_share(test),
             "train_questions": len(train), "test_questions": len(test)}

@@ -22,9 +22,10 @@ from einops import rearrange, repeat
 from torch import nn
 from tqdm import tqdm
 
-from ia_world.checkpoint import CONFIG_FILE, MODEL_FILE, read_json, read_tensors, write_model_dir
+from ia_world.checkpoint import CONFIG_FILE, MODEL_FILE, read_config, read_tensors, write_model_dir
 from ia_world.config import check_range, to_dataclass
 from ia_world.errors import CheckpointError, ConfigError, DataError
+from ia_world.formats import WORLD_MODEL_VERSION
 
 
 @dataclass
@@ -256,18 +257,22 @@ def save_world_model(model: WorldModel, directory: str | Path,
     """Write the model (+ extra tensors) and its config as a checkpoint directory, atomically."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"extra.{k}": v for k, v in (extra or {}).items()})
-    return write_model_dir(directory, tensors, asdict(model.cfg))
+    return write_model_dir(directory, tensors, asdict(model.cfg), version=WORLD_MODEL_VERSION)
 
 
 def load_world_model(directory: str | Path) -> tuple[WorldModel, dict[str, torch.Tensor]]:
-    """(WorldModel in eval mode, extra tensors) from a directory written by save_world_model."""
+    """(WorldModel in eval mode, extra tensors) from a directory written by save_world_model.
+
+    Version 1 (the one format read) holds the goal probes, `surprise.reference` and the
+    `train.split` / `train.fold` it was trained on; an unversioned world model is refused.
+    """
     directory = Path(directory)
     for name in (MODEL_FILE, CONFIG_FILE):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory / name}: missing "
                                   "(train it with `ia-world world_model`)")
     try:
-        cfg = to_dataclass(read_json(directory / CONFIG_FILE), WorldModelConfig)
+        cfg = to_dataclass(read_config(directory, (WORLD_MODEL_VERSION,)), WorldModelConfig)
     except ConfigError as error:
         raise CheckpointError(f"{directory / CONFIG_FILE}: bad world model config "
                               f"({error})") from None

@@ -15,7 +15,7 @@ import pybullet as p
 from gymnasium import spaces
 
 from . import raster
-from .base import check_finite_action
+from .base import check_finite_action, check_number
 from .bullet_backend import BulletScene
 from .pymunk_backend import PymunkScene
 from .pymunk_scenes import sample_separated
@@ -127,10 +127,11 @@ class PushBall(PymunkScene):
                  **kwargs):
         super().__init__(gravity=0.0, max_steps=max_steps, **kwargs)
         self.reward_kind = check_reward(reward)
-        self.max_force = float(max_force)
-        self.damping = float(damping)
-        self.ball_radius = float(ball_radius)
-        self.goal_radius = float(goal_radius)
+        self.max_force = check_number("max_force", max_force, 0.0, 1000.0)
+        self.damping = check_number("damping", damping, 0.0, 1.0, open_low=True)
+        radius_cap = self.world_size / 8  # three discs must fit side by side with a gap
+        self.ball_radius = check_number("ball_radius", ball_radius, 0.0, radius_cap, open_low=True)
+        self.goal_radius = check_number("goal_radius", goal_radius, 0.0, radius_cap, open_low=True)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.goal = np.zeros(2)
 
@@ -262,9 +263,10 @@ class PushBall3D(BulletScene):
         kwargs.setdefault("camera_target", (0.0, 0.0, 0.0))
         super().__init__(max_steps=max_steps, **kwargs)
         self.reward_kind = check_reward(reward)
-        self.max_force = float(max_force)
-        self.arena = float(arena)
-        self.goal_radius = float(goal_radius)
+        self.max_force = check_number("max_force", max_force, 0.0, 1000.0)
+        self.arena = check_number("arena", arena, 0.5, 10.0)
+        self.goal_radius = check_number("goal_radius", goal_radius, 0.0, self.arena / 2,
+                                        open_low=True)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.goal = np.zeros(2)
 

@@ -78,13 +78,15 @@ def group_rows(command: str) -> list[tuple[str, str, list[str]]]:
     return rows
 
 
-def command_help(command: str, summary: str, schema: type) -> str:
-    """The text of `ia-world <command> --help`."""
-    values = OmegaConf.to_container(load_config(command, []), throw_on_missing=False)
+def command_help(command: str, summary: str, schema: type, overrides: list[str] = ()) -> str:
+    """The text of `ia-world <command> [group=option ...] --help`: the keys of the config the
+    overrides compose (`solve agent=latent --help` lists the latent agent's keys)."""
+    values = OmegaConf.to_container(load_config(command, list(overrides), schema),
+                                    throw_on_missing=False)
     doc = inspect.getdoc(schema) or ""
     lines = [f"ia-world {command}: {summary}", "",
              f"usage: ia-world {command} [key=value ...] [group=option ...] [--dry-run]",
-             "", doc, "", "keys (default, meaning):"]
+             "", doc, "", f"keys (default, meaning){''.join(' ' + o for o in overrides)}:"]
     rows = key_rows(schema, values)
     width = max(len(key) + len(default) for key, default, _ in rows) + 4
     lines += [f"  {key}={default}".ljust(width + 3) + (f"  # {meaning}" if meaning else "")
@@ -94,6 +96,23 @@ def command_help(command: str, summary: str, schema: type) -> str:
         lines += ["", "config groups (group=option; the default first):"]
         lines += [f"  {group}: {default}" + "".join(f", {o}" for o in options if o != default)
                   for group, default, options in groups]
-    lines += ["", "--dry-run validates the config and prints it without running anything.",
+    lines += ["", "`ia-world <command> <group>=<option> --help` lists the keys with that option.",
+              "--dry-run validates the config and prints it without running anything.",
               "Keys and meanings come from the config dataclasses (docs/DESIGN.md section 2)."]
     return "\n".join(lines)
+
+
+def option_keys(command: str, schema: type, overrides: list[str] = ()) -> set[str]:
+    """The dotted keys of the config `command` composes with these `group=option` overrides."""
+    values = OmegaConf.to_container(load_config(command, list(overrides), schema),
+                                    throw_on_missing=False)
+    return {key for key, _, _ in key_rows(schema, values)}
+
+
+def options_with_own_keys(command: str, schema: type) -> list[str]:
+    """The `group=option` overrides that bring keys the default config lacks (`agent=latent`)."""
+    default_keys = option_keys(command, schema)
+    return [f"{group}={option}" for group, default, options in group_rows(command)
+            for option in options if option != default
+            and option_keys(command, schema, [f"{group}={option}"]) - default_keys]
+

@@ -14,6 +14,7 @@ from ia_world.errors import ConfigError, DataError
 from ia_world.eval.evaluate import EvalConfig, evaluate
 from ia_world.masking import STRATEGIES
 from ia_world.report import ReportConfig, read_eval, report
+from ia_world.runlock import check_out_dir
 from ia_world.training import PretrainConfig, pretrain
 
 EACH_RUN = "(each run)"  # evaluate.ckpt / pretrain.out: set per strategy and seed
@@ -54,6 +55,7 @@ def run_dirs(cfg: CompareConfig) -> list[tuple[str, int, Path]]:
 def compare(cfg: CompareConfig) -> Path:
     """Pretrain (resuming finished or partial runs), evaluate once, report; returns report.md."""
     validate_tree(cfg)
+    check_out_dir(cfg.out)  # before any work
     runs = run_dirs(cfg)
     for strategy, seed, out in tqdm(runs, desc="compare"):
         masking = replace(cfg.pretrain.masking, strategy=strategy)

@@ -7,7 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the ids)
-from envs.active import PushBall, PushBall3D
+from envs.pushball import PushBall, PushBall3D
 
 ACTIVE_IDS = ["ia_world/PushBall-v0", "ia_world/PushBallSparse-v0", "ia_world/PushBall3D-v0"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from ia_world.atomic import atomic_write_bytes
@@ -63,3 +64,38 @@ def write_page(path: str | Path, title: str, sections: list[tuple[str, list[str]
     """Write the report to `path` atomically; returns the path."""
     atomic_write_bytes(path, page(title, sections).encode("utf-8"))
     return Path(path)
+
+
+IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
+
+
+def markdown_table(lines: list[str]) -> str:
+    """An HTML table of a markdown table's lines (header, separator, rows)."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    header, body = rows[0], [r for r in rows[2:]]
+    return table([dict(zip(header, row)) for row in body], header[0])
+
+
+def markdown(path: str | Path) -> list[str]:
+    """HTML parts of a markdown report (report.py's report.md): its `##` headings, paragraphs,
+    tables, and its `![caption](file)` images inlined from the report's folder."""
+    path = Path(path)
+    parts, block = [], []
+    for line in [*path.read_text().splitlines(), ""]:
+        if line.startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            parts.append(markdown_table(block))
+            block = []
+        image = IMAGE.match(line.strip())
+        if line.startswith("# ") or not line.strip():
+            continue
+        if line.startswith("#"):
+            parts.append(f"<h3>{html.escape(line.lstrip('#').strip())}</h3>")
+        elif image and (path.parent / image.group(2)).is_file():
+            data = (path.parent / image.group(2)).read_bytes()
+            parts.append(image_tag(data, "image/png", image.group(1)))
+        else:
+            parts.append(note(line))
+    return parts

@@ -12,7 +12,8 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from ia_world.errors import IAWorldError
+from ia_world.config import load_attr
+from ia_world.errors import IAWorldError, from_worker
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ COMMANDS = {
                         "probe, entropy, causal QA and mask metrics of a checkpoint"),
     "report": Command("ia_world.report:ReportConfig", "ia_world.report:report",
                       "tables and plots of evaluated runs (nothing is trained)"),
-    "compare": Command("ia_world.eval.compare:CompareConfig", "ia_world.eval.compare:compare",
+    "compare": Command("ia_world_app.compare:CompareConfig", "ia_world_app.compare:compare",
                        "pretrain + evaluate every masking strategy x seed, then report"),
     "world_model": Command("agents.world_model:WorldModelTrainConfig",
                            "agents.world_model:train_stage",
@@ -45,7 +46,7 @@ COMMANDS = {
                         "violation-of-expectation surprise on teleport pairs"),
     "rl": Command("agents.rl:RLConfig", "agents.rl:rl",
                   "PPO with a frozen encoder (or a CNN) as features; or plot runs"),
-    "demo": Command("ia_world.demo:DemoConfig", "ia_world.demo:demo",
+    "demo": Command("ia_world_app.demo:DemoConfig", "ia_world_app.demo:demo",
                     "the whole pipeline end to end, with an HTML report"),
     "verify": Command("ia_world.data.verify:VerifyConfig", "ia_world.data.verify:verify_stage",
                       "check a dataset's shards, manifest and annotations (and repair them)"),
@@ -55,12 +56,6 @@ DRY_RUN = "--dry-run"
 USAGE = ("usage: ia-world {" + ",".join(COMMANDS) + "} [key=value ...] [--dry-run]\n"
          + "\n".join(f"  {name:<12} {c.summary}" for name, c in COMMANDS.items())
          + "\n`ia-world <command> --help` lists a command's keys, defaults and config groups.")
-
-
-def load_attr(spec: str):
-    """The attribute named by "module:attribute"."""
-    module_name, attribute = spec.split(":")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 @functools.cache
@@ -118,6 +113,44 @@ def run_command(command: str, overrides: list[str], dry_run: bool = False):
     return load_attr(COMMANDS[command].stage)(config)
 
 
+def help_text(command: str, overrides: list[str] = ()) -> str:
+    """The text of `ia-world <command> [group=option ...] --help`, read from the schema."""
+    from ia_world.config import register_schema
+    from ia_world_app.help import command_help
+
+    schema = load_attr(COMMANDS[command].schema)
+    register_schema(command, schema)
+    return command_help(command, COMMANDS[command].summary, schema, overrides)
+
+
+CLI_DOCS = "docs/cli.md"
+REGENERATE_CLI_DOCS = f'python -c "from {__name__} import write_cli_docs; write_cli_docs()"'
+
+
+def cli_markdown() -> str:
+    """docs/cli.md: the top-level usage and every command's `--help` text, one section each."""
+    lines = ["# Command-line reference", "",
+             "Generated from the config schema (the text of `ia-world --help` and "
+             "`ia-world <command> --help`);",
+             f"do not edit: regenerate with `{REGENERATE_CLI_DOCS}`"
+             " (a test fails when this page is stale).", "", "```text", USAGE, "```"]
+    from ia_world_app.help import options_with_own_keys
+
+    for command in COMMANDS:
+        lines += ["", f"## {command}", "", "```text", help_text(command), "```"]
+        for option in options_with_own_keys(command, load_attr(COMMANDS[command].schema)):
+            lines += ["", f"### {command} {option}", "", "```text",
+                      help_text(command, [option]), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_cli_docs(path: str = CLI_DOCS) -> None:
+    """Write the CLI reference page (run from the repository root)."""
+    from ia_world.atomic import atomic_write_text
+
+    atomic_write_text(path, cli_markdown())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -130,16 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if any(a in ("-h", "--help") for a in args[1:]):
-            from ia_world.config import register_schema
-            from ia_world.help import command_help
-
-            schema = load_attr(COMMANDS[command].schema)
-            register_schema(command, schema)
-            print(command_help(command, COMMANDS[command].summary, schema))
+            print(help_text(command, [a for a in overrides if a not in ("-h", "--help")]))
             return 0
         run_command(command, overrides, dry_run=DRY_RUN in args[1:])
     except IAWorldError as error:
-        print(f"ia-world {command}: error: {error}", file=sys.stderr)
+        print(f"ia-world {command}: error: {from_worker(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # unwritable output directory, full disk, unreadable input
         print(f"ia-world {command}: error: {error.filename or ''}: {error.strerror or error}",
