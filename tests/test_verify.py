@@ -153,6 +153,9 @@ def test_format_1_dataset_reads_verifies_and_repairs_in_format_1(clean, copy, ca
     manifest = json.loads((copy / "dataset.json").read_text())
     assert manifest["format_version"] == 1
     assert shard_metadata(shard_path(copy, 1))["dataset"] == manifest  # its identity, in format 1
+    shard_path(copy, 2).unlink()  # resumed by generate: in format 1 too
+    generate(GenerateConfig(out=str(copy), episodes=3, frames=5, size=32, shard_size=1, seed=0))
+    assert files(copy) == old
 
 
 def test_rewrite_dataset_compresses_a_format_1_dataset_back_to_the_same_bytes(clean, copy):
