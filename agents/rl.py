@@ -78,6 +78,7 @@ class RLConfig:
     size: int = 64  # render size; must equal the checkpoint's frame size
     episode_steps: int = 128  # env max_steps (truncation)
     pool: str = "mean"  # mean | attentive (trainable head)
+    window: int = 0  # frozen encoder: 0 = all tokens; w = the last w token time steps only
     device: str = "cpu"  # cpu | cuda | auto
     name: str = ""  # run name; default <env>_<encoder>_seed<k>
     out: str = "runs/rl"  # runs go to <out>/<name>/
@@ -96,6 +97,7 @@ class RLConfig:
                               f"{self.encoder} does not exist")
         if self.name:
             check_name("name", self.name)
+        check_range("window", self.window, 0, 10_000)
         for key, high in (("steps", 10**9), ("n_envs", 256), ("frame_stack", 64),
                           ("size", 512), ("episode_steps", 10**6)):
             check_range(key, getattr(self, key), 1, high)
@@ -140,7 +142,7 @@ def make_agent(cfg: RLConfig, venv, run_dir: Path):
     if cfg.encoder != "cnn":
         policy_kwargs = dict(features_extractor_class=IAJEPAExtractor,
                              features_extractor_kwargs=dict(checkpoint=cfg.encoder, pool=cfg.pool,
-                                                            device=cfg.device))
+                                                            device=cfg.device, window=cfg.window))
     agent = PPO("CnnPolicy", venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
                 verbose=0, **as_dict(cfg.ppo))
     agent.set_logger(configure_logger(str(run_dir), ["csv"]))

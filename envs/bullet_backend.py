@@ -272,15 +272,20 @@ class BulletScene(SceneEnv):
         return (np.array([x for x, _ in poses]), np.array([q for _, q in poses]),
                 np.array([v for v, _ in speeds]), np.array([w for _, w in speeds]))
 
-    def _backend_states(self) -> dict[str, np.ndarray]:
-        position, quaternion, velocity, angular_velocity = self._kinematics()
+    def _backend_snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """States and energy of the current frame from one read of the bodies' kinematics."""
+        kinematics = self._kinematics()
+        return self._backend_states(kinematics), self._backend_energy(kinematics)
+
+    def _backend_states(self, kinematics: tuple | None = None) -> dict[str, np.ndarray]:
+        position, quaternion, velocity, angular_velocity = kinematics or self._kinematics()
         return {"position": position, "velocity": velocity,
                 "orientation": np.array([p.getEulerFromQuaternion(q) for q in quaternion]),
                 "angular_velocity": angular_velocity, "pixel": self.world_to_pixel(position),
                 "bbox": self._bboxes()}
 
-    def _backend_energy(self) -> dict[str, float]:
-        position, quaternion, velocity, angular_velocity = self._kinematics()
+    def _backend_energy(self, kinematics: tuple | None = None) -> dict[str, float]:
+        position, quaternion, velocity, angular_velocity = kinematics or self._kinematics()
         # a base's reported pose is its inertial frame: the centre of mass, axes along the
         # principal axes of `inertia` (bullet3 issue 3312), so w_l = R^T w
         rotations = np.array([quaternion_matrix(q) for q in quaternion])  # (K, 3, 3)

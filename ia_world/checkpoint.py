@@ -203,15 +203,18 @@ class FrozenEncoder(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def encode(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Latents (B, N, D) of a uint8 clip batch (B, T, H, W, 3)."""
+    def encode(self, frames: torch.Tensor | np.ndarray,
+               keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (B, N, D) of a uint8 clip batch (B, T, H, W, 3); (B, M, D) of only the token
+        indices `keep` (B, M) (the others are never computed)."""
         frames = torch.as_tensor(frames)
         expected = (self.grid.frames, self.grid.size, self.grid.size, 3)
         if frames.dtype != torch.uint8 or frames.ndim != 5 or tuple(frames.shape[1:]) != expected:
             raise DataError(f"encode: expected uint8 (B, {', '.join(map(str, expected))}) frames, "
                             f"got {frames.dtype} {tuple(frames.shape)}")
         device = next(self.encoder.parameters()).device
-        return self.encoder(frames.to(device)).float()
+        keep = None if keep is None else keep.to(device)
+        return self.encoder(frames.to(device), keep).float()
 
     def forward(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Same as encode."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from ia_world.errors import DataError, IAWorldError
 
 KEY = "format_version"
-DATASET_VERSION = 1  # dataset.json and the shard headers (ia_world/data/shards.py)
+DATASET_VERSION = 2  # dataset.json and the shard headers written now (ia_world/data/shards.py)
 CHECKPOINT_VERSION = 1  # a checkpoint's config.json (ia_world/checkpoint.py)
 METRICS_VERSION = 1  # metrics.json (ia_world/eval/evaluate.py)
 WORLD_MODEL_VERSION = 1  # a world model's config.json (agents/world_model.py)

@@ -122,12 +122,12 @@ def test_killed_generate_resumes_to_identical_shards(tmp_path, monkeypatch):
     generate(cfg)
     write_shard, calls = generator.write_shard, []
 
-    def killed_on_second_shard(path, episodes, *identity):
+    def killed_on_second_shard(path, episodes, *version_and_identity):
         calls.append(path)
         if len(calls) == 2:
             path.with_name(f".tmp-999-{path.name}").write_bytes(b"half a shard")
             raise KeyboardInterrupt
-        write_shard(path, episodes, *identity)
+        write_shard(path, episodes, *version_and_identity)
 
     monkeypatch.setattr(generator, "write_shard", killed_on_second_shard)
     cfg.out = str(tmp_path / "killed")

@@ -14,7 +14,7 @@ import envs  # noqa: F401  (registers the ids)
 from agents.rl import RLConfig, make_agent, make_env, trainable_state
 from agents.sb3 import IAJEPAExtractor, LatentObservation, stretch_to_clip
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.errors import CheckpointError
+from ia_world.errors import CheckpointError, ConfigError
 from ia_world.models import ModelConfig
 from ia_world_app.cli import run_command
 
@@ -121,3 +121,32 @@ def test_rl_command_writes_logs_weights_and_curves(checkpoint, tmp_path):
         assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     figure = run_command("rl", [f"plot=[{tmp_path}]", f"out={tmp_path}"])
     assert figure == tmp_path / "curves.png" and figure.stat().st_size > 0
+
+
+def test_cached_and_windowed_extractor_features(checkpoint):
+    env = gym.make("ia_world/PushBall-v0", size=32).unwrapped
+    stacks = np.stack([np.stack([env.reset(seed=s)[0]] * 2) for s in range(3)])  # B K H W 3
+    observations = torch.from_numpy(rearrange(stacks, "b k h w c -> b (k c) h w")).float() / 255
+    space = gym.spaces.Box(0, 255, observations.shape[1:], np.uint8)
+    fresh = IAJEPAExtractor(space, checkpoint=checkpoint, cache_size=0)
+    cached = IAJEPAExtractor(space, checkpoint=checkpoint, cache_size=2)
+    calls = []
+    encode = cached.encoder.encode
+    cached.encoder.encode = lambda clips, keep=None: calls.append(len(clips)) or encode(clips, keep)
+    first = cached(observations[[0, 1, 0]])  # one call, the repeated stack encoded once
+    assert calls == [2] and len(cached.cache) == 2
+    torch.testing.assert_close(first, fresh(observations[[0, 1, 0]]))
+    torch.testing.assert_close(cached(observations[[1, 2]]), fresh(observations[[1, 2]]))
+    assert calls == [2, 1] and len(cached.cache) == 2  # stack 0 left the LRU cache
+    assert not cached(observations[:1]).requires_grad and not first.is_inference()
+    # window=1: only the last token time step's tokens (of T'=2), the same as `keep` gives
+    window = IAJEPAExtractor(space, checkpoint=checkpoint, window=1, cache_size=0)
+    clips = stretch_to_clip(torch.from_numpy(stacks), MICRO.frames)
+    tokens = MICRO.grid.num_tokens // 2
+    expected = load_encoder(checkpoint).encoder(clips)[:, tokens:]  # not what keep computes
+    keep = torch.arange(tokens, 2 * tokens).expand(3, -1)
+    kept = load_encoder(checkpoint).encode(clips, keep)
+    torch.testing.assert_close(window(observations), kept.mean(1))
+    assert not torch.allclose(kept, expected)  # the window's tokens attend only to each other
+    with pytest.raises(ConfigError, match="window=3"):
+        IAJEPAExtractor(space, checkpoint=checkpoint, window=3)

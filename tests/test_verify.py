@@ -16,7 +16,15 @@ from safetensors import safe_open
 from safetensors.numpy import save
 
 from ia_world.data.generator import GenerateConfig, generate
-from ia_world.data.shards import EpisodeStore, checksum_path, shard_path
+from ia_world.data.shards import (
+    HEADER_KEY,
+    EpisodeStore,
+    checksum_path,
+    compress_arrays,
+    rewrite_dataset,
+    shard_metadata,
+    shard_path,
+)
 from ia_world.data.verify import VerifyConfig, verify, verify_stage
 from ia_world.errors import DataError
 from ia_world_app import cli
@@ -82,26 +90,91 @@ def test_bad_shard_is_named_and_repaired_to_the_clean_bytes(clean, copy, capsys,
     assert cli.main(["verify", str(copy), "--repair"]) == 0
 
 
-def rewrite_tensor(path: Path, key: str, value: np.ndarray | None,
-                   metadata: dict | None = None) -> None:
-    """Replace one tensor (and the header) of a shard and recompute its checksum (a
-    consistent, bad shard)."""
-    with safe_open(str(path), framework="np") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        metadata = metadata or handle.metadata()
-    if value is not None:
-        tensors[key] = value
+def save_consistent(path: Path, tensors: dict[str, np.ndarray], metadata: dict) -> None:
+    """Write a shard's tensors and header with a matching sha256 sidecar (a consistent, bad
+    shard)."""
     data = save(tensors, metadata=metadata)
     path.write_bytes(data)
     checksum_path(path).write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
 
 
+def rewrite_tensor(path: Path, key: str, value: np.ndarray | None,
+                   metadata: dict | None = None) -> None:
+    """Replace one array (and the header) of a shard, stored as the shard's format stores it
+    (format 2: a zstd frame, its dtype and shape in the header's table), and recompute its
+    checksum (a consistent, bad shard)."""
+    with safe_open(str(path), framework="np") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        metadata = metadata or handle.metadata()
+    if value is not None:
+        header = json.loads(metadata[HEADER_KEY])
+        if header["format_version"] == 2:
+            frames, table = compress_arrays({key: value})
+            tensors.update(frames)
+            header["arrays"].update(table)
+            metadata = {HEADER_KEY: json.dumps(header)}
+        else:
+            tensors[key] = value
+    save_consistent(path, tensors, metadata)
+
+
+def damage_compressed_frames(copy: Path, other: Path) -> None:
+    """Flip one byte inside episode 1's zstd-compressed frames, with a matching sidecar."""
+    path = shard_path(copy, 1)
+    with safe_open(str(path), framework="np") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    tensors["1/frames"][len(tensors["1/frames"]) // 2] ^= 0xFF
+    save_consistent(path, tensors, metadata)
+
+
+def test_corrupt_compressed_frames_are_named_and_repaired(clean, copy, capsys):
+    damage_compressed_frames(copy, clean.parent / "other")
+    assert cli.main(["verify", str(copy)]) == 2
+    assert "shard-00001.safetensors: 1/frames does not decompress" in capsys.readouterr().out
+    assert verify(copy, repair=True)["bad"] == {}
+    assert files(copy) == files(clean)
+
+
+def test_format_1_dataset_reads_verifies_and_repairs_in_format_1(clean, copy, capsys):
+    rewrite_dataset(copy, 1)
+    old = files(copy)
+    raw, compressed = (sum(shard_path(root, s).stat().st_size for s in range(3))
+                       for root in (copy, clean))
+    assert raw > 3 * compressed  # 32 px, 5 frames, mostly JSON header: still > 3x smaller
+    for k in range(3):
+        a, b = EpisodeStore(copy)[k], EpisodeStore(clean)[k]
+        assert (a.frames == b.frames).all() and a.saliency.keys() == b.saliency.keys()
+        assert all((a.states[key] == b.states[key]).all() for key in a.states)
+    assert cli.main(["verify", str(copy)]) == 0
+    damage_truncate(copy, clean.parent / "other")
+    assert verify(copy, repair=True)["repaired"] == ["shard-00001.safetensors"]
+    assert files(copy) == old  # repaired in format 1, byte for byte
+    manifest = json.loads((copy / "dataset.json").read_text())
+    assert manifest["format_version"] == 1
+    assert shard_metadata(shard_path(copy, 1))["dataset"] == manifest  # its identity, in format 1
+    shard_path(copy, 2).unlink()  # resumed by generate: in format 1 too
+    generate(GenerateConfig(out=str(copy), episodes=3, frames=5, size=32, shard_size=1, seed=0))
+    assert files(copy) == old
+
+
+def test_rewrite_dataset_compresses_a_format_1_dataset_back_to_the_same_bytes(clean, copy):
+    rewrite_dataset(copy, 1)
+    rewrite_dataset(copy, 2)
+    assert files(copy) == files(clean)
+    assert verify(copy)["bad"] == {}
+
+
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("key, value", [
     ("1/energy/total", np.full(5, np.nan)),
     ("1/frames", np.full((5, 32, 32, 3), np.nan, np.float32)),
     ("1/position", np.full((5, 5, 2), np.inf))])
 def test_non_finite_shard_is_named_with_its_episode_and_repaired(clean, copy, capsys, key,
-                                                                 value):
+                                                                 value, version):
+    if version == 1:
+        rewrite_dataset(copy, 1)
+    intact = files(copy)
     shape = EpisodeStore(copy)[1].states["position"].shape
     if key == "1/position":
         value = np.full(shape, np.inf)
@@ -113,7 +186,7 @@ def test_non_finite_shard_is_named_with_its_episode_and_repaired(clean, copy, ca
     with pytest.raises(DataError, match="shard-00001.*episode 1"):
         EpisodeStore(copy)[1]
     assert cli.main(["verify", str(copy), "--repair"]) == 0
-    assert files(copy) == files(clean)
+    assert files(copy) == intact  # repaired in the dataset's format, byte for byte
 
 
 def dataset_bytes(root: Path) -> dict[str, bytes]:

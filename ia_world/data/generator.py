@@ -3,6 +3,8 @@
 Episode k is simulated with seed `episode_seed(seed, k)`; process `shard_index` of `num_shards`
 writes the shards s with s % num_shards == shard_index, so split runs add up to a single run.
 Complete shards (present and matching their checksum) are skipped: re-running resumes.
+`launcher=ray` runs one Ray task per shard instead (ia_world/data/ray_launcher.py): the same
+bytes, on a Ray cluster.
 The workers also store each episode's saliency maps (`episode_saliency`) in its shard, so that
 saliency masks cost no saliency computation at training time.
 """
@@ -23,12 +25,13 @@ from tqdm import tqdm
 
 from envs import ENV_NAMES  # scene name -> id: the one table lives in envs
 from ia_world.atomic import atomic_write, atomic_write_json, remove_stale_temps, to_json
-from ia_world.config import as_dict, check_path, check_range, validate_tree
+from ia_world.config import as_dict, check_choice, check_path, check_range, validate_tree
 from ia_world.data.annotation import annotation_path, video_filename, write_annotation
 from ia_world.data.episode import Episode, make_env, simulate_episode
 from ia_world.data.shards import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    READABLE_VERSIONS,
     check_shard,
     checksum_path,
     episode_seed,
@@ -40,6 +43,7 @@ from ia_world.data.shards import (
     write_shard,
 )
 from ia_world.errors import ConfigError, DataError
+from ia_world.formats import check_format_version
 from ia_world.masking.saliency import STORED_PATCH, episode_saliency
 from ia_world.parallel import ordered_map
 from ia_world.runlock import LOCK_NAME, run_lock
@@ -71,6 +75,21 @@ class EnvConfig:
             raise ConfigError(f"id={self.id!r} is not a registered Gymnasium env")
 
 
+LAUNCHERS = ("local", "ray")
+
+
+@dataclass
+class RayConfig:
+    """Where `launcher=ray` runs its tasks (one per shard), and how often one is retried."""
+
+    address: str = ""  # "" = a Ray instance started on this machine; "auto" = the running cluster
+    max_retries: int = 3  # times a failed shard task (error or lost worker) is run again
+
+    def validate(self) -> None:
+        """Raise ConfigError on a negative retry count."""
+        check_range("max_retries", self.max_retries, 0, 100)
+
+
 @dataclass
 class GenerateConfig:
     """`ia-world generate`: which env, how many episodes of what size, where."""
@@ -86,9 +105,15 @@ class GenerateConfig:
     shard_index: int = 0  # this process writes the shards s with s % num_shards == shard_index
     num_shards: int = 1  # processes (or machines) the shards are split over
     preview: int = 0  # write the first `preview` episodes as mp4 + gif under previews/
+    launcher: str = "local"  # local: `workers` processes here; ray: one Ray task per shard
+    ray: RayConfig = field(default_factory=RayConfig)  # launcher=ray only
 
     def validate(self) -> None:
-        """Raise ConfigError on values out of range."""
+        """Raise ConfigError on values out of range (or launcher=ray without Ray installed)."""
+        check_choice("launcher", self.launcher, LAUNCHERS)
+        if self.launcher == "ray":
+            from ia_world.data.ray_launcher import require_ray
+            require_ray()
         check_path("out", self.out)
         check_range("episodes", self.episodes, 1, 10**8)
         check_range("frames", self.frames, 2, 100_000)
@@ -121,8 +146,9 @@ def dataset_identity(cfg: GenerateConfig) -> dict[str, Any]:
         "num_shard_files": num_shard_files(cfg.episodes, cfg.shard_size)}, default=to_json))
 
 
-def ensure_manifest(root: Path, cfg: GenerateConfig) -> None:
-    """Write dataset.json, or refuse when the directory holds a dataset of another config."""
+def ensure_manifest(root: Path, cfg: GenerateConfig) -> dict[str, Any]:
+    """Write dataset.json, or refuse when the directory holds a dataset of another config;
+    returns the manifest. A dataset keeps the format version it was started with."""
     wanted = dataset_identity(cfg)
     path = root / MANIFEST_NAME
     if path.is_file():
@@ -132,13 +158,16 @@ def ensure_manifest(root: Path, cfg: GenerateConfig) -> None:
             raise DataError(f"{path}: unreadable manifest ({error})") from None
         if not isinstance(found, dict):
             raise DataError(f"{path}: expected a JSON object, got {type(found).__name__}")
+        wanted["format_version"] = check_format_version(path, found.get("format_version"),
+                                                        READABLE_VERSIONS)
         changed = [f"{key}: {found.get(key)!r} there, {value!r} now"
                    for key, value in wanted.items() if found.get(key) != value]
         if changed:
             raise ConfigError(f"{path} was generated with another config ({'; '.join(changed)});"
                               " use a new out= or the same settings to resume")
-        return
+        return wanted
     atomic_write_json(path, wanted)
+    return wanted
 
 
 @functools.cache
@@ -224,25 +253,31 @@ def summarize(root: Path, shards: list[int], new_frames: int, seconds: float) ->
             "frames_per_s": new_frames / seconds if seconds > 0 else 0.0}
 
 
-def write_shards(root: Path, cfg: GenerateConfig, shards: list[int]) -> int:
-    """Simulate and write the given shards (their annotations and previews too), each shard
-    replaced in one rename; returns the number of episodes simulated."""
+def make_shard(task: EpisodeTask, shard: int, jobs: list[tuple[int, int]],
+               identity: dict[str, Any]) -> int:
+    """Produce the episodes `jobs` in this process and write them as shard `shard` of the
+    dataset `identity` (its manifest: the shard's format version and stored identity)."""
+    write_shard(shard_path(task.root, shard), [produce_episode(task, job) for job in jobs],
+                identity["format_version"], identity)
+    return shard
+
+
+def write_shards(root: Path, cfg: GenerateConfig, shards: list[int],
+                 identity: dict[str, Any]) -> int:
+    """Simulate and write the given shards of the dataset `identity` (its manifest; their
+    annotations and previews too), here or on Ray (`cfg.launcher`), each shard replaced in one
+    rename; returns the number of episodes simulated."""
     clear_temps(root, shards, cfg)
     task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
                        cfg.size, cfg.frames, cfg.preview)
-    jobs = [(k, episode_seed(cfg.seed, k)) for s in shards
-            for k in shard_episodes(s, cfg.episodes, cfg.shard_size)]
-    last_of_shard = {shard_episodes(s, cfg.episodes, cfg.shard_size)[-1]: s for s in shards}
-    identity = dataset_identity(cfg)
-    done: list[tuple[int, Episode]] = []
-    with ordered_map(cfg.workers) as episodes_in_order:
-        results = episodes_in_order(functools.partial(produce_episode, task), jobs)
-        for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
-            done.append((k, episode))
-            if k in last_of_shard:
-                write_shard(shard_path(root, last_of_shard[k]), done, identity)
-                done = []
-    return len(jobs)
+    shard_jobs = {s: [(k, episode_seed(cfg.seed, k))
+                      for k in shard_episodes(s, cfg.episodes, cfg.shard_size)] for s in shards}
+    if cfg.launcher == "ray":
+        from ia_world.data.ray_launcher import run_on_ray
+        run_on_ray(make_shard, task, shard_jobs, identity, cfg.ray)
+    else:
+        generate_local(task, shard_jobs, identity, cfg.workers)
+    return sum(map(len, shard_jobs.values()))
 
 
 def generate_lock(cfg: GenerateConfig) -> str:
@@ -266,18 +301,35 @@ def generate(cfg: GenerateConfig) -> Path:
 def generate_share(cfg: GenerateConfig) -> Path:
     """The work of `generate` on a validated config, its `out=` held."""
     root = Path(cfg.out)
-    ensure_manifest(root, cfg)
+    manifest = ensure_manifest(root, cfg)  # a resumed dataset keeps its format version
     owned = [s for s in range(num_shard_files(cfg.episodes, cfg.shard_size))
              if s % cfg.num_shards == cfg.shard_index]
-    todo = pending_shards(root, owned, dataset_identity(cfg))
+    todo = pending_shards(root, owned, manifest)
     start = time.perf_counter()
-    new = write_shards(root, cfg, todo)
+    new = write_shards(root, cfg, todo, manifest)
     summary = summarize(root, owned, new * cfg.frames, time.perf_counter() - start)
     print(f"generate: {summary['episodes']} episodes in {root} ({new} new), "
           f"{summary['collision_share']:.0%} with >= 1 collision, "
           f"{summary['collisions_per_episode']:.2f} collisions per episode, "
           f"{summary['frames_per_s']:.0f} frames/s")
     return root
+
+
+def generate_local(task: EpisodeTask, shard_jobs: dict[int, list[tuple[int, int]]],
+                   identity: dict[str, Any], workers: int) -> None:
+    """Produce the shards' episodes in `workers` processes, writing each shard of the dataset
+    `identity` (make_shard) when complete."""
+    jobs = [job for shard in shard_jobs.values() for job in shard]
+    last_of_shard = {shard[-1][0]: s for s, shard in shard_jobs.items()}
+    done: list[tuple[int, Episode]] = []
+    with ordered_map(workers) as episodes_in_order:
+        results = episodes_in_order(functools.partial(produce_episode, task), jobs)
+        for k, episode in tqdm(results, total=len(jobs), unit="episode", desc="generate"):
+            done.append((k, episode))
+            if k in last_of_shard:
+                write_shard(shard_path(task.root, last_of_shard[k]), done,
+                            identity["format_version"], identity)
+                done = []
 
 
 def dataset_stats(root: str | Path) -> dict[str, Any]:

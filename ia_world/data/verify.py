@@ -18,18 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
-from safetensors import SafetensorError, safe_open
 
 from ia_world.atomic import to_json
 from ia_world.config import check_path, to_dataclass, validate_tree
 from ia_world.data.annotation import annotation_path, episode_annotation
-from ia_world.data.generator import GenerateConfig, check_env_kwargs, write_shards
+from ia_world.data.generator import (
+    GenerateConfig,
+    check_env_kwargs,
+    dataset_identity,
+    write_shards,
+)
 from ia_world.data.shards import (
     MANIFEST_NAME,
     check_shard,
     decode_episode,
     identity_mismatch,
     num_shard_files,
+    open_shard,
     read_manifest,
     shard_metadata,
     shard_path,
@@ -57,15 +62,12 @@ def preprocess_overrides(overrides: list[str]) -> list[str]:
             for item in overrides]
 
 
-def check_annotations(root: Path, path: Path, records: list[dict]) -> None:
+def check_annotations(root: Path, path: Path, header: dict[str, Any]) -> None:
     """Raise DataError naming the first episode that is not finite, or the first annotation that
-    is missing or not its episode's."""
-    try:
-        with safe_open(str(path), framework="np") as handle:
-            episodes = [(record["index"], decode_episode(handle, record, path))
-                        for record in records]
-    except (SafetensorError, KeyError, TypeError) as error:
-        raise DataError(f"{path}: corrupt episode shard ({error!r})") from None
+    is missing or not its episode's (`header`: the shard's, from check_shard)."""
+    with open_shard(path, header) as arrays:
+        episodes = [(record["index"], decode_episode(arrays, record, path))
+                    for record in header["episodes"]]
     for k, episode in episodes:
         expected = json.dumps(episode_annotation(episode, k), default=to_json, sort_keys=True)
         file = annotation_path(root, k)
@@ -205,13 +207,14 @@ def verify(root: Path, repair: bool = False) -> dict[str, Any]:
 
 
 def repair_shards(root: Path, manifest: dict[str, Any], shards: list[int]) -> None:
-    """Generate the given shards again with the (proven) manifest's settings; each replaced
-    shard is renamed over the bad one, no other file is touched."""
+    """Generate the given shards again with the (proven) manifest's settings, in its format
+    version; each replaced shard is renamed over the bad one, no other file is touched."""
     keys = ("env", "episodes", "frames", "size", "shard_size", "seed")
     cfg = to_dataclass({**{key: manifest[key] for key in keys}, "out": str(root)},
                        GenerateConfig)
     check_env_kwargs(cfg)
-    write_shards(root, cfg, shards)
+    identity = dict(dataset_identity(cfg), format_version=manifest["format_version"])
+    write_shards(root, cfg, shards, identity)
 
 
 def verify_stage(config: VerifyConfig) -> dict[str, Any]:
