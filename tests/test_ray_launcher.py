@@ -52,7 +52,9 @@ def test_ray_run_writes_the_bytes_of_a_local_run(cluster, local, tmp_path):
 
 @pytest.mark.slow
 def test_killed_ray_run_resumes_to_the_same_bytes(cluster, tmp_path):
-    args = ["episodes=12", "shard_size=1", "frames=6", "size=32"]
+    # 48 one-episode shards: the driver is killed within 10 ms of the first shard, long before
+    # two Ray workers can finish the other 47
+    args = ["episodes=48", "shard_size=1", "frames=6", "size=32"]
     out, reference = tmp_path / "killed", tmp_path / "local"
     driver = subprocess.Popen(
         [sys.executable, "-m", "ia_world_app.cli", "generate", *args, f"out={out}",
@@ -63,7 +65,7 @@ def test_killed_ray_run_resumes_to_the_same_bytes(cluster, tmp_path):
         time.sleep(0.01)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
-    assert shard_path(out, 0).exists() and not shard_path(out, 11).exists()
+    assert shard_path(out, 0).exists() and not shard_path(out, 47).exists()
     assert cli.main(["generate", *args, f"out={out}", "launcher=ray",
                      f"ray.address={cluster}"]) == 0
     assert cli.main(["generate", *args, f"out={reference}"]) == 0
