@@ -297,6 +297,26 @@ def spectrum_plot(groups: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
+def within_run_markdown(groups: dict[str, list[dict]]) -> str:
+    """Per probe and strategy: how many runs' paired bootstrap CI (over held-out episodes) of
+    encoder - floor lies above 0 / below 0, and the runs' gap-closed CIs."""
+    names = list(dict.fromkeys(name for results in groups.values() for r in results
+                               for name, m in r["metrics"].items() if "paired_ci" in m))
+    lines = ["| probe | " + " | ".join(f"{s}: encoder - floor > 0 / < 0 (runs)"
+                                       for s in groups) + " |",
+             "|---" * (len(groups) + 1) + "|"]
+    for name in names:
+        cells = []
+        for results in groups.values():
+            cis = [r["metrics"][name]["paired_ci"]["encoder - floor"] for r in results
+                   if name in r["metrics"] and "paired_ci" in r["metrics"][name]]
+            above = sum(ci[0] > 0 for ci in cis)
+            below = sum(ci[1] < 0 for ci in cis)
+            cells.append(f"{above} / {below} of {len(cis)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def check_one_role(results: list[dict]) -> None:
     """DataError when the evaluations mix split roles (val and test figures never mix)."""
     roles = {r["splits"].get("role", "unknown") for r in results}
@@ -352,12 +372,17 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         f"{first['splits'].get('fixed_count')} bodies each.",
         "## Encoder against its controls",
         "floor = the architecture at its initialisation, static = first frame repeated, pixel = "
-        "frame differences, ceiling = ground-truth state, all through the same probe / head; "
+        "ridge on PCA of downsampled frames and absolute frame differences per time step, "
+        "ceiling = ground-truth state, all through the same probe / head; "
         "shortcut (QA) = a head given only the collision events the video shows; "
         "density_blind = the best density-blind feature set (sizes and speeds, no mass; chosen "
         "on the training split); gap closed = (encoder - floor) / (ceiling - floor), mean "
         "over seeds with its 95% t-interval over seeds.",
         controls_markdown(controls, list(groups)),
+        "## Within each run: encoder against its own floor",
+        "Paired bootstrap over the held-out episodes (the same resamples for both), 95%; with "
+        "no effect, about 2.5% of runs land above 0 and 2.5% below by chance.",
+        within_run_markdown(groups),
         f"## Differences to `{baseline}`",
         "Mean difference over seeds (runs paired by seed) with its 95% t-interval and the "
         "Holm-adjusted p-value of a paired t-test over every cell of the table.",

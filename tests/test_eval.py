@@ -142,6 +142,8 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     text = path.read_text()
     assert "| random_tube | 2 |" in text and "| untrained | 2 |" in text
     assert "RankMe gain %" in text and "gap closed untrained" in text
+    # within each run: the untrained checkpoint is its own floor, so no run separates from it
+    assert "| R2 total_energy | 0 / 0 of 2 |" in text
     header, _, *rows = next(block for block in text.split("\n\n")
                             if block.startswith("| strategy | runs |")).splitlines()
     column = header.split(" | ").index("RankMe / floor")
