@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import envs
 from ia_world.atomic import atomic_write_json
@@ -23,6 +24,8 @@ from ia_world.data.shards import read_shard, write_shard
 from ia_world.errors import DataError
 from ia_world.eval import qa_generator
 from ia_world.eval.qa import Question, from_clevrer, to_clevrer
+
+T = TypeVar("T")
 
 
 @cache
@@ -42,33 +45,40 @@ def entry(cache_dir: str, kind: str, key: dict, suffix: str) -> Path:
     return Path(cache_dir) / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}{suffix}"
 
 
-def cached_episodes(cache_dir: str | None, key: dict,
-                    make: Callable[[], list[Episode]]) -> list[Episode]:
-    """make() once per key: later calls read the episodes back from the cache's shard."""
+def cached(cache_dir: str | None, kind: str, suffix: str, key: dict, make: Callable[[], T],
+           read: Callable[[Path], T], write: Callable[[Path, T], None]) -> T:
+    """make() once per key: later calls read(path) the entry write(path, value) left."""
     if cache_dir is None:
         return make()
-    path = entry(cache_dir, "split", key, ".safetensors")
+    path = entry(cache_dir, kind, key, suffix)
     if path.is_file():
-        return read_shard(path)
-    episodes = make()
+        return read(path)
+    value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_shard(path, list(enumerate(episodes)))
-    return episodes
+    write(path, value)
+    return value
+
+
+def cached_episodes(cache_dir: str | None, key: dict,
+                    make: Callable[[], list[Episode]]) -> list[Episode]:
+    """The split's episodes, simulated once per key and kept as one episode shard."""
+    return cached(cache_dir, "split", ".safetensors", key, make, read_shard,
+                  lambda path, episodes: write_shard(path, list(enumerate(episodes))))
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Questions from a cache entry (CLEVRER records + their clip), or DataError naming it."""
+    records = read_json(path)
+    if not isinstance(records, list):
+        raise DataError(f"{path}: expected a list of question records; delete the file")
+    return [from_clevrer(record, record["clip"]) for record in records]
 
 
 def cached_questions(cache_dir: str | None, key: dict,
                      make: Callable[[], list[Question]]) -> list[Question]:
-    """make() once per key: later calls read the questions back (CLEVRER records + clip)."""
-    if cache_dir is None:
-        return make()
-    path = entry(cache_dir, "questions", key, ".json")
-    if path.is_file():
-        records = read_json(path)
-        if not isinstance(records, list):
-            raise DataError(f"{path}: expected a list of question records; delete the file")
-        return [from_clevrer(record, record["clip"]) for record in records]
-    questions = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, [{"clip": q.clip, **to_clevrer(q, i)}
-                             for i, q in enumerate(questions)])
-    return questions
+    """The split's questions, asked once per key and kept as CLEVRER records."""
+    def write(path: Path, questions: list[Question]) -> None:
+        atomic_write_json(path, [{"clip": q.clip, **to_clevrer(q, i)}
+                                 for i, q in enumerate(questions)])
+
+    return cached(cache_dir, "questions", ".json", key, make, read_questions, write)
