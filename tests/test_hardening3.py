@@ -352,3 +352,28 @@ def test_dataloader_worker_error_is_the_original_line():
 def test_clevrer_question_fields_name_the_file(scene, raw, expected):
     with pytest.raises(DataError, match=f"questions/validation.json: \\[0\\]\\[0\\].*{expected}"):
         parse_question(raw, scene, "questions/validation.json: [0][0]")
+
+
+@pytest.mark.slow
+def test_rl_surprise_and_verify_write_nothing_outside_out(tmp_path, monkeypatch, tiny_dataset,
+                                                          tiny_checkpoint, tiny_world_model):
+    """The temp-tree diff for the commands the demo does not run: rl, surprise, verify --repair
+    write only under their out= (or the dataset they repair), never in the working directory."""
+    work, outs = tmp_path / "cwd", tmp_path / "outs"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = {p.relative_to(tiny_dataset): p.read_bytes() for p in tiny_dataset.rglob("*")
+              if p.is_file() and p.name != LOCK_NAME}
+    assert cli.main(["rl", f"encoder={tiny_checkpoint}", "env=ia_world/PushBall-v0", "size=64",
+                     "steps=64", "n_envs=1", "frame_stack=2", "episode_steps=16",
+                     "ppo.n_steps=32", "ppo.batch_size=16", "ppo.n_epochs=1",
+                     f"out={outs / 'rl'}"]) == 0
+    assert cli.main(["surprise", f"encoder={tiny_checkpoint}", f"world_model={tiny_world_model}",
+                     "pairs=2", "windows=3", f"out={outs / 'surprise'}"]) == 0
+    assert cli.main(["verify", f"path={tiny_dataset}", "repair=true"]) == 0
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in outs.iterdir()) == ["rl", "surprise"]
+    after = {p.relative_to(tiny_dataset): p.read_bytes() for p in tiny_dataset.rglob("*")
+             if p.is_file() and p.name != LOCK_NAME}
+    assert after.keys() == before.keys()  # a dataset that verifies is left as it was
+    assert all(after[name] == data for name, data in before.items())
