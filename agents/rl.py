@@ -79,6 +79,8 @@ class RLConfig:
     episode_steps: int = 128  # env max_steps (truncation)
     pool: str = "mean"  # mean | attentive (trainable head)
     window: int = 0  # frozen encoder: 0 = all tokens; w = the last w token time steps only
+    latent_cache: int = 4096  # frozen encoder: latents of this many recent observations kept
+    # for PPO's update epochs (0: encode on every call; same latents up to float rounding)
     device: str = "cpu"  # cpu | cuda | auto
     name: str = ""  # run name; default <env>_<encoder>_seed<k>
     out: str = "runs/rl"  # runs go to <out>/<name>/
@@ -98,6 +100,7 @@ class RLConfig:
         if self.name:
             check_name("name", self.name)
         check_range("window", self.window, 0, 10_000)
+        check_range("latent_cache", self.latent_cache, 0, 10**7)
         for key, high in (("steps", 10**9), ("n_envs", 256), ("frame_stack", 64),
                           ("size", 512), ("episode_steps", 10**6)):
             check_range(key, getattr(self, key), 1, high)
@@ -142,7 +145,8 @@ def make_agent(cfg: RLConfig, venv, run_dir: Path):
     if cfg.encoder != "cnn":
         policy_kwargs = dict(features_extractor_class=IAJEPAExtractor,
                              features_extractor_kwargs=dict(checkpoint=cfg.encoder, pool=cfg.pool,
-                                                            device=cfg.device, window=cfg.window))
+                                                            device=cfg.device, window=cfg.window,
+                                                            cache_size=cfg.latent_cache))
     agent = PPO("CnnPolicy", venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
                 verbose=0, **as_dict(cfg.ppo))
     agent.set_logger(configure_logger(str(run_dir), ["csv"]))
