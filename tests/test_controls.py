@@ -96,13 +96,16 @@ def test_static_control_equals_encoder_on_a_still_clip(tmp_path):
         ep.frames = np.repeat(ep.frames[:1], len(ep.frames), axis=0)
     encoder = load_encoder(write_initial_checkpoint(tmp_path / "run", MODEL, seed=0))
     encoders = {"encoder": encoder, "floor": encoder}
-    basis = fit_pixel_basis(split_clips(episodes, encoder.grid), encoder.grid.shape[0])
-    features = split_features(encoders, episodes, attribute_vocab(episodes), 6, 2, "test", basis)
+    clips = split_clips(episodes, encoder.grid)
+    basis = fit_pixel_basis(clips, encoder.grid.shape[0])
+    features = split_features(encoders, episodes, clips, attribute_vocab(episodes), 6, 2, "test",
+                              basis)
     for key in ("vector", "tokens", "objects"):
         np.testing.assert_array_equal(getattr(features["static"], key),
                                       getattr(features["encoder"], key))
     moving = [simulate_episode(env, episode_seed(7, k), 8) for k in range(3)]
-    moved = split_features(encoders, moving, attribute_vocab(moving), 6, 2, "test", basis)
+    moved = split_features(encoders, moving, split_clips(moving, encoder.grid),
+                           attribute_vocab(moving), 6, 2, "test", basis)
     assert not np.array_equal(moved["static"].vector, moved["encoder"].vector)
 
 

@@ -36,6 +36,7 @@ from ia_world.eval.features import (
     encoder_features,
     fit_pixel_basis,
     pixel_features,
+    split_clips,
     static_clips,
 )
 from ia_world.eval.probe import fit_probe
@@ -249,7 +250,7 @@ def subject_features(encoders: dict[str, FrozenEncoder], clips: list[CollisionCl
     on the training split's clips)."""
     grid = encoders["encoder"].grid
     episodes = [clip.episode for clip in clips]
-    full = np.stack([ep.frames[:grid.frames] for ep in episodes])           # E T H W 3
+    full = split_clips(episodes, grid)                                       # E T H W 3
     seen = {"mass_ratio": full, "post_velocity": pre_collision_clips(clips, grid.frames)}
     ceiling = ceiling_features(clips)
     blind = density_blind_features(clips)
@@ -273,8 +274,8 @@ def collision_probe(encoders: dict[str, FrozenEncoder], splits: dict[str, list[C
     """target -> subject -> fit_probe result on the held-out split; encoders = {"encoder": ...,
     "floor": ...}, splits from collision_splits."""
     grid = encoders["encoder"].grid
-    basis = fit_pixel_basis(np.stack([clip.episode.frames[:grid.frames]
-                                      for clip in splits["train"]]), grid.shape[0], seed)
+    basis = fit_pixel_basis(split_clips([clip.episode for clip in splits["train"]], grid),
+                            grid.shape[0], seed)
     train = subject_features(encoders, splits["train"], batch_size, "collision train", basis)
     heldout = subject_features(encoders, splits["held-out"], batch_size, "collision held-out",
                                basis)

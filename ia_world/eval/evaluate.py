@@ -339,11 +339,12 @@ def measure(cfg: EvalConfig) -> dict:
         # splits get no padding rows for the QA head to read
         max_objects = max(len(dynamic_indices(ep)) for episodes in pair.values()
                           for ep in episodes)
-        basis = fit_pixel_basis(split_clips(next(iter(pair.values())), grid), grid.shape[0],
-                                cfg.train_seed)
-        features.update({name: split_features(encoders, episodes, vocab, max_objects,
-                                              cfg.batch_size, name, basis)
+        clips = {name: split_clips(episodes, grid) for name, episodes in pair.items()}
+        basis = fit_pixel_basis(next(iter(clips.values())), grid.shape[0], cfg.train_seed)
+        features.update({name: split_features(encoders, episodes, clips[name], vocab,
+                                              max_objects, cfg.batch_size, name, basis)
                          for name, episodes in pair.items()})
+        del clips  # E T H W 3 uint8 of a 1,600-episode split: hundreds of MB
     seed = cfg.train_seed
     targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
     probes = subject_probes(features["train"], features["held-out"], *targets, seed)

@@ -223,12 +223,13 @@ def split_clips(episodes: list[Episode], grid: TokenGrid) -> np.ndarray:
 
 
 def split_features(encoders: dict[str, FrozenEncoder], episodes: list[Episode],
-                   vocab: dict[str, list[str]], max_objects: int, batch_size: int,
-                   name: str, pixel_basis: tuple[PCA, PCA]) -> dict[str, Features]:
+                   clips: np.ndarray, vocab: dict[str, list[str]], max_objects: int,
+                   batch_size: int, name: str, pixel_basis: tuple[PCA, PCA]
+                   ) -> dict[str, Features]:
     """Every subject's features of one split; encoders = {"encoder": ..., "floor": ...};
-    pixel_basis from fit_pixel_basis on the training split of the pair."""
+    clips = split_clips(episodes) (E, T, H, W, 3); pixel_basis from fit_pixel_basis on the
+    training split of the pair."""
     grid = encoders["encoder"].grid
-    clips = split_clips(episodes, grid)                                          # E T H W 3
     with torch.no_grad():
         features = {
             "encoder": encoder_features(encoders["encoder"], clips, episodes, batch_size,
