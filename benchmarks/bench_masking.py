@@ -48,7 +48,7 @@ def timing_table(batch: int, repeats: int) -> None:
                                                             torch.Generator().manual_seed(0))
 
     def train_step():
-        loss, _ = model(clips, mask)
+        loss = model(clips, mask).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

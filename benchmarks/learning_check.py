@@ -30,12 +30,6 @@ from ia_world.checkpoint import (
     resolve_checkpoint,
 )
 from ia_world.data.generator import EnvConfig
-from ia_world.eval.evaluate import (
-    FixedSplitConfig,
-    fixed_count_env,
-    simulate_split,
-    target_arrays,
-)
 from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
@@ -45,6 +39,12 @@ from ia_world.eval.features import (
     pixel_features,
 )
 from ia_world.eval.probe import fit_probe
+from ia_world.eval.simulated import (
+    FixedSplitConfig,
+    fixed_count_env,
+    simulate_split,
+    target_arrays,
+)
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.eval.splits import heldout_seeds
 

@@ -29,11 +29,11 @@ import numpy as np
 from ia_world.atomic import atomic_write_json
 from ia_world.data.generator import EnvConfig
 from ia_world.eval import qa_generator
-from ia_world.eval.evaluate import FixedSplitConfig, fixed_count_env, simulate_split
 from ia_world.eval.features import attribute_vocab, ceiling_features
 from ia_world.eval.qa import QUESTION_TYPES, from_clevrer, to_clevrer
 from ia_world.eval.qa_generator import generate_questions, option_structure, shortcut_tokens
 from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
+from ia_world.eval.simulated import FixedSplitConfig, fixed_count_env, simulate_split
 
 FRAMES, SIZE, HORIZON = 16, 64, 8          # the tiny model's clip and evaluate's horizon
 ENCODER_TOKENS, ENCODER_DIM = 64, 96       # the tiny model's QA tokens (512 pooled 2x2x2)

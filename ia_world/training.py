@@ -51,17 +51,22 @@ from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
 from ia_world.data.sources import DataConfig, DataSource, clip_dataset
 from ia_world.errors import CheckpointError, ConfigError, DataError, IAWorldError, from_worker
+from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.masking import MaskConfig, make_mask_fn
-from ia_world.masking.saliency import SALIENCY, STORED_PATCH
+from ia_world.masking.saliency import SALIENCY, STORED_PATCH, TOKEN_CLASSES, token_classes
 from ia_world.masking.strategies import check_future
 from ia_world.models import IAJEPA, ModelConfig
-from ia_world.models.jepa import REGULARIZERS
+from ia_world.models.jepa import REGULARIZERS, StepOutput
 from ia_world.runlock import run_lock
 
 LOG_FILE = "log.csv"
-LOG_FIELDS = ("step", "loss", "lr", "momentum", "target_std", "rankme", "rankme_centred",
-              "clips_per_s", "data_s", "compute_s")  # data_s, compute_s: seconds per step
+# loss = loss_static + loss_moving + loss_interacting (each token class's share of the JEPA
+# loss) + loss_regularizer; share_*: the hidden tokens' class shares; probe_*: the learning
+# curves (ia_world/eval/curves.py; step 0 is the floor); data_s, compute_s: seconds per step
+LOG_FIELDS = ("step", "loss", *(f"loss_{name}" for name in TOKEN_CLASSES), "loss_regularizer",
+              "share_moving", "share_interacting", "lr", "momentum", "target_std", "rankme",
+              "rankme_centred", "clips_per_s", "data_s", "compute_s", *CURVE_FIELDS)
 
 
 class DivergenceError(IAWorldError):
@@ -90,6 +95,12 @@ class PretrainConfig:
     loss: str = "l1"  # l1 | l2
     regularizer: str = "none"  # anti-collapse term on the context latents: none | sigreg | vicreg
     regularizer_weight: float = 0.05  # weight of the regularizer, added to the JEPA loss
+    # loss weight of a hidden moving / interacting token relative to a static one (1 = plain
+    # mean; classes: ia_world/masking/saliency.py token_classes)
+    moving_weight: float = 1.0
+    interacting_weight: float = 1.0
+    probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
+    probe: CurveConfig = field(default_factory=CurveConfig)  # the learning curves' splits
     max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
     log_every: int = 10  # steps between log.csv rows
     checkpoint_every: int = 200  # steps between checkpoints
@@ -116,6 +127,10 @@ class PretrainConfig:
         check_choice("loss", self.loss, ("l1", "l2"))
         check_choice("regularizer", self.regularizer, REGULARIZERS)
         check_range("regularizer_weight", self.regularizer_weight, 0.0, 1e4)
+        for key in ("moving_weight", "interacting_weight"):
+            if not 0 < getattr(self, key) <= 1e4:
+                raise ConfigError(f"{key}={getattr(self, key)} must be in (0, 1e4]")
+        check_range("probe_every", self.probe_every, 0, 10**9)
         try:
             check_future(self.masking, self.model.grid)
         except ConfigError as error:
@@ -172,37 +187,54 @@ class StepSampler(Sampler):
 
 
 class MaskingCollate:
-    """Collate clip dicts and add their mask (B N), computed in the DataLoader workers.
+    """Collate clip dicts and add their mask (B N) and token classes (B N), computed in the
+    DataLoader workers.
 
     As in I-JEPA's mask collator, masking runs beside the training step rather than in it. The
     mask generator is seeded by the run seed and the batch's (episode, start) pairs, so a batch
-    gets the same mask after a resume and whichever worker builds it.
+    gets the same mask after a resume and whichever worker builds it. `mask_saliency`: the
+    stored saliency the mask uses (None: the mask computes its own, if any).
     """
 
-    def __init__(self, mask_fn, grid, seed: int):
+    def __init__(self, mask_fn, grid, seed: int, mask_saliency: str | None = None):
         self.mask_fn, self.grid, self.seed = mask_fn, grid, seed
+        self.mask_saliency = mask_saliency
 
     def __call__(self, items: list[dict]) -> dict:
-        stored = [item.pop("saliency", None) for item in items]  # from shards that store it
+        stored = [item.pop("saliency", {}) for item in items]  # from shards that store it
         batch = default_collate(items)
         key = [self.seed, *batch["episode"].tolist(), *batch["start"].tolist()]
         seed = int(np.random.SeedSequence([abs(int(k)) for k in key]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
-        saliency = torch.stack(stored) if all(s is not None for s in stored) else None
-        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator, saliency=saliency)
+
+        def stacked(name: str | None) -> torch.Tensor | None:
+            present = name is not None and all(name in s for s in stored)
+            return torch.stack([s[name] for s in stored]) if present else None
+
+        batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator,
+                                     saliency=stacked(self.mask_saliency))
+        batch["token_class"] = token_classes(batch["frames"], self.grid, stacked("interaction"))
         return batch
+
+
+def mask_saliency(cfg: PretrainConfig) -> str | None:
+    """The stored saliency the masks read: the strategy's, when it has one, masking.stored is
+    on and the grid's patch is the stored one; else None."""
+    stored = cfg.masking.stored and cfg.model.grid.patch == STORED_PATCH
+    return cfg.masking.strategy if stored and cfg.masking.strategy in SALIENCY else None
 
 
 def use_stored_saliency(dataset, cfg: PretrainConfig) -> None:
     """Let the shard clip datasets under `dataset` (alone or in a mix) hand out the saliency
-    their shards store, when the strategy has one and the grid's patch is the stored one."""
+    their shards store: the masks' (mask_saliency) and the interaction saliency that marks
+    interacting tokens (token_classes), when the grid's patch is the stored one."""
     grid = cfg.model.grid
-    if not (cfg.masking.stored and cfg.masking.strategy in SALIENCY
-            and grid.patch == STORED_PATCH):
+    if grid.patch != STORED_PATCH:
         return
+    names = tuple(sorted({"interaction", mask_saliency(cfg)} - {None}))
     for source in getattr(dataset, "sources", [dataset]):
         if hasattr(source, "use_stored_saliency"):
-            source.use_stored_saliency(cfg.masking.strategy, grid.tubelet_t)
+            source.use_stored_saliency(names, grid.tubelet_t)
 
 
 def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
@@ -211,7 +243,7 @@ def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
     grid = cfg.model.grid
     common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
               "pin_memory": torch.cuda.is_available(),
-              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed),
+              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed, mask_saliency(cfg)),
               # its own generator: starting the loader must not draw from torch's global RNG,
               # which the checkpoint restores (SIGReg's directions come from it)
               "generator": torch.Generator().manual_seed(cfg.seed)}
@@ -265,7 +297,8 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dic
 
 # keys a resumed run may change: how long it runs, how it logs, where and on how many workers
 RESUMABLE_KEYS = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "out",
-                            "device", "data.num_workers", "compile", "masking.stored"})
+                            "device", "data.num_workers", "compile", "masking.stored",
+                            "probe_every", "probe.cache"})
 
 
 def with_defaults(stored: dict, defaults: dict) -> dict:
@@ -329,25 +362,29 @@ def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
 
 
 def truncate_log(path: Path, last_step: int) -> None:
-    """Keep the CSV log rows up to `last_step` (rows after the resumed checkpoint are redone)."""
+    """Keep the CSV log rows up to `last_step` (rows after the resumed checkpoint are redone;
+    from step 0, the floor's probe row too)."""
     rows = []
     if path.is_file():
         try:
             with path.open() as handle:
-                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= last_step]
+                rows = [row for row in csv.DictReader(handle)
+                        if last_step > 0 and int(row["step"]) <= last_step]
         except (KeyError, ValueError, TypeError, csv.Error) as error:  # ValueError: UTF-8 too
             raise DataError(f"{path}: not this run's log ({type(error).__name__}: {error}); "
                             "restore it or delete it to start the log afresh") from None
     lines = [",".join(LOG_FIELDS)] + [",".join(row.get(k) or "" for k in LOG_FIELDS)
-                                      for row in rows]
+                                      for row in rows]  # columns a row lacks stay empty
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def write_log_row(path: Path, row: dict) -> None:
-    """Append one row of metrics to the CSV log."""
+    """Append one row of metrics to the CSV log (a field the row lacks stays empty)."""
+    def cell(value) -> str:
+        return f"{value:.6g}" if isinstance(value, float) else "" if value is None else str(value)
+
     with path.open("a") as handle:
-        handle.write(",".join(f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k])
-                              for k in LOG_FIELDS) + "\n")
+        handle.write(",".join(cell(row.get(k)) for k in LOG_FIELDS) + "\n")
 
 
 def tensorboard_writer(run_dir: Path):
@@ -386,17 +423,39 @@ def check_divergence(loss: float, grad_norm: float, step: int, cfg: PretrainConf
 
 
 def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.Tensor,
-                     grad_clip: float, use_amp: bool) -> tuple[float, float, torch.Tensor]:
-    """Loss (averaged over ranks), backward and clipping; returns (loss, grad norm, targets)."""
+                     grad_clip: float, use_amp: bool, token_weight: torch.Tensor | None = None
+                     ) -> tuple[float, float, StepOutput]:
+    """Loss (averaged over ranks), backward and clipping; returns (loss, grad norm, the step's
+    output)."""
     with torch.autocast(frames.device.type, torch.bfloat16, enabled=use_amp):
-        loss, targets = step_fn(frames, mask)
-    loss_value = loss.detach().clone()
+        output = step_fn(frames, mask, token_weight)
+    loss_value = output.loss.detach().clone()
     if dist.is_initialized():
         dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
     model.zero_grad(set_to_none=True)
-    loss.backward()
+    output.loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    return float(loss_value), float(grad_norm), targets
+    return float(loss_value), float(grad_norm), output
+
+
+def loss_parts(output: StepOutput, token_class: torch.Tensor) -> dict[str, float]:
+    """The step's loss split by hidden-token class (they sum to the logged loss with
+    loss_regularizer) and the classes' shares of the hidden tokens."""
+    hidden = torch.gather(token_class.to(output.target_idx.device), 1, output.target_idx)
+    parts = {f"loss_{name}": float(output.token_loss[hidden == c].sum())
+             for c, name in enumerate(TOKEN_CLASSES)}
+    parts["loss_regularizer"] = float(output.regularizer)
+    for c, name in enumerate(TOKEN_CLASSES[1:], start=1):
+        parts[f"share_{name}"] = float((hidden == c).float().mean())
+    return parts
+
+
+def token_weights(cfg: PretrainConfig, token_class: torch.Tensor) -> torch.Tensor | None:
+    """Per-token loss weights (B, N) from the token classes; None when every weight is 1."""
+    if cfg.moving_weight == cfg.interacting_weight == 1.0:
+        return None
+    weights = torch.tensor([1.0, cfg.moving_weight, cfg.interacting_weight])
+    return weights.to(token_class.device)[token_class]
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
@@ -444,6 +503,11 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     step_fn = torch.compile(ddp) if cfg.compile and device.type == "cuda" else ddp
     use_amp = cfg.amp and device.type == "cuda"
     batches = iter(make_loader(cfg, mask_fn, start_step, rank, world_size))
+    probe = (curve_splits(cfg.probe, cfg.env, cfg.model.grid)
+             if rank == 0 and cfg.probe_every else None)
+    if probe is not None and start_step == 0:  # the floor: the initialisation's probes
+        write_log_row(log_path, {"step": 0,
+                                 **curve_metrics(model.target, probe, cfg.model.grid)})
     metrics: dict = {"step": start_step}
     clock, waited, computed = time.perf_counter(), 0.0, 0.0
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
@@ -459,22 +523,29 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss, grad_norm, targets = forward_backward(step_fn, model, frames.to(device), mask,
-                                                    cfg.grad_clip, use_amp)
+        token_class = batch["token_class"]                                   # B N
+        loss, grad_norm, output = forward_backward(step_fn, model, frames.to(device), mask,
+                                                   cfg.grad_clip, use_amp,
+                                                   token_weights(cfg, token_class.to(device)))
         check_divergence(loss, grad_norm, step + 1, cfg, run_dir)
         optimizer.step()
         model.update_target(momentum)
         computed += time.perf_counter() - fetched
         done = step + 1
-        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            std, effective_rank, centred_rank = target_stats(targets)
+        probed = probe is not None and (done % cfg.probe_every == 0 or done == cfg.steps)
+        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps or probed):
+            std, effective_rank, centred_rank = target_stats(output.targets)
             elapsed, clock = time.perf_counter() - clock, time.perf_counter()
             steps_done = done - max(metrics["step"], start_step)
             metrics = {"step": done, "loss": loss, "lr": lr, "momentum": momentum,
                        "target_std": std, "rankme": effective_rank,
                        "rankme_centred": centred_rank,
                        "clips_per_s": steps_done * cfg.batch_size * world_size / elapsed,
-                       "data_s": waited / steps_done, "compute_s": computed / steps_done}
+                       "data_s": waited / steps_done, "compute_s": computed / steps_done,
+                       **loss_parts(output, token_class)}
+            if probed:  # its time is not training time: the clock restarts after it
+                metrics.update(curve_metrics(model.target, probe, cfg.model.grid))
+                clock = time.perf_counter()
             waited = computed = 0.0
             write_log_row(log_path, metrics)
             if writer is not None:

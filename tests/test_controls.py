@@ -19,13 +19,7 @@ from ia_world.data.episode import make_env, simulate_episode
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
 from ia_world.errors import CheckpointError, ConfigError
-from ia_world.eval.evaluate import (
-    EvalConfig,
-    FixedSplitConfig,
-    check_count,
-    fixed_count_env,
-    simulate_split,
-)
+from ia_world.eval.evaluate import EvalConfig
 from ia_world.eval.features import (
     attribute_vocab,
     ceiling_features,
@@ -38,6 +32,12 @@ from ia_world.eval.features import (
 from ia_world.eval.probe import clip_targets, fit_probe
 from ia_world.eval.qa_generator import generate_questions
 from ia_world.eval.qa_head import QAHeadConfig, evaluate_qa
+from ia_world.eval.simulated import (
+    FixedSplitConfig,
+    check_count,
+    fixed_count_env,
+    simulate_split,
+)
 from ia_world.eval.splits import heldout_seeds
 from ia_world.eval.stats import gap_closed, t_interval
 from ia_world.models import ModelConfig

@@ -72,7 +72,7 @@ def test_jepa_loss_backpropagates_to_encoder_and_predictor_only():
     model = IAJEPA(cfg)
     mask = torch.zeros(2, 32, dtype=torch.bool)
     mask[0, :12], mask[1, 20:] = True, True
-    loss, targets = model(clips(2, cfg), mask)
+    loss, targets = model(clips(2, cfg), mask)[:2]
     loss.backward()
     assert targets.shape == (2, 12, 48) and loss.item() > 0
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0

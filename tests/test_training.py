@@ -126,10 +126,10 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_curve(tmp_path, monkey
 def test_divergence_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     forward, calls = IAJEPA.forward, []
 
-    def nan_from_step_4(self, frames, mask):
+    def nan_from_step_4(self, frames, mask, token_weight=None):
         calls.append(1)
-        loss, targets = forward(self, frames, mask)
-        return (loss * math.nan if len(calls) >= 4 else loss), targets
+        output = forward(self, frames, mask, token_weight)
+        return output._replace(loss=output.loss * math.nan) if len(calls) >= 4 else output
 
     monkeypatch.setattr(IAJEPA, "forward", nan_from_step_4)
     out = tmp_path / "run"

@@ -54,13 +54,13 @@ class ClipDataset(Dataset):
         self.num_frames = num_frames
         self.frame_stride = frame_stride
         self.clips_per_episode = clips_per_episode
-        self.stored_saliency: tuple[str, int] | None = None  # (saliency name, tubelet_t)
+        self.stored_saliency: tuple[tuple[str, ...], int] | None = None  # (names, tubelet_t)
 
-    def use_stored_saliency(self, name: str, tubelet_t: int) -> None:
-        """Add "saliency" (N,) to the clips of episodes whose shard stores saliency `name`
-        (clips of frame_stride 1 only: the stored maps are per source frame)."""
+    def use_stored_saliency(self, names: tuple[str, ...], tubelet_t: int) -> None:
+        """Add "saliency" {name: (N,)} to the clips, for each of `names` their episode's shard
+        stores (clips of frame_stride 1 only: the stored maps are per source frame)."""
         if self.frame_stride == 1:
-            self.stored_saliency = (name, tubelet_t)
+            self.stored_saliency = (tuple(names), tubelet_t)
 
     def __len__(self) -> int:
         return len(self.store) * self.clips_per_episode
@@ -71,10 +71,11 @@ class ClipDataset(Dataset):
         span = (self.num_frames - 1) * self.frame_stride + 1
         start = clip_starts(episode.num_frames, span, self.clips_per_episode)[clip]
         item = clip_of_episode(episode, start, self.num_frames, self.frame_stride, episode_index)
-        if self.stored_saliency and (episode.saliency or {}).get(self.stored_saliency[0]) \
-                is not None:
+        if self.stored_saliency:
             from ia_world.masking.saliency import clip_saliency
-            name, tubelet_t = self.stored_saliency
-            item["saliency"] = clip_saliency(episode.saliency[name], name, start,
-                                             self.num_frames, tubelet_t)
+            names, tubelet_t = self.stored_saliency
+            stored = episode.saliency or {}
+            item["saliency"] = {name: clip_saliency(stored[name], name, start, self.num_frames,
+                                                    tubelet_t)
+                                for name in names if stored.get(name) is not None}
         return item

@@ -12,7 +12,6 @@ seed of any split may appear in pretraining. Results go to metrics.json under "e
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,10 +59,17 @@ from ia_world.eval.features import (
     split_features,
 )
 from ia_world.eval.mask_metrics import episode_batch, strategy_report
-from ia_world.eval.probe import MIN_TRAIN, TARGETS, clip_targets, fit_probes, paired_probe_cis
+from ia_world.eval.probe import MIN_TRAIN, TARGETS, fit_probes, paired_probe_cis
 from ia_world.eval.qa import QUESTION_TYPES
 from ia_world.eval.qa_generator import generate_questions, shortcut_tokens
 from ia_world.eval.qa_head import QAHeadConfig, check_question_counts, evaluate_qa
+from ia_world.eval.simulated import (
+    FixedSplitConfig,
+    check_count,
+    fixed_count_env,
+    simulate_split,
+    target_arrays,
+)
 from ia_world.eval.spectrum import centred_rankme, gaussian_entropy, rankme, singular_values
 from ia_world.eval.split_cache import cached_episodes, cached_questions
 from ia_world.eval.splits import ROLES, check_disjoint, heldout_seeds, other_roles
@@ -72,25 +78,7 @@ from ia_world.masking import MaskConfig
 from ia_world.runlock import run_lock
 from ia_world.training import read_pretrain_config
 
-COUNT_KWARGS = ("num_balls", "num_bodies")  # env arguments (low, high) setting the body count
-EXTRA_BODY_KWARGS = {"stack_chance": 0.0}  # env arguments that add bodies beyond the count
 FIXED_TARGETS = ("total_energy", "mean_speed", "num_collisions")
-
-
-@dataclass
-class FixedSplitConfig:
-    """Simulated splits with every scene at `count` bodies: probes count cannot explain, and QA."""
-
-    count: int = 5  # bodies in every scene of these splits
-    train_episodes: int = 1600  # ~4.6 questions per clip; ~850 predictive: the ceiling's >= 0.8
-    heldout_episodes: int = 256  # >= 1,000 held-out questions
-    train_seed: int = 3003  # base seed of the fixed-count training split (held-out: the role's)
-
-    def validate(self) -> None:
-        """Raise ConfigError on values out of range."""
-        check_range("count", self.count, 1, 64)
-        check_range("train_episodes", self.train_episodes, MIN_TRAIN, 10**7)
-        check_range("heldout_episodes", self.heldout_episodes, 2, 10**7)
 
 
 @dataclass
@@ -152,44 +140,6 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
     return [store[k] for k in range(count)]
 
 
-def count_kwargs(env_cfg: EnvConfig, count: int) -> dict:
-    """The env's constructor arguments that hold its number of bodies at `count`, or ConfigError.
-
-    The body-count argument, plus any argument that adds bodies beyond it set to add none
-    (Gravity2D's box tower: `stack_chance=0`).
-    """
-    env_class = type(make_env(env_cfg.id, **env_cfg.kwargs))
-    names = inspect.signature(env_class.__init__).parameters
-    found = [key for key in COUNT_KWARGS if key in names]
-    if not found:
-        raise ConfigError(f"fixed.count: {env_cfg.id} has no body-count argument "
-                          f"({' / '.join(COUNT_KWARGS)}); it cannot hold the count fixed")
-    extra = {key: value for key, value in EXTRA_BODY_KWARGS.items() if key in names}
-    return {found[0]: [count, count], **extra}
-
-
-def fixed_count_env(env_cfg: EnvConfig, count: int, size: int):
-    """The env with every scene at exactly `count` bodies, or ConfigError if it cannot."""
-    try:
-        return make_env(env_cfg.id, size=size, **{**env_cfg.kwargs,
-                                                  **count_kwargs(env_cfg, count)})
-    except ValueError as error:
-        raise ConfigError(f"fixed.count={count}: {env_cfg.id} cannot hold it ({error})") from None
-
-
-def check_count(episodes: list[Episode], count: int) -> None:
-    """DataError unless every episode has exactly `count` dynamic bodies."""
-    counts = sorted({len(dynamic_indices(ep)) for ep in episodes})
-    if counts != [count]:
-        raise DataError(f"fixed-count split: body counts {counts}, expected only {count}")
-
-
-def simulate_split(env, count: int, base_seed: int, frames: int) -> list[Episode]:
-    """`count` episodes simulated from episode_seed(base_seed, k)."""
-    return [simulate_episode(env, episode_seed(base_seed, k), frames)
-            for k in tqdm(range(count), desc=f"simulate (seed {base_seed})", leave=False)]
-
-
 def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
     """Hit-rate and selectivity of the checkpoint's masking strategy on held-out clips."""
     if "masking" not in config:
@@ -223,12 +173,6 @@ def density_blind_probes(train: list[Episode], heldout: list[Episode], frames: i
     return {target: min(({**fitted[target], "set": fitted["set"]} for fitted in sets),
                         key=lambda result: result["cv_mse"])
             for target in train_targets}
-
-
-def target_arrays(episodes: list[Episode], frames: int, names: tuple[str, ...]) -> dict:
-    """name -> (E,) array of clip targets."""
-    targets = [clip_targets(ep, frames) for ep in episodes]
-    return {name: np.array([t[name] for t in targets]) for name in names}
 
 
 def metric_row(values: dict[str, float], cis: dict[str, list[float]],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -67,8 +68,18 @@ def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return order[:, :num_context], order[:, num_context:]
 
 
+class StepOutput(NamedTuple):
+    """One training step's loss and what the logs break it into."""
+
+    loss: torch.Tensor  # the JEPA loss plus the weighted regularizer (what is minimised)
+    targets: torch.Tensor  # B Nt D layer-normed target latents
+    token_loss: torch.Tensor  # B Nt each hidden token's share of the JEPA loss (detached)
+    target_idx: torch.Tensor  # B Nt the hidden tokens' indices
+    regularizer: torch.Tensor  # the weighted regularizer term (detached)
+
+
 class IAJEPA(nn.Module):
-    """forward(frames uint8 (B,T,H,W,3), mask bool (B,N)) -> (loss, target latents (B,Nt,D))."""
+    """forward(frames uint8 (B,T,H,W,3), mask bool (B,N)) -> StepOutput (loss, targets, ...)."""
 
     def __init__(self, cfg: ModelConfig, loss: str = "l1", regularizer: str = "none",
                  regularizer_weight: float = 0.0):
@@ -79,10 +90,15 @@ class IAJEPA(nn.Module):
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.loss = loss
 
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor):
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor,
+                token_weight: torch.Tensor | None = None) -> StepOutput:
         """JEPA loss between predicted and layer-normed EMA target latents at hidden tokens, plus
         `regularizer_weight` x the anti-collapse term (SIGReg or VICReg) of the context
-        encoder's outputs at the context tokens (the latents the gradient reaches)."""
+        encoder's outputs at the context tokens (the latents the gradient reaches).
+
+        token_weight (B, N): each hidden token's weight in the prediction loss (None: equal),
+        normalised over the batch's hidden tokens, so the loss stays a weighted mean.
+        """
         context_idx, target_idx = split_mask(mask)
         with torch.no_grad():
             targets = self.target(frames)  # B N D
@@ -90,13 +106,17 @@ class IAJEPA(nn.Module):
             targets = gather_tokens(targets, target_idx)
         context = self.encoder(frames, keep=context_idx)
         predicted = self.predictor(context, context_idx, target_idx)
-        if self.loss == "l1":
-            loss = (predicted.float() - targets.float()).abs().mean()
-        else:
-            loss = (predicted.float() - targets.float()).pow(2).mean()
+        difference = predicted.float() - targets.float()
+        error = (difference.abs() if self.loss == "l1" else difference.square()).mean(-1)  # B Nt
+        weight = (torch.ones_like(error) if token_weight is None
+                  else torch.gather(token_weight.to(error), 1, target_idx))           # B Nt
+        weight = weight / weight.sum()
+        token_loss = weight * error                                # B Nt, sums to the JEPA loss
+        regularizer = error.new_zeros(())
         if self.regularizer != "none" and self.regularizer_weight > 0:
-            loss = loss + self.regularizer_weight * regularization(self.regularizer, context)
-        return loss, targets
+            regularizer = self.regularizer_weight * regularization(self.regularizer, context)
+        return StepOutput(token_loss.sum() + regularizer, targets, token_loss.detach(),
+                          target_idx, regularizer.detach())
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
