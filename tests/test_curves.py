@@ -1,0 +1,128 @@
+"""Learning curves (`pretrain probe_every=`), the loss split by token class and its weights."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from test_training import pretrain_config, stored_saliency_dataset
+
+from ia_world import training
+from ia_world.checkpoint import initial_encoder
+from ia_world.data.generator import EnvConfig
+from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
+from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
+from ia_world.models import IAJEPA, ModelConfig
+from ia_world.tokens import TokenGrid
+
+TINY_CURVES = ("probe.train_episodes=12", "probe.heldout_episodes=8",
+               "probe.collision_train=8", "probe.collision_heldout=4", "model.frames=8")
+
+
+def rows(out) -> list[dict]:
+    """The run's log.csv rows."""
+    with (out / training.LOG_FILE).open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_token_classes_mark_static_moving_and_interacting_tokens():
+    grid = TokenGrid(4, 32, 2, 8)
+    clip = torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)
+    for t in range(4):
+        clip[0, t, 8:16, 2 * t:2 * t + 4] = 255  # a square sliding right in patch row 1
+    classes = token_classes(clip, grid)
+    moving = torch.zeros(grid.num_tokens, dtype=torch.long)
+    moving[[4, 16 + 4, 16 + 5]] = 1  # row 1: column 0, then columns 0 and 1 (pixels 8-10)
+    assert torch.equal(classes[0], moving)
+    interaction = torch.zeros(1, grid.num_tokens)
+    interaction[0, [5, 30]] = INTERACTING_LEVEL
+    marked = token_classes(clip, grid, interaction)[0]
+    assert marked[5] == 2 and marked[30] == 2 and int((marked == 2).sum()) == 2
+    assert torch.equal(marked[marked != 2], moving[marked != 2])
+
+
+def test_token_weights_weight_the_prediction_loss():
+    cfg = ModelConfig(frames=4, size=32, embed_dim=48, depth=1, num_heads=3, pred_dim=24,
+                      pred_depth=1, pred_heads=3)
+    torch.manual_seed(0)
+    model = IAJEPA(cfg)
+    frames = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    mask = torch.zeros(2, 32, dtype=torch.bool)
+    mask[:, 16:] = True
+    plain = model(frames, mask)
+    assert torch.allclose(plain.token_loss.sum(), plain.loss)
+    weight = torch.ones(2, 32)
+    weight[:, 16:24] = 4.0  # half of the hidden tokens count 4x
+    weighted = model(frames, mask, weight)
+    error = plain.token_loss * plain.token_loss.numel()          # each hidden token's error
+    expected = (error * weight[:, 16:]).sum() / weight[:, 16:].sum()
+    assert torch.allclose(weighted.loss, expected) and not torch.allclose(weighted.loss, plain.loss)
+    assert torch.allclose(model(frames, mask, torch.ones(2, 32)).loss, plain.loss)
+    classes = torch.tensor([[0, 1, 2, 1]])
+    assert training.token_weights(training.PretrainConfig(), classes) is None
+    cfg = training.PretrainConfig(moving_weight=4.0, interacting_weight=8.0)
+    assert training.token_weights(cfg, classes).tolist() == [[1.0, 4.0, 8.0, 4.0]]
+
+
+def test_the_moving_weight_reaches_the_training_loss(tmp_path):
+    # fails if moving_weight is switched off on the way from the config to the loss
+    losses = {}
+    for weight in ("1", "8"):
+        out = tmp_path / weight
+        training.train(pretrain_config(out, "steps=2", f"moving_weight={weight}",
+                                       "masking=interaction"))
+        losses[weight] = [float(row["loss"]) for row in rows(out)]
+    assert losses["1"][0] != pytest.approx(losses["8"][0], rel=1e-3)
+
+
+def test_the_loss_parts_sum_to_the_logged_loss(tmp_path):
+    data = stored_saliency_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    training.train(pretrain_config(out, f"data={data}", "masking=interaction", "steps=3",
+                                   "regularizer=vicreg", "regularizer_weight=0.5",
+                                   "masking.future=0.5", "moving_weight=3"))
+    logged = rows(out)
+    assert len(logged) == 3
+    for row in logged:
+        parts = sum(float(row[f"loss_{name}"]) for name in ("static", "moving", "interacting",
+                                                             "regularizer"))
+        assert parts == pytest.approx(float(row["loss"]), rel=1e-4)
+        assert float(row["loss_regularizer"]) > 0 and 0 < float(row["share_moving"]) < 1
+
+
+def test_a_curve_logging_run_starts_at_its_floor_and_resumes_exactly(tmp_path, monkeypatch):
+    args = ("steps=4", "checkpoint_every=2", "probe_every=2", "log_every=3", *TINY_CURVES)
+    whole = tmp_path / "whole"
+    training.train(pretrain_config(whole, *args))
+    logged = rows(whole)
+    assert [row["step"] for row in logged] == ["0", "2", "3", "4"]  # probe, log and last steps
+    assert all(logged[i][field] for i in (0, 1, 3) for field in CURVE_FIELDS)
+    assert not logged[0]["loss"] and not logged[2]["probe_mean_speed"]
+    cfg = pretrain_config(whole, *args)
+    splits = curve_splits(cfg.probe, EnvConfig(), cfg.model.grid)
+    floor = curve_metrics(initial_encoder(whole).encoder, splits, cfg.model.grid)
+    assert [float(logged[0][key]) for key in CURVE_FIELDS] == pytest.approx(
+        [floor[key] for key in CURVE_FIELDS], rel=1e-5)
+    assert np.isfinite([float(logged[3][key]) for key in CURVE_FIELDS]).all()
+    write_row = training.write_log_row
+
+    def killed_at_step_3(path, row):
+        if row["step"] == 3:
+            raise KeyboardInterrupt
+        write_row(path, row)
+
+    monkeypatch.setattr(training, "write_log_row", killed_at_step_3)
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(pretrain_config(killed, *args))
+    monkeypatch.setattr(training, "write_log_row", write_row)
+    training.train(pretrain_config(killed, *args))
+    resumed = rows(killed)
+    timing = {"clips_per_s", "data_s", "compute_s"}
+    assert [{k: v for k, v in row.items() if k not in timing} for row in resumed] == \
+        [{k: v for k, v in row.items() if k not in timing} for row in logged]
+
+
+def test_curve_config_rejects_splits_too_small_to_fit():
+    with pytest.raises(Exception, match="train_episodes"):
+        CurveConfig(train_episodes=2).validate()
