@@ -7,6 +7,7 @@ runs, then calls `report`.
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,14 +17,22 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ia_world.atomic import atomic_write, atomic_write_bytes
-from ia_world.checkpoint import ENCODER_WEIGHTS, METRICS_FILE, read_metrics, resolve_checkpoint
+from ia_world.checkpoint import (
+    ENCODER_WEIGHTS,
+    METRICS_FILE,
+    read_config,
+    read_metrics,
+    resolve_checkpoint,
+)
 from ia_world.config import check_choice, check_path, validate_tree
 from ia_world.errors import CheckpointError, DataError
+from ia_world.eval.curves import CURVE_FIELDS
 from ia_world.eval.evaluate import eval_key
 from ia_world.eval.features import CONTROLS
 from ia_world.eval.spectrum import gain_pct
 from ia_world.eval.stats import LEVEL, holm, seed_summary, t_pvalue
 from ia_world.runlock import check_out_dir
+from ia_world.training import LOG_FILE
 
 log = logging.getLogger(__name__)
 CAUSAL_TYPES = ("explanatory", "predictive", "counterfactual")
@@ -224,6 +233,70 @@ def group_by_strategy(results: list[dict]) -> dict[str, list[dict]]:
     return {s: groups[s] for s in order}
 
 
+Curve = dict[str, list[tuple[int, float]]]  # probe field -> [(step, value)]; step 0: the floor
+
+
+def run_curve(run: str | Path) -> tuple[str, Curve] | None:
+    """(masking strategy, learning curve) from a run's log.csv (`pretrain probe_every=`); None
+    for a run without curves or a bare checkpoint."""
+    run = Path(run)
+    with contextlib.suppress(CheckpointError):
+        checkpoint = resolve_checkpoint(run)
+        log_path = next((p / LOG_FILE for p in (run, checkpoint.parent.parent)
+                         if (p / LOG_FILE).is_file()), None)
+        if log_path is None:
+            return None
+        curve: Curve = {name: [] for name in CURVE_FIELDS}
+        with log_path.open() as handle:
+            for row in csv.DictReader(handle):
+                for name in CURVE_FIELDS:
+                    if row.get(name):
+                        curve[name].append((int(row["step"]), float(row[name])))
+        strategy = read_config(checkpoint).get("masking", {}).get("strategy", "?")
+        return (strategy, curve) if any(curve.values()) else None
+    return None
+
+
+def curves_plot(curves: list[tuple[str, Curve]], path: Path) -> None:
+    """One panel per curve probe: a line per run, coloured by strategy; dashed: the floor
+    (step 0, mean over the runs)."""
+    strategies = list(dict.fromkeys(strategy for strategy, _ in curves))
+    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
+    fig = Figure(figsize=(10, 5.4))
+    for ax, name in zip(fig.subplots(2, 3).ravel(), CURVE_FIELDS):
+        for i, (strategy, curve) in enumerate(curves):
+            if curve[name]:
+                steps, values = zip(*curve[name])
+                first = [s for s, _ in curves].index(strategy) == i
+                ax.plot(steps, values, color=colours[strategy], alpha=0.8, marker=".",
+                        label=strategy if first else None)
+        floors = [curve[name][0][1] for _, curve in curves if curve[name]
+                  and curve[name][0][0] == 0]
+        if floors:
+            ax.axhline(np.mean(floors), color="k", ls="--", lw=0.8, label="floor")
+        ax.set_title(name.removeprefix("probe_"), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle("learning curves (validation role; ia_world/eval/curves.py)", fontsize=10)
+    save_figure(fig, path)
+
+
+def curves_markdown(curves: list[tuple[str, Curve]]) -> str:
+    """Per strategy and probe step: the curve probes' mean over runs (n runs)."""
+    table: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for strategy, curve in curves:
+        for name in CURVE_FIELDS:
+            for step, value in curve[name]:
+                table[strategy, step][name].append(value)
+    header = ["strategy", "step", "runs", *(n.removeprefix("probe_") for n in CURVE_FIELDS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (strategy, step), values in sorted(table.items()):
+        runs = max(len(v) for v in values.values())
+        cells = [f"{np.mean(values[n]):.3f}" if values[n] else "" for n in CURVE_FIELDS]
+        lines.append(f"| {strategy} | {step} | {runs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def add_gains(table: dict[str, dict[str, list[float]]], baseline: str) -> None:
     """Entropy gains in % over the baseline strategy's mean, per run."""
     if baseline not in table:
@@ -336,8 +409,10 @@ def metric_table(groups: dict[str, list[dict]], baseline: str) -> dict[str, dict
     return table
 
 
-def write_report(results: list[dict], out: Path, baseline: str) -> Path:
-    """report.md plus PNG plots under `out`; returns the report's path."""
+def write_report(results: list[dict], out: Path, baseline: str,
+                 curves: list[tuple[str, Curve]] = ()) -> Path:
+    """report.md plus PNG plots under `out` (and the runs' learning curves, if they logged
+    any); returns the report's path."""
     check_one_role(results)
     groups = group_by_strategy(results)
     table = metric_table(groups, baseline)
@@ -356,6 +431,13 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         plots.append("mask_hitrate.png")
     scatter_plot(groups, out / "energy_scatter.png")
     spectrum_plot(groups, out / "spectra.png")
+    curve_section = []
+    if curves:
+        curves_plot(curves, out / "curves.png")
+        curve_section = ["## Learning curves", "Validation-role probes logged while pretraining "
+                         "(`probe_every`; step 0 = the floor, the initialisation), mean over "
+                         "runs; one line per run in curves.png.", curves_markdown(curves),
+                         "![curves.png](curves.png)"]
     first = results[0]
     differences = paired_differences(groups, baseline)
     text = "\n\n".join([
@@ -392,7 +474,8 @@ def write_report(results: list[dict], out: Path, baseline: str) -> Path:
         f"Gains are relative to `{baseline}`. QA baselines (majority answer, coin flip): 0.5 "
         "per option.",
         markdown_table(table),
-        *(f"![{p}]({p})" for p in plots)])
+        *(f"![{p}]({p})" for p in plots),
+        *curve_section])
     path = out / "report.md"
     atomic_write_bytes(path, (text + "\n").encode())
     return path
@@ -405,7 +488,8 @@ def report(cfg: ReportConfig) -> Path:
         raise DataError("report: no runs given (runs=[dir1,dir2,...]; `ia-world compare` trains "
                         "and evaluates them)")
     check_out_dir(cfg.out)  # before any work
+    curves = [curve for curve in map(run_curve, cfg.runs) if curve is not None]
     path = write_report([read_eval(r, cfg.encoder_weights) for r in cfg.runs], Path(cfg.out),
-                        cfg.baseline)
+                        cfg.baseline, curves)
     print(f"report: {path}")
     return path

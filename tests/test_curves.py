@@ -13,6 +13,7 @@ from ia_world.data.generator import EnvConfig
 from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
 from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
 from ia_world.models import IAJEPA, ModelConfig
+from ia_world.report import curves_markdown, curves_plot, run_curve
 from ia_world.tokens import TokenGrid
 
 TINY_CURVES = ("probe.train_episodes=12", "probe.heldout_episodes=8",
@@ -104,6 +105,12 @@ def test_a_curve_logging_run_starts_at_its_floor_and_resumes_exactly(tmp_path, m
     assert [float(logged[0][key]) for key in CURVE_FIELDS] == pytest.approx(
         [floor[key] for key in CURVE_FIELDS], rel=1e-5)
     assert np.isfinite([float(logged[3][key]) for key in CURVE_FIELDS]).all()
+    strategy, curve = run_curve(whole)  # what `report` and `compare` plot
+    assert strategy == "random_tube" and [s for s, _ in curve["probe_mean_speed"]] == [0, 2, 4]
+    assert "| random_tube | 0 | 1 |" in curves_markdown([(strategy, curve)])
+    curves_plot([(strategy, curve)], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert run_curve(tmp_path) is None
     write_row = training.write_log_row
 
     def killed_at_step_3(path, row):
