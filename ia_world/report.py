@@ -371,11 +371,11 @@ def spectrum_plot(groups: dict[str, list[dict]], path: Path) -> None:
 
 
 def within_run_markdown(groups: dict[str, list[dict]]) -> str:
-    """Per probe and strategy: how many runs' paired bootstrap CI (over held-out episodes) of
-    encoder - floor lies above 0 / below 0, and the runs' gap-closed CIs."""
+    """Per probe or QA row and strategy: how many runs' paired bootstrap CI (over held-out
+    episodes; QA: clips) of encoder - floor lies above 0 / below 0."""
     names = list(dict.fromkeys(name for results in groups.values() for r in results
                                for name, m in r["metrics"].items() if "paired_ci" in m))
-    lines = ["| probe | " + " | ".join(f"{s}: encoder - floor > 0 / < 0 (runs)"
+    lines = ["| metric | " + " | ".join(f"{s}: encoder - floor > 0 / < 0 (runs)"
                                        for s in groups) + " |",
              "|---" * (len(groups) + 1) + "|"]
     for name in names:
@@ -462,8 +462,9 @@ def write_report(results: list[dict], out: Path, baseline: str,
         "over seeds with its 95% t-interval over seeds.",
         controls_markdown(controls, list(groups)),
         "## Within each run: encoder against its own floor",
-        "Paired bootstrap over the held-out episodes (the same resamples for both), 95%; with "
-        "no effect, about 2.5% of runs land above 0 and 2.5% below by chance.",
+        "Paired bootstrap over the held-out episodes (QA: the held-out clips; the same "
+        "resamples for both), 95%; with no effect, about 2.5% of runs land above 0 and 2.5% "
+        "below by chance.",
         within_run_markdown(groups),
         f"## Differences to `{baseline}`",
         "Mean difference over seeds (runs paired by seed) with its 95% t-interval and the "

@@ -120,6 +120,11 @@ def test_evaluate_and_report_end_to_end(tmp_path):
                                                         "predictive", "counterfactual"}
     assert set(result["qa"]["subjects"]) == {"encoder", "floor", "static", "pixel", "ceiling",
                                              "shortcut"}  # + the events-only control
+    # QA's paired clip bootstrap: this checkpoint is its own floor, so exactly 0 on every row
+    qa_rows = {k: m for k, m in result["metrics"].items() if k.startswith("QA ")}
+    assert qa_rows and all(m["paired_ci"]["encoder - floor"] == [0.0, 0.0]
+                           for m in qa_rows.values())
+    assert {"encoder - shortcut", "gap_closed"} <= set(next(iter(qa_rows.values()))["paired_ci"])
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
     assert saved["metrics"]["R2 total_energy"]["encoder"] == energy["encoder"]["r2"]
     # more "strategies" and seeds: random_tube (baseline) scores +0.1 on every metric, motion
@@ -144,6 +149,7 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     assert "RankMe gain %" in text and "gap closed untrained" in text
     # within each run: the untrained checkpoint is its own floor, so no run separates from it
     assert "| R2 total_energy | 0 / 0 of 2 |" in text
+    assert f"| {next(iter(qa_rows))} | 0 / 0 of 2 |" in text
     header, _, *rows = next(block for block in text.split("\n\n")
                             if block.startswith("| strategy | runs |")).splitlines()
     column = header.split(" | ").index("RankMe / floor")

@@ -7,15 +7,19 @@ import pytest
 
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.errors import DataError
+from ia_world.eval.evaluate import metrics_table
 from ia_world.eval.features import attribute_vocab, dynamic_indices
 from ia_world.eval.qa import (
     Choice,
     Question,
+    accuracy_by_type,
     build_vocab,
     correct_share,
     encode_options,
     from_clevrer,
     majority_baseline,
+    option_rows,
+    paired_qa_cis,
     to_clevrer,
 )
 from ia_world.eval.qa_generator import (
@@ -36,6 +40,7 @@ from ia_world.eval.qa_head import (
     reference_spans,
     validation_split,
 )
+from ia_world.report import within_run_markdown
 
 ENV_ID, FRAMES = "ia_world/Billiards-v0", 16
 
@@ -236,3 +241,65 @@ def test_reference_spans_mark_each_object_reference():
     assert spans[0, :length].tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 3, 3, 3]
     assert spans[1, :(ids[1] > 0).sum()].tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 0]
     assert (spans[ids == 0] == 0).all()
+
+
+def answered_by(questions, rights: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
+    """subject -> (R,) predictions right on each option with probability rights[subject]."""
+    truth = np.array([c.correct for _, _, c in option_rows(questions)])
+    rng = np.random.default_rng(seed)
+    return {s: np.where(rng.random(len(truth)) < share, truth, ~truth)
+            for s, share in rights.items()}
+
+
+def typed_questions(clips: int) -> list[Question]:
+    """Two descriptive and one predictive question of two options per clip."""
+    return [Question(c, qtype, "q", ["q"], [Choice("a", ["a"], bool((c + k) % 2)),
+                                             Choice("b", ["b"], not (c + k) % 2)])
+            for c in range(clips)
+            for k, qtype in enumerate(("descriptive", "descriptive", "predictive"))]
+
+
+def test_paired_qa_cis_self_zero_shift_excludes_zero_and_deterministic():
+    questions = typed_questions(80)
+    answers = answered_by(questions, {"encoder": 0.85, "floor": 0.5, "ceiling": 1.0})
+    answers["static"] = answers["encoder"].copy()  # the encoder against itself
+    paired = paired_qa_cis(questions, answers, seed=3)
+    for qtype in ("descriptive", "predictive"):
+        for unit in ("per_option", "per_question"):
+            assert paired[qtype][unit]["encoder - static"] == [0.0, 0.0]
+        low, high = paired[qtype]["per_option"]["encoder - floor"]
+        assert 0.1 < low < high < 0.6  # a known shift of +0.35 per option
+        gap = paired[qtype]["per_option"]["gap_closed"]  # (0.85 - 0.5) / (1 - 0.5) = 0.7
+        assert 0.3 < gap[0] < 0.7 < gap[1] < 1.0
+        assert paired[qtype]["per_option"]["encoder - ceiling"][1] < 0
+    assert paired_qa_cis(questions, answers, seed=3) == paired  # same seed, same CIs
+    assert paired_qa_cis(questions, answers, seed=4) != paired
+    # no effect: an unrelated coin flip against the floor straddles 0
+    coin = {"encoder": answered_by(questions, {"x": 0.5}, seed=9)["x"],
+            "floor": answers["floor"]}
+    low, high = paired_qa_cis(questions, coin)["descriptive"]["per_option"]["encoder - floor"]
+    assert low < 0 < high
+
+
+def test_paired_qa_cis_resample_whole_clips_and_reach_the_report():
+    questions = typed_questions(60)
+    answers = answered_by(questions, {"encoder": 0.8, "floor": 0.5, "static": 0.5,
+                                      "pixel": 0.5, "ceiling": 1.0, "shortcut": 0.5})
+    # the encoder is right on every option of clips 0-29 and wrong on every option of 30-59:
+    # its difference to an all-right ceiling is 0 or -1 per clip, so resampling whole clips
+    # gives a wide interval, resampling options one by one would give a narrow one
+    by_clip = np.array([q.clip for q in questions for _ in q.choices])
+    truth = np.array([c.correct for _, _, c in option_rows(questions)])
+    answers["encoder"] = np.where(by_clip < 30, truth, ~truth)
+    paired = paired_qa_cis(questions, answers)
+    low, high = paired["descriptive"]["per_option"]["encoder - ceiling"]
+    assert high - low > 0.2 and low < -0.5 < high
+    qa = {"subjects": {s: accuracy_by_type(questions, p, with_ci=True)
+                       for s, p in answers.items()}, "paired_ci": paired}
+    table = metrics_table({}, {}, qa)
+    row = table["QA predictive per-option"]
+    assert row["paired_ci"] == paired["predictive"]["per_option"]
+    assert set(row["paired_ci"]) == {f"encoder - {s}" for s in answers if s != "encoder"} | {
+        "gap_closed"}
+    markdown = within_run_markdown({"interaction": [{"metrics": table}]})
+    assert "| QA predictive per-option | 0 / 0 of 1 |" in markdown

@@ -177,8 +177,8 @@ def density_blind_probes(train: list[Episode], heldout: list[Episode], frames: i
 
 def metric_row(values: dict[str, float], cis: dict[str, list[float]],
                paired: dict[str, list[float]] | None = None) -> dict:
-    """One metric for every subject, its CIs, the gap the encoder closes and (probes) the paired
-    CIs of encoder - each control and of the gap."""
+    """One metric for every subject, its CIs, the gap the encoder closes and the paired CIs of
+    encoder - each control and of the gap (over held-out episodes, or clips for QA)."""
     row = {**values, "gap_closed": gap_closed(values["encoder"], values["floor"],
                                               values["ceiling"]), "ci": cis}
     if paired is not None:
@@ -188,7 +188,7 @@ def metric_row(values: dict[str, float], cis: dict[str, list[float]],
 
 def metrics_table(probes: dict[str, dict[str, dict]], paired: dict[str, dict],
                   qa: dict) -> dict[str, dict]:
-    """metric name -> metric_row, for every probe (with its paired CIs) and QA accuracy."""
+    """metric name -> metric_row, for every probe and QA accuracy (each with its paired CIs)."""
     table = {f"R2 {name}": metric_row({s: r["r2"] for s, r in subjects.items()},
                                       {s: r["ci"] for s, r in subjects.items()}, paired[name])
              for name, subjects in probes.items()}
@@ -198,7 +198,8 @@ def metrics_table(probes: dict[str, dict[str, dict]], paired: dict[str, dict],
             if set(SUBJECTS) <= set(by_subject):  # (+ the shortcut control, when present)
                 table[f"QA {qtype} {unit.replace('_', '-')}"] = metric_row(
                     {s: a[unit] for s, a in by_subject.items()},
-                    {s: a[f"{unit}_ci"] for s, a in by_subject.items()})
+                    {s: a[f"{unit}_ci"] for s, a in by_subject.items()},
+                    qa.get("paired_ci", {}).get(qtype, {}).get(unit))
     return table
 
 

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ia_world.data.episode import Episode
 from ia_world.errors import DataError
-from ia_world.eval.stats import bootstrap_ci, gap_closed, paired_bootstrap_cis
+from ia_world.eval.stats import bootstrap_ci, encoder_differences, paired_bootstrap_cis
 
 TARGETS = ("total_energy", "kinetic_energy", "mean_speed", "num_collisions")
 ALPHAS = tuple(np.logspace(-3, 4, 15))
@@ -107,12 +107,6 @@ def paired_probe_cis(results: dict[str, dict], groups: np.ndarray | None = None,
 
     def statistics(episodes: np.ndarray) -> dict[str, float]:
         picked = np.concatenate([rows[e] for e in episodes])
-        scores = {s: r2(true[picked], g[picked]) for s, g in guesses.items()}
-        found = {f"encoder - {s}": scores["encoder"] - v for s, v in scores.items()
-                 if s != "encoder"}
-        if {"floor", "ceiling"} <= set(scores):
-            found["gap_closed"] = gap_closed(scores["encoder"], scores["floor"],
-                                             scores["ceiling"])
-        return found
+        return encoder_differences({s: r2(true[picked], g[picked]) for s, g in guesses.items()})
 
     return paired_bootstrap_cis(statistics, len(rows), seed)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ia_world.errors import DataError
-from ia_world.eval.stats import bootstrap_ci
+from ia_world.eval.stats import bootstrap_ci, encoder_differences, paired_bootstrap_cis
 
 QUESTION_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
@@ -90,12 +90,9 @@ def encode_options(questions: list[Question], vocab: dict[str, int],
     return ids, clips, labels, question_index
 
 
-def accuracy_by_type(questions: list[Question], predicted: np.ndarray,
-                     with_ci: bool = False) -> dict[str, dict]:
-    """Per-option and per-question (all options right) accuracy per type; predicted (R,) bool.
-
-    with_ci: add 95% bootstrap CIs over clips (`per_option_ci`, `per_question_ci`).
-    """
+def correctness_by_type(questions: list[Question], predicted: np.ndarray) -> dict[str, dict]:
+    """Per type and unit (per_option, per_question): (right (R,) 0/1, clip of each row (R,));
+    predicted (R,) bool, one per option."""
     rows = option_rows(questions)
     if len(rows) != len(predicted):
         raise DataError(f"QA accuracy: {len(predicted)} predictions for {len(rows)} options")
@@ -105,30 +102,81 @@ def accuracy_by_type(questions: list[Question], predicted: np.ndarray,
     for qtype in sorted({q.question_type for q in questions}):
         members = [qi for qi, q in enumerate(questions) if q.question_type == qtype]
         option_mask = np.isin(question_of, members)
-        per_question = np.array([right[question_of == qi].all() for qi in members], float)
-        per_option = right[option_mask].astype(float)
-        result[qtype] = {"per_option": float(per_option.mean()),
+        result[qtype] = {
+            "per_option": (right[option_mask].astype(float),
+                           np.array([questions[qi].clip for qi in question_of[option_mask]])),
+            "per_question": (np.array([right[question_of == qi].all() for qi in members], float),
+                             np.array([questions[qi].clip for qi in members]))}
+    return result
+
+
+def accuracy_by_type(questions: list[Question], predicted: np.ndarray,
+                     with_ci: bool = False) -> dict[str, dict]:
+    """Per-option and per-question (all options right) accuracy per type; predicted (R,) bool.
+
+    with_ci: add 95% bootstrap CIs over clips (`per_option_ci`, `per_question_ci`).
+    """
+    result = {}
+    for qtype, units in correctness_by_type(questions, predicted).items():
+        (options, option_clips), (per_question, question_clips) = units.values()
+        result[qtype] = {"per_option": float(options.mean()),
                          "per_question": float(per_question.mean()),
-                         "questions": len(members), "options": int(option_mask.sum())}
+                         "questions": len(per_question), "options": len(options)}
         if with_ci:
-            option_clips = np.array([questions[question_of[r]].clip
-                                     for r in np.flatnonzero(option_mask)])
-            question_clips = np.array([questions[qi].clip for qi in members])
-            result[qtype]["per_option_ci"] = clip_bootstrap_ci(per_option, option_clips)
+            result[qtype]["per_option_ci"] = clip_bootstrap_ci(options, option_clips)
             result[qtype]["per_question_ci"] = clip_bootstrap_ci(per_question, question_clips)
     return result
 
 
+def clip_totals(values: np.ndarray, clips: np.ndarray,
+                order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of values (R,) and row count per clip, clips numbered as in `order` (default: the
+    sorted unique clips): (sums (C,), counts (C,)); a clip of `order` with no rows counts 0."""
+    order = np.unique(clips) if order is None else order
+    clip_of = np.searchsorted(order, clips)
+    return (np.bincount(clip_of, weights=values, minlength=len(order)),
+            np.bincount(clip_of, minlength=len(order)).astype(float))
+
+
 def clip_bootstrap_ci(values: np.ndarray, clips: np.ndarray) -> list[float]:
     """95% CI of the mean of values (R,) resampling the clips (R,) they belong to."""
-    _, clip_of = np.unique(clips, return_inverse=True)
-    sums = np.bincount(clip_of, weights=values)
-    counts = np.bincount(clip_of).astype(float)
+    sums, counts = clip_totals(values, clips)
 
     def mean(picked: np.ndarray) -> float:
         return float(sums[picked].sum() / counts[picked].sum())
 
     return bootstrap_ci(mean, len(sums))
+
+
+def paired_qa_cis(questions: list[Question], predicted: dict[str, np.ndarray],
+                  seed: int = 0) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Paired clip bootstrap of QA accuracy: type -> unit -> CIs of encoder - every other subject
+    and of the gap closed (floor to ceiling); predicted: subject -> (R,) bool per option.
+
+    The held-out clips are resampled once per draw for every subject, type and unit, so a
+    clip's difficulty cancels in each difference (the QA twin of `probe.paired_probe_cis`).
+    """
+    right = {s: correctness_by_type(questions, p) for s, p in predicted.items()}
+    order = np.unique([q.clip for q in questions])
+    first = right[next(iter(right))]
+    totals = {(t, u): {s: clip_totals(*right[s][t][u], order) for s in right}
+              for t, units in first.items() for u in units}
+
+    def statistics(picked: np.ndarray) -> dict[str, float]:
+        found = {}
+        for (qtype, unit), subjects in totals.items():
+            rows = next(iter(subjects.values()))[1][picked].sum()  # this type's rows drawn
+            scores = {s: sums[picked].sum() / rows if rows else np.nan
+                      for s, (sums, _) in subjects.items()}
+            found.update({f"{qtype}|{unit}|{k}": v
+                          for k, v in encoder_differences(scores).items()})
+        return found
+
+    result: dict[str, dict] = {}
+    for key, ci in paired_bootstrap_cis(statistics, len(order), seed).items():
+        qtype, unit, name = key.split("|")
+        result.setdefault(qtype, {}).setdefault(unit, {})[name] = ci
+    return result
 
 
 def majority_baseline(train: list[Question], test: list[Question]) -> dict[str, dict]:

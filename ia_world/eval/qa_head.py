@@ -24,6 +24,7 @@ from ia_world.eval.qa import (
     correct_share,
     encode_options,
     majority_baseline,
+    paired_qa_cis,
     random_baseline,
 )
 from ia_world.parallel import ordered_map
@@ -319,7 +320,11 @@ def evaluate_qa(train: list[Question], test: list[Question], train_latents: dict
                               desc="QA heads", leave=False))
     subjects = {s: accuracy_by_type(test, p, with_ci=True)
                 for s, (p, _) in zip(train_latents, predicted)}
-    return {"subjects": subjects, "epochs": {s: n for s, (_, n) in zip(train_latents, predicted)},
+    answers = {s: p for s, (p, _) in zip(train_latents, predicted)}
+    # the encoder against every control on the same resampled clips (when there is an encoder)
+    paired = paired_qa_cis(test, answers, cfg.seed) if "encoder" in answers else {}
+    return {"subjects": subjects, "paired_ci": paired,
+            "epochs": {s: n for s, (_, n) in zip(train_latents, predicted)},
             "majority": majority_baseline(train, test), "random": random_baseline(test),
             "correct_share_train": correct_share(train), "correct_share_test": correct_share(test),
             "train_questions": len(train), "test_questions": len(test)}

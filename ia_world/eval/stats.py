@@ -64,6 +64,15 @@ def paired_bootstrap_cis(statistics: Callable[[np.ndarray], dict[str, float]], g
     return {name: percentile_ci(np.array([d[name] for d in draws], float)) for name in draws[0]}
 
 
+def encoder_differences(scores: dict[str, float]) -> dict[str, float]:
+    """From each subject's score on one resample: encoder - every other subject and, with a
+    floor and a ceiling, the gap closed (the statistics of a paired within-run bootstrap)."""
+    found = {f"encoder - {s}": scores["encoder"] - v for s, v in scores.items() if s != "encoder"}
+    if {"floor", "ceiling"} <= set(scores):
+        found["gap_closed"] = gap_closed(scores["encoder"], scores["floor"], scores["ceiling"])
+    return found
+
+
 def finite(values) -> np.ndarray:
     """The finite entries of `values` as a float array."""
     values = np.asarray(values, float)
