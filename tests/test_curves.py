@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from test_training import pretrain_config, stored_saliency_dataset
+from test_training import pretrain_config, stored_saliency_dataset, train_killed_at
 
 from ia_world import training
 from ia_world.checkpoint import initial_encoder
@@ -111,18 +111,8 @@ def test_a_curve_logging_run_starts_at_its_floor_and_resumes_exactly(tmp_path, m
     curves_plot([(strategy, curve)], tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert run_curve(tmp_path) is None
-    write_row = training.write_log_row
-
-    def killed_at_step_3(path, row):
-        if row["step"] == 3:
-            raise KeyboardInterrupt
-        write_row(path, row)
-
-    monkeypatch.setattr(training, "write_log_row", killed_at_step_3)
     killed = tmp_path / "killed"
-    with pytest.raises(KeyboardInterrupt):
-        training.train(pretrain_config(killed, *args))
-    monkeypatch.setattr(training, "write_log_row", write_row)
+    train_killed_at(monkeypatch, pretrain_config(killed, *args), 3)
     training.train(pretrain_config(killed, *args))
     resumed = rows(killed)
     timing = {"clips_per_s", "data_s", "compute_s"}

@@ -101,23 +101,28 @@ def test_loss_falls_and_rank0_writes_a_loadable_checkpoint(tmp_path):
     assert encoder.encode(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)).shape == (1, 32, 48)
 
 
+def train_killed_at(monkeypatch, cfg, step: int) -> None:
+    """Train cfg until the log row of `step` is written, then stop as a kill would."""
+    write_row = training.write_log_row
+
+    def killed(path, row):
+        if row["step"] == step:
+            raise KeyboardInterrupt
+        write_row(path, row)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "write_log_row", killed)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(cfg)
+
+
 @pytest.mark.parametrize("options", [(), ("regularizer=sigreg", "masking=interaction",
                                           "masking.future=0.5")])
 def test_resume_after_a_kill_reproduces_the_uninterrupted_curve(tmp_path, monkeypatch, options):
     args = ("steps=8", "checkpoint_every=4", *options)
     training.train(pretrain_config(tmp_path / "whole", *args))
-    write_row = training.write_log_row
-
-    def killed_at_step_6(path, row):
-        if row["step"] == 6:
-            raise KeyboardInterrupt
-        write_row(path, row)
-
-    monkeypatch.setattr(training, "write_log_row", killed_at_step_6)
-    with pytest.raises(KeyboardInterrupt):
-        training.train(pretrain_config(tmp_path / "killed", *args))
+    train_killed_at(monkeypatch, pretrain_config(tmp_path / "killed", *args), 6)
     assert resolve_checkpoint(tmp_path / "killed").name == "step-00000004"
-    monkeypatch.setattr(training, "write_log_row", write_row)
     training.train(pretrain_config(tmp_path / "killed", *args))
     assert logged(tmp_path / "killed") == logged(tmp_path / "whole")
     assert len(logged(tmp_path / "whole")) == 8
