@@ -95,10 +95,8 @@ class PretrainConfig:
     loss: str = "l1"  # l1 | l2
     regularizer: str = "none"  # anti-collapse term on the context latents: none | sigreg | vicreg
     regularizer_weight: float = 0.05  # weight of the regularizer, added to the JEPA loss
-    # loss weight of a hidden moving / interacting token relative to a static one (1 = plain
-    # mean; classes: ia_world/masking/saliency.py token_classes)
-    moving_weight: float = 1.0
-    interacting_weight: float = 1.0
+    moving_weight: float = 1.0  # loss weight of a hidden moving token (a static one: 1)
+    interacting_weight: float = 1.0  # loss weight of a hidden interacting token (token_classes)
     probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
     probe: CurveConfig = field(default_factory=CurveConfig)  # the learning curves' splits
     max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
