@@ -8,13 +8,22 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
+import torch
+
 _UNGUARDED = ("a script that starts worker processes must call ia-world under "
               "`if __name__ == \"__main__\":` (spawned workers re-import it)")
 
 
+def single_thread() -> None:
+    """Pool-worker initialiser: one intra-op thread, so `workers` processes use `workers` cores
+    instead of each taking every core (which stalls a many-core machine)."""
+    torch.set_num_threads(1)
+
+
 @contextmanager
 def ordered_map(workers: int) -> Iterator[Callable]:
-    """An ordered, lazy map: in-process for one worker, a 'spawn' process pool otherwise.
+    """An ordered, lazy map: in-process for one worker, a 'spawn' pool of single-thread processes
+    otherwise.
 
     A worker that dies raises RuntimeError saying the likely cause instead of hanging.
     """
@@ -26,7 +35,8 @@ def ordered_map(workers: int) -> Iterator[Callable]:
         # itself checks before refusing to start processes then): stop before the pool
         # allocates semaphores that would leak, and warn after the parent's error.
         raise RuntimeError(_UNGUARDED)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=single_thread) as pool:
         try:
             yield pool.map
         except BrokenProcessPool:

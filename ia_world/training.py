@@ -57,7 +57,7 @@ from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.masking.saliency import SALIENCY, STORED_PATCH, TOKEN_CLASSES, token_classes
 from ia_world.masking.strategies import check_future
 from ia_world.models import IAJEPA, ModelConfig
-from ia_world.models.jepa import REGULARIZERS, StepOutput
+from ia_world.models.jepa import REGULARIZER_POOLS, REGULARIZERS, StepOutput
 from ia_world.runlock import run_lock
 
 LOG_FILE = "log.csv"
@@ -95,6 +95,7 @@ class PretrainConfig:
     loss: str = "l1"  # l1 | l2
     regularizer: str = "none"  # anti-collapse term on the context latents: none | sigreg | vicreg
     regularizer_weight: float = 0.05  # weight of the regularizer, added to the JEPA loss
+    regularizer_pool: str = "tokens"  # regularizer's samples: tokens | frames (per-step means)
     moving_weight: float = 1.0  # loss weight of a hidden moving token (a static one: 1)
     interacting_weight: float = 1.0  # loss weight of a hidden interacting token (token_classes)
     probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
@@ -124,6 +125,7 @@ class PretrainConfig:
             raise ConfigError(f"max_loss={self.max_loss} must be > 0")
         check_choice("loss", self.loss, ("l1", "l2"))
         check_choice("regularizer", self.regularizer, REGULARIZERS)
+        check_choice("regularizer_pool", self.regularizer_pool, REGULARIZER_POOLS)
         check_range("regularizer_weight", self.regularizer_weight, 0.0, 1e4)
         for key in ("moving_weight", "interacting_weight"):
             if not 0 < getattr(self, key) <= 1e4:
@@ -489,7 +491,8 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     run_dir = Path(cfg.out)
     config = as_dict(cfg)
     torch.manual_seed(cfg.seed)
-    model = IAJEPA(cfg.model, cfg.loss, cfg.regularizer, cfg.regularizer_weight).to(device)
+    model = IAJEPA(cfg.model, cfg.loss, cfg.regularizer, cfg.regularizer_weight,
+                   cfg.regularizer_pool).to(device)
     optimizer = build_optimizer(cfg, model)
     start_step = resume(run_dir, model, optimizer, config)
     log_path = run_dir / LOG_FILE

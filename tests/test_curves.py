@@ -10,9 +10,11 @@ from test_training import pretrain_config, stored_saliency_dataset, train_killed
 from ia_world import training
 from ia_world.checkpoint import initial_encoder
 from ia_world.data.generator import EnvConfig
+from ia_world.errors import ConfigError
 from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
 from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
 from ia_world.models import IAJEPA, ModelConfig
+from ia_world.models.jepa import frame_means, regularization
 from ia_world.report import curves_markdown, curves_plot, run_curve
 from ia_world.tokens import TokenGrid
 
@@ -123,3 +125,36 @@ def test_a_curve_logging_run_starts_at_its_floor_and_resumes_exactly(tmp_path, m
 def test_curve_config_rejects_splits_too_small_to_fit():
     with pytest.raises(Exception, match="train_episodes"):
         CurveConfig(train_episodes=2).validate()
+
+
+def test_frame_means_average_the_tokens_of_each_clip_step():
+    latents = torch.arange(24.0).reshape(2, 4, 3)                  # B n D
+    token_idx = torch.tensor([[0, 3, 4, 7], [8, 9, 10, 11]])       # 4 tokens per step
+    means = frame_means(latents, token_idx, tokens_per_frame=4, num_frames=3)
+    expected = torch.stack([latents[0, :2].mean(0), latents[0, 2:].mean(0),
+                            latents[1, :].mean(0)])                 # steps (0, 0) (0, 1) (1, 2)
+    assert torch.equal(means, expected)
+
+
+def test_the_frame_pooled_regularizer_sees_collapse_the_token_one_misses():
+    # every clip step has the same mean latent, while its tokens spread: collapsed per step
+    torch.manual_seed(0)
+    spread = torch.randn(4, 64, 16)
+    tokens = spread - spread.mean(1, keepdim=True)                 # each clip's mean is 0
+    token_idx = torch.arange(64).repeat(4, 1)                      # one step of 64 tokens
+    pooled = frame_means(tokens, token_idx, tokens_per_frame=64, num_frames=1)
+    assert float(regularization("vicreg", pooled)) > 0.9                # variance hinge ~1
+    assert float(regularization("vicreg", tokens)) < 0.3
+
+
+def test_the_regularizer_pool_reaches_the_training_loss(tmp_path):
+    # fails if regularizer_pool is switched off on the way from the config to the loss
+    parts = {}
+    for pool in ("tokens", "frames"):
+        out = tmp_path / pool
+        training.train(pretrain_config(out, "steps=1", "regularizer=vicreg",
+                                       "regularizer_weight=1", f"regularizer_pool={pool}"))
+        parts[pool] = float(rows(out)[0]["loss_regularizer"])
+    assert parts["frames"] != pytest.approx(parts["tokens"], rel=1e-3)
+    with pytest.raises(ConfigError, match="regularizer_pool"):
+        training.PretrainConfig(regularizer_pool="clips").validate()

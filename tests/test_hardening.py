@@ -357,9 +357,11 @@ def test_a_worker_pool_in_an_unguarded_script_fails_with_one_clear_line(tmp_path
     assert "resource_tracker" not in failed.stderr  # the dying workers leaked no semaphores
     assert failed.stderr.strip().splitlines()[-1].startswith(
         "RuntimeError: a worker process of this 2-process pool died: a script that starts")
-    script.write_text("from ia_world.parallel import ordered_map\n"
+    script.write_text("import torch\nfrom ia_world.parallel import ordered_map\n"
+                      "def threads(_):\n    return torch.get_num_threads()\n"
                       "if __name__ == '__main__':\n    with ordered_map(2) as run:\n"
-                      "        print(list(run(abs, [-1, 2])))\n")
+                      "        print(list(run(abs, [-1, 2])), list(run(threads, [0, 1])))\n")
     guarded = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              timeout=300)
-    assert guarded.returncode == 0 and guarded.stdout.strip() == "[1, 2]"
+    # each worker computes on one thread, whatever the machine's core count
+    assert guarded.returncode == 0 and guarded.stdout.strip() == "[1, 2] [1, 1]"

@@ -13,6 +13,7 @@ from ia_world.models.predictor import Predictor
 from ia_world.models.presets import ModelConfig
 
 REGULARIZERS = ("none", "sigreg", "vicreg")
+REGULARIZER_POOLS = ("tokens", "frames")  # what the anti-collapse term's samples are
 SIGREG_SLICES = 256  # random 1-D directions per step
 SIGREG_KNOTS = 17  # trapezoid knots of the Epps-Pulley integral over t in [-5, 5]
 MAX_REGULARIZED_TOKENS = 2048  # tokens (evenly strided) the regularizer sees per step
@@ -50,11 +51,25 @@ def vicreg(z: torch.Tensor) -> torch.Tensor:
 
 
 def regularization(name: str, latents: torch.Tensor) -> torch.Tensor:
-    """The anti-collapse term `name` of latents (B, n, D), over at most MAX_REGULARIZED_TOKENS
-    of its B * n tokens (a fixed stride, no RNG)."""
+    """The anti-collapse term `name` of latents (..., D), over at most MAX_REGULARIZED_TOKENS
+    of its rows (a fixed stride, no RNG)."""
     flat = latents.reshape(-1, latents.shape[-1])
     flat = flat[::-(-len(flat) // MAX_REGULARIZED_TOKENS)]
     return sigreg(flat) if name == "sigreg" else vicreg(flat)
+
+
+def frame_means(latents: torch.Tensor, token_idx: torch.Tensor, tokens_per_frame: int,
+                num_frames: int) -> torch.Tensor:
+    """Mean latent per (clip, time step) of B n D tokens at grid indices token_idx (B, n): (F, D)
+    over the F clip-steps that hold at least one of the tokens."""
+    latents = latents.float()
+    frame = token_idx // tokens_per_frame                                     # B n
+    sums = latents.new_zeros(latents.shape[0], num_frames, latents.shape[-1])
+    sums.scatter_add_(1, frame[..., None].expand_as(latents), latents)        # B T' D
+    counts = latents.new_zeros(latents.shape[0], num_frames)
+    counts.scatter_add_(1, frame, torch.ones_like(frame, dtype=latents.dtype))  # B T'
+    present = counts > 0
+    return sums[present] / counts[present][:, None]
 
 
 def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,9 +97,10 @@ class IAJEPA(nn.Module):
     """forward(frames uint8 (B,T,H,W,3), mask bool (B,N)) -> StepOutput (loss, targets, ...)."""
 
     def __init__(self, cfg: ModelConfig, loss: str = "l1", regularizer: str = "none",
-                 regularizer_weight: float = 0.0):
+                 regularizer_weight: float = 0.0, regularizer_pool: str = "tokens"):
         super().__init__()
         self.regularizer, self.regularizer_weight = regularizer, regularizer_weight
+        self.regularizer_pool, self.grid = regularizer_pool, cfg.grid
         self.encoder = VideoEncoder(cfg)
         self.predictor = Predictor(cfg)
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
@@ -94,7 +110,8 @@ class IAJEPA(nn.Module):
                 token_weight: torch.Tensor | None = None) -> StepOutput:
         """JEPA loss between predicted and layer-normed EMA target latents at hidden tokens, plus
         `regularizer_weight` x the anti-collapse term (SIGReg or VICReg) of the context
-        encoder's outputs at the context tokens (the latents the gradient reaches).
+        encoder's outputs at the context tokens (the latents the gradient reaches): over the
+        tokens themselves, or (regularizer_pool="frames") their means per clip and time step.
 
         token_weight (B, N): each hidden token's weight in the prediction loss (None: equal),
         normalised over the batch's hidden tokens, so the loss stays a weighted mean.
@@ -114,7 +131,10 @@ class IAJEPA(nn.Module):
         token_loss = weight * error                                # B Nt, sums to the JEPA loss
         regularizer = error.new_zeros(())
         if self.regularizer != "none" and self.regularizer_weight > 0:
-            regularizer = self.regularizer_weight * regularization(self.regularizer, context)
+            time_steps, height, width = self.grid.shape
+            samples = context if self.regularizer_pool == "tokens" else frame_means(
+                context, context_idx, height * width, time_steps)
+            regularizer = self.regularizer_weight * regularization(self.regularizer, samples)
         return StepOutput(token_loss.sum() + regularizer, targets, token_loss.detach(),
                           target_idx, regularizer.detach())
 
