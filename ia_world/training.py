@@ -49,7 +49,7 @@ from ia_world.config import (
 )
 from ia_world.data.generator import EnvConfig
 from ia_world.data.live import LiveClips
-from ia_world.data.sources import DataConfig, DataSource, clip_dataset
+from ia_world.data.sources import DataConfig, DataSource, clip_dataset, pretraining_seeds
 from ia_world.errors import CheckpointError, ConfigError, DataError, IAWorldError, from_worker
 from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
 from ia_world.eval.spectrum import centred_rankme, rankme
@@ -504,7 +504,8 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     step_fn = torch.compile(ddp) if cfg.compile and device.type == "cuda" else ddp
     use_amp = cfg.amp and device.type == "cuda"
     batches = iter(make_loader(cfg, mask_fn, start_step, rank, world_size))
-    probe = (curve_splits(cfg.probe, cfg.env, cfg.model.grid)
+    probe = (curve_splits(cfg.probe, cfg.env, cfg.model.grid,
+                          frozenset(pretraining_seeds(config)))
              if rank == 0 and cfg.probe_every else None)
     if probe is not None and start_step == 0:  # the floor: the initialisation's probes
         write_log_row(log_path, {"step": 0,

@@ -228,6 +228,13 @@ def metric_rows(evals: dict[str, list[dict]], baseline: str) -> dict[str, dict[s
             for s, cols in metric_table(evals, baseline).items()}
 
 
+def speed_gap_cis(evals: dict[str, list[dict]]) -> dict[str, list[list[float]]]:
+    """Per strategy, each run's 95% paired-bootstrap CI (held-out episodes) of the fixed-count
+    mean-speed gap closed."""
+    return {s: [result["metrics"]["R2 mean_speed (fixed count)"]["paired_ci"]["gap_closed"]
+                for result in results] for s, results in evals.items()}
+
+
 def solve_rows(result_dirs: dict[str, Path]) -> dict[str, dict]:
     """Overall PHYRE-Lite summary per agent (from results.json)."""
     return {agent: json.loads((d / "results.json").read_text())["summary"]["overall"]
@@ -273,8 +280,11 @@ def print_summary(summary: dict) -> None:
     print("\n== ia-world demo ==")
     for strategy, row in summary["metrics"].items():
         gap = np.mean(summary["controls"]["R2 mean_speed (fixed count)"][f"gap closed {strategy}"])
+        cis = " ".join(f"[{low:+.2f}, {high:+.2f}]"
+                       for low, high in summary["speed_gap_ci"][strategy])
         print(f"{strategy:>12}: energy R2 {row['R2 total_energy']:+.3f}  mean-speed R2 "
-              f"(fixed count) {row['R2 mean_speed (fixed count)']:+.3f} (gap closed {gap:+.2f})  "
+              f"(fixed count) {row['R2 mean_speed (fixed count)']:+.3f} (gap closed {gap:+.2f}, "
+              f"95% CI {cis})  "
               f"RankMe {row['RankMe']:.2f} ({row.get('RankMe gain %', 0.0):+.1f}%)  "
               f"selectivity {row['selectivity']:.3f}  hit@0.1 {row['hit@0.1']:.3f}  "
               f"causal QA {row['QA causal per-question']:.3f}  mass ratio R2 (collision probe) "
@@ -323,7 +333,7 @@ def demo(cfg: DemoConfig) -> dict:
                          "strategies": comparison.strategies, "seeds": comparison.seeds,
                          **{f"{k} episodes": v["episodes"] for k, v in data.items()}},
                "data": data, "metrics": metric_rows(evals, comparison.baseline),
-               "controls": control_table(evals),
+               "controls": control_table(evals), "speed_gap_ci": speed_gap_cis(evals),
                "solve": solve_rows(result_dirs), "seconds": seconds,
                "config": as_dict(cfg), "report": str(out / "report.html"),
                "comparison": str(report_md)}

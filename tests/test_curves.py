@@ -10,8 +10,10 @@ from test_training import pretrain_config, stored_saliency_dataset, train_killed
 from ia_world import training
 from ia_world.checkpoint import initial_encoder
 from ia_world.data.generator import EnvConfig
-from ia_world.errors import ConfigError
+from ia_world.data.shards import episode_seed
+from ia_world.errors import ConfigError, DataError
 from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
+from ia_world.eval.simulated import FixedSplitConfig
 from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
 from ia_world.models import IAJEPA, ModelConfig
 from ia_world.models.jepa import frame_means, regularization
@@ -158,3 +160,12 @@ def test_the_regularizer_pool_reaches_the_training_loss(tmp_path):
     assert parts["frames"] != pytest.approx(parts["tokens"], rel=1e-3)
     with pytest.raises(ConfigError, match="regularizer_pool"):
         training.PretrainConfig(regularizer_pool="clips").validate()
+
+
+def test_curve_splits_refuse_episodes_the_run_trains_on():
+    cfg = CurveConfig(train_episodes=8, heldout_episodes=2, collision_train=8,
+                      collision_heldout=2)
+    grid = TokenGrid(8, 64, 2, 8)
+    trained_on = frozenset({episode_seed(FixedSplitConfig().train_seed, 3)})
+    with pytest.raises(DataError, match="pretraining"):
+        curve_splits(cfg, EnvConfig(), grid, trained_on)

@@ -72,6 +72,8 @@ def test_demo_writes_report_and_summary(demo_out):
     energy = summary["controls"]["R2 total_energy"]
     assert {"floor", "static", "pixel", "ceiling", "interaction", "gap closed random_tube"} \
         <= set(energy)
+    for cis in summary["speed_gap_ci"].values():  # one paired CI per run, printed by the demo
+        assert len(cis) == 1 and cis[0][0] < cis[0][1]
     assert summary["solve"]["random"]["puzzles"] >= 1
     assert summary["solve"]["latent"]["puzzles"] >= 1
     latent = json.loads((demo_out / "solve" / "latent_within_fold0" / "results.json").read_text())

@@ -19,13 +19,18 @@ import torch
 from ia_world.checkpoint import clip_batches, encode_batches
 from ia_world.config import check_path, check_range
 from ia_world.data.generator import EnvConfig
-from ia_world.eval.collision_probe import CollisionProbeConfig, collision_splits, collision_targets
+from ia_world.eval.collision_probe import (
+    CollisionProbeConfig,
+    collision_splits,
+    collision_targets,
+    split_seeds,
+)
 from ia_world.eval.features import split_clips, token_features
 from ia_world.eval.probe import fit_probes
 from ia_world.eval.simulated import FixedSplitConfig, fixed_count_env, simulate_split, target_arrays
 from ia_world.eval.spectrum import centred_rankme
 from ia_world.eval.split_cache import cached_episodes
-from ia_world.eval.splits import heldout_seeds
+from ia_world.eval.splits import check_disjoint, heldout_seeds
 from ia_world.tokens import TokenGrid
 
 CURVE_TARGETS = ("mean_speed", "kinetic_energy", "total_energy", "num_collisions")
@@ -64,8 +69,10 @@ class CurveSplits:
     mass_ratio: tuple[np.ndarray, np.ndarray]  # |log(m1 / m2)| per clip
 
 
-def curve_splits(cfg: CurveConfig, env: EnvConfig, grid: TokenGrid) -> CurveSplits:
-    """Simulate (or read from cfg.cache) the curves' splits at the model's clip size."""
+def curve_splits(cfg: CurveConfig, env: EnvConfig, grid: TokenGrid,
+                 pretraining: frozenset[int] = frozenset()) -> CurveSplits:
+    """Simulate (or read from cfg.cache) the curves' splits at the model's clip size; DataError if
+    two splits, or a split and the `pretraining` episode seeds, share an episode."""
     fixed, seeds = FixedSplitConfig(), heldout_seeds("val")
     scene = fixed_count_env(env, fixed.count, grid.size)
 
@@ -82,6 +89,11 @@ def curve_splits(cfg: CurveConfig, env: EnvConfig, grid: TokenGrid) -> CurveSpli
                              heldout_episodes=cfg.collision_heldout),
         seeds.collision_heldout, grid.frames, grid.size)
     pairs = (collision["train"], collision["held-out"])
+    check_disjoint({"curve fixed-count training": {ep.meta["seed"] for ep in episodes[0]},
+                    "curve val fixed-count held-out": {ep.meta["seed"] for ep in episodes[1]},
+                    **{f"curve collision {name}": split_seeds(clips)
+                       for name, clips in collision.items()},
+                    "pretraining": set(pretraining)})
     return CurveSplits(
         clips=tuple(split_clips(split, grid) for split in episodes),
         targets=tuple(target_arrays(split, grid.frames, CURVE_TARGETS) for split in episodes),
