@@ -43,7 +43,7 @@ ENCODE_BATCH = 50  # clips per encoder batch
 class CurveConfig:
     """Sizes of the learning curves' validation splits (seeds: the val role's)."""
 
-    train_episodes: int = 300  # fixed-count probe-fitting episodes
+    train_episodes: int = 1200  # fixed-count probe-fitting episodes (300 starve the ridge probe)
     heldout_episodes: int = 200  # fixed-count held-out episodes (val role)
     collision_train: int = 128  # two-ball one-collision probe-fitting clips
     collision_heldout: int = 64  # two-ball one-collision held-out clips (val role)
