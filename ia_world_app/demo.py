@@ -39,8 +39,7 @@ from ia_world.eval.collision_probe import CollisionProbeConfig
 from ia_world.eval.evaluate import EvalConfig, FixedSplitConfig
 from ia_world.eval.qa_head import QAHeadConfig
 from ia_world.eval.splits import heldout_seeds
-from ia_world.masking import STRATEGIES, MaskConfig
-from ia_world.models import ModelConfig
+from ia_world.masking import STRATEGIES
 from ia_world.report import control_table, group_by_strategy, metric_table, read_eval
 from ia_world.runlock import check_out_dir
 from ia_world.training import PretrainConfig
@@ -61,17 +60,13 @@ COMPARED_METRICS = ("R2 total_energy", "R2 mean_speed", "R2 object_velocity",
 
 
 def demo_compare() -> CompareConfig:
-    """The demo's comparison: two strategies, one seed, the cpu preset's budget; pretraining as
-    `regime=cpu` (1-block predictor, future targets, VICReg 0.25) shortened to 500 steps at the
-    faster lr 5e-4, which learns speed by then (docs/results/learning-curves.md)."""
+    """The demo's comparison: two strategies, one seed, the cpu preset's budget."""
     return CompareConfig(
         root=PLACEHOLDER, out=PLACEHOLDER, strategies=["interaction", "random_tube"], seeds=[0],
         pretrain=PretrainConfig(
             out=EACH_RUN, data=DataConfig(source=DataSource.shards, path=PLACEHOLDER,
                                           num_workers=0),
-            model=ModelConfig(pred_depth=1), masking=MaskConfig(future=0.5),
-            regularizer="vicreg", regularizer_weight=0.25,
-            steps=500, batch_size=8, warmup_steps=50, log_every=25, checkpoint_every=100),
+            steps=100, batch_size=8, warmup_steps=10, log_every=5, checkpoint_every=25),
         evaluate=EvalConfig(
             ckpt=EACH_RUN, train_episodes=48, heldout_episodes=48,
             qa=QAHeadConfig(epochs=5, min_questions=20),
