@@ -56,10 +56,11 @@ def wait(started: dict, deadline: float) -> dict[str, int | None]:
     """Wait for every run or the deadline (then SIGTERM / SIGKILL): name -> return code."""
     while time.time() < deadline and any(p.poll() is None for p, _ in started.values()):
         time.sleep(2)
-    for process, _ in started.values():
-        if process.poll() is None:
-            process.terminate()
-    time.sleep(5)
+    alive = [process for process, _ in started.values() if process.poll() is None]
+    for process in alive:
+        process.terminate()
+    if alive:
+        time.sleep(5)  # a grace period before SIGKILL
     codes = {}
     for name, (process, log) in started.items():
         if process.poll() is None:
