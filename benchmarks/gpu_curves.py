@@ -80,11 +80,14 @@ def pack(out: Path, names: list[str], dest: Path, pack_mib: float) -> list[Path]
             checkpoint = out / name / json.loads(latest.read_text())["checkpoint"]
             files += [checkpoint / file for file in WEIGHT_FILES if (checkpoint / file).exists()]
     chunks: list[list[Path]] = [[]]
+    chunk_bytes = 0
     for path in files:
-        if chunks[-1] and sum(f.stat().st_size for f in chunks[-1]) + path.stat().st_size \
-                > pack_mib * 2**20:
+        size = path.stat().st_size
+        if chunks[-1] and chunk_bytes + size > pack_mib * 2**20:
             chunks.append([])
+            chunk_bytes = 0
         chunks[-1].append(path)
+        chunk_bytes += size
     archives = [dest / f"runs-{i}.tar" for i in range(len(chunks))]
     for archive, chunk in zip(archives, chunks):
         with tarfile.open(archive, "w") as tar:
