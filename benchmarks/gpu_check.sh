@@ -4,7 +4,8 @@
 #
 #   bash benchmarks/gpu_check.sh            # STEPS=300 BATCH=64 PEAK_TFLOPS=989 (H100/H200 SXM)
 #
-# Not run yet: no GPU was available to the session that wrote it.
+# Tried once on an H200 (2026-12-04): no figure (torch.compile stopped at split_mask's
+# .item() within its 110 s). The regime's GPU throughput: benchmarks/gpu_calibrate.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
