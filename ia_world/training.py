@@ -96,6 +96,7 @@ class PretrainConfig:
     regularizer: str = "none"  # anti-collapse term on the context latents: none | sigreg | vicreg
     regularizer_weight: float = 0.05  # weight of the regularizer, added to the JEPA loss
     regularizer_pool: str = "tokens"  # regularizer's samples: tokens | frames (per-step means)
+    centre_positions: bool = False  # targets, regularized latents: less their per-position mean
     moving_weight: float = 1.0  # loss weight of a hidden moving token (a static one: 1)
     interacting_weight: float = 1.0  # loss weight of a hidden interacting token (token_classes)
     probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
@@ -492,7 +493,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     config = as_dict(cfg)
     torch.manual_seed(cfg.seed)
     model = IAJEPA(cfg.model, cfg.loss, cfg.regularizer, cfg.regularizer_weight,
-                   cfg.regularizer_pool).to(device)
+                   cfg.regularizer_pool, cfg.centre_positions).to(device)
     optimizer = build_optimizer(cfg, model)
     start_step = resume(run_dir, model, optimizer, config)
     log_path = run_dir / LOG_FILE

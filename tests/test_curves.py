@@ -16,7 +16,7 @@ from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve
 from ia_world.eval.simulated import FixedSplitConfig
 from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
 from ia_world.models import IAJEPA, ModelConfig
-from ia_world.models.jepa import frame_means, regularization
+from ia_world.models.jepa import frame_means, position_centred, regularization
 from ia_world.report import curves_markdown, curves_plot, run_curve
 from ia_world.tokens import TokenGrid
 
@@ -160,6 +160,46 @@ def test_the_regularizer_pool_reaches_the_training_loss(tmp_path):
     assert parts["frames"] != pytest.approx(parts["tokens"], rel=1e-3)
     with pytest.raises(ConfigError, match="regularizer_pool"):
         training.PretrainConfig(regularizer_pool="clips").validate()
+
+
+def test_position_centred_removes_each_positions_batch_mean():
+    latents = torch.arange(12.0).reshape(2, 2, 3)                  # B n D
+    token_idx = torch.tensor([[0, 5], [5, 2]])                     # position 5 in both clips
+    centred = position_centred(latents, token_idx, num_tokens=8)
+    shared = (latents[0, 1] + latents[1, 0]) / 2
+    expected = torch.stack([torch.stack([torch.zeros(3), latents[0, 1] - shared]),
+                            torch.stack([latents[1, 0] - shared, torch.zeros(3)])])
+    assert torch.equal(centred, expected)
+
+
+def test_centred_positions_leave_nothing_to_predict_in_identical_clips():
+    # fails if centre_positions is switched off: identical clips share everything at every
+    # position, so their centred targets are 0 and their centred context latents collapse
+    cfg = ModelConfig(frames=4, size=32, embed_dim=48, depth=1, num_heads=3, pred_dim=24,
+                      pred_depth=1, pred_heads=3)
+    frames = torch.randint(0, 256, (1, 4, 32, 32, 3), dtype=torch.uint8).expand(4, -1, -1, -1, -1)
+    mask = torch.zeros(4, 32, dtype=torch.bool)
+    mask[:, 16:] = True
+    outputs = {}
+    for centre in (False, True):
+        torch.manual_seed(0)
+        model = IAJEPA(cfg, regularizer="vicreg", regularizer_weight=1.0,
+                       centre_positions=centre)
+        outputs[centre] = model(frames, mask)
+    assert float(outputs[True].targets.abs().max()) < 1e-5
+    assert float(outputs[False].targets.abs().mean()) > 0.5        # layer-normed: ~unit scale
+    assert float(outputs[True].regularizer) > 0.98                 # variance hinge ~1: collapsed
+    assert float(outputs[False].regularizer) < float(outputs[True].regularizer) - 0.1
+
+
+def test_centre_positions_reaches_the_training_loss(tmp_path):
+    # fails if centre_positions is switched off on the way from the config to the loss
+    losses = {}
+    for centre in ("false", "true"):
+        out = tmp_path / centre
+        training.train(pretrain_config(out, "steps=1", f"centre_positions={centre}"))
+        losses[centre] = float(rows(out)[0]["loss"])
+    assert losses["true"] < losses["false"] - 0.05   # the shared part is no longer predicted
 
 
 def test_curve_splits_refuse_episodes_the_run_trains_on():

@@ -6,7 +6,13 @@ import pytest
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.errors import DataError
 from ia_world.eval.probe import clip_targets, fit_probe
-from ia_world.eval.spectrum import centred_rankme, gain_pct, gaussian_entropy, rankme
+from ia_world.eval.spectrum import (
+    centred_rankme,
+    gain_pct,
+    gaussian_entropy,
+    position_share,
+    rankme,
+)
 
 
 def linear_data(seed, n=200, d=16, noise=0.01):
@@ -226,3 +232,15 @@ def test_split_cache_reads_back_the_same_splits_and_questions(tmp_path, monkeypa
     test_role = evaluation_splits(EvalConfig(**{**cfg.__dict__, "role": "test"}), grid, {})
     assert not {ep.meta["seed"] for ep in test_role.heldout} & {ep.meta["seed"]
                                                                  for ep in first.heldout}
+
+
+def test_position_share_separates_what_positions_carry_from_what_clips_carry():
+    rng = np.random.default_rng(0)
+    per_position = rng.normal(size=(1, 16, 8))                   # the same in every clip
+    per_clip = rng.normal(size=(32, 16, 8))
+    per_clip -= per_clip.mean(0)                                 # no common part per position
+    assert position_share(np.repeat(per_position, 32, 0)) == pytest.approx(1.0)
+    assert position_share(per_clip) == pytest.approx(0.0, abs=1e-12)
+    between = ((per_position - per_position.mean((0, 1))) ** 2).sum(-1).mean()
+    within = (per_clip ** 2).sum(-1).mean()                      # cross terms vanish
+    assert position_share(per_position + per_clip) == pytest.approx(between / (between + within))

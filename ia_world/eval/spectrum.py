@@ -1,4 +1,5 @@
-"""Latent entropy of an embedding matrix: RankMe effective rank and Gaussian entropy."""
+"""Latent entropy of an embedding matrix: RankMe effective rank and Gaussian entropy; how much
+of a token set's variance its grid positions alone explain."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ def rankme(features: np.ndarray) -> float:
 def centred_rankme(features: np.ndarray) -> float:
     """RankMe of (N, D) features after subtracting their mean over N."""
     return rankme(features - features.mean(0))
+
+
+def position_share(tokens: np.ndarray) -> float:
+    """Share of the variance of tokens (E, N, D) that their position n alone explains: the
+    variance of the per-position means over clips, over the total (0: positions carry nothing
+    common to all clips; 1: every clip is the same token set)."""
+    tokens = np.asarray(tokens, np.float64)
+    grand = tokens.mean((0, 1))
+    total = ((tokens - grand) ** 2).sum(-1).mean()
+    between = ((tokens.mean(0) - grand) ** 2).sum(-1).mean()
+    return float(between / max(total, EPS))
 
 
 def gaussian_entropy(features: np.ndarray) -> float:

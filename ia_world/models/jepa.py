@@ -72,6 +72,21 @@ def frame_means(latents: torch.Tensor, token_idx: torch.Tensor, tokens_per_frame
     return sums[present] / counts[present][:, None]
 
 
+def position_centred(latents: torch.Tensor, token_idx: torch.Tensor,
+                     num_tokens: int) -> torch.Tensor:
+    """B n D latents at grid indices token_idx (B, n) minus the batch mean of their grid
+    position: what is the same in every clip there (the position embedding, a static
+    background) is removed, what varies between clips (bodies, motion) is kept."""
+    latents = latents.float()
+    flat_idx = token_idx.reshape(-1)
+    sums = latents.new_zeros(num_tokens, latents.shape[-1]).index_add_(
+        0, flat_idx, latents.reshape(-1, latents.shape[-1]))                  # N D
+    counts = latents.new_zeros(num_tokens).index_add_(
+        0, flat_idx, torch.ones_like(flat_idx, dtype=latents.dtype))          # N
+    means = sums / counts.clamp(min=1)[:, None]
+    return latents - means[token_idx]
+
+
 def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """mask bool (B, N), True = hidden, same count per clip -> (context_idx, target_idx), sorted."""
     num_hidden = mask.sum(1)
@@ -97,8 +112,10 @@ class IAJEPA(nn.Module):
     """forward(frames uint8 (B,T,H,W,3), mask bool (B,N)) -> StepOutput (loss, targets, ...)."""
 
     def __init__(self, cfg: ModelConfig, loss: str = "l1", regularizer: str = "none",
-                 regularizer_weight: float = 0.0, regularizer_pool: str = "tokens"):
+                 regularizer_weight: float = 0.0, regularizer_pool: str = "tokens",
+                 centre_positions: bool = False):
         super().__init__()
+        self.centre_positions = centre_positions
         self.regularizer, self.regularizer_weight = regularizer, regularizer_weight
         self.regularizer_pool, self.grid = regularizer_pool, cfg.grid
         self.encoder = VideoEncoder(cfg)
@@ -112,6 +129,9 @@ class IAJEPA(nn.Module):
         `regularizer_weight` x the anti-collapse term (SIGReg or VICReg) of the context
         encoder's outputs at the context tokens (the latents the gradient reaches): over the
         tokens themselves, or (regularizer_pool="frames") their means per clip and time step.
+        With centre_positions, targets and regularized latents first lose their batch mean per
+        grid position (position_centred), so neither the loss nor the anti-collapse term can be
+        met by what every clip shares at a position.
 
         token_weight (B, N): each hidden token's weight in the prediction loss (None: equal),
         normalised over the batch's hidden tokens, so the loss stays a weighted mean.
@@ -120,6 +140,8 @@ class IAJEPA(nn.Module):
         with torch.no_grad():
             targets = self.target(frames)  # B N D
             targets = nn.functional.layer_norm(targets, targets.shape[-1:])
+            if self.centre_positions:
+                targets = targets - targets.mean(0, keepdim=True)
             targets = gather_tokens(targets, target_idx)
         context = self.encoder(frames, keep=context_idx)
         predicted = self.predictor(context, context_idx, target_idx)
@@ -132,8 +154,10 @@ class IAJEPA(nn.Module):
         regularizer = error.new_zeros(())
         if self.regularizer != "none" and self.regularizer_weight > 0:
             time_steps, height, width = self.grid.shape
-            samples = context if self.regularizer_pool == "tokens" else frame_means(
-                context, context_idx, height * width, time_steps)
+            samples = (position_centred(context, context_idx, self.grid.num_tokens)
+                       if self.centre_positions else context)
+            samples = samples if self.regularizer_pool == "tokens" else frame_means(
+                samples, context_idx, height * width, time_steps)
             regularizer = self.regularizer_weight * regularization(self.regularizer, samples)
         return StepOutput(token_loss.sum() + regularizer, targets, token_loss.detach(),
                           target_idx, regularizer.detach())
