@@ -18,6 +18,7 @@ import torch
 
 from ia_world.checkpoint import clip_batches, encode_batches
 from ia_world.config import check_path, check_range
+from ia_world.data.episode import Episode
 from ia_world.data.generator import EnvConfig
 from ia_world.eval.collision_probe import (
     CollisionProbeConfig,
@@ -69,21 +70,29 @@ class CurveSplits:
     mass_ratio: tuple[np.ndarray, np.ndarray]  # |log(m1 / m2)| per clip
 
 
-def curve_splits(cfg: CurveConfig, env: EnvConfig, grid: TokenGrid,
-                 pretraining: frozenset[int] = frozenset()) -> CurveSplits:
-    """Simulate (or read from cfg.cache) the curves' splits at the model's clip size; DataError if
-    two splits, or a split and the `pretraining` episode seeds, share an episode."""
+def curve_episodes(cfg: CurveConfig, env: EnvConfig,
+                   grid: TokenGrid) -> tuple[list[Episode], list[Episode]]:
+    """The fixed-count probe-fitting and val held-out episodes, simulated (or read from
+    cfg.cache) at the model's clip size."""
     fixed, seeds = FixedSplitConfig(), heldout_seeds("val")
     scene = fixed_count_env(env, fixed.count, grid.size)
 
-    def simulated(count: int, base: int) -> list:
+    def simulated(count: int, base: int) -> list[Episode]:
         key = {"env": env.id, "kwargs": env.kwargs, "count": fixed.count, "episodes": count,
                "base": base, "frames": grid.frames, "size": grid.size}
         return cached_episodes(cfg.cache, key,
                                lambda: simulate_split(scene, count, base, grid.frames))
 
-    episodes = (simulated(cfg.train_episodes, fixed.train_seed),
-                simulated(cfg.heldout_episodes, seeds.fixed_heldout))
+    return (simulated(cfg.train_episodes, fixed.train_seed),
+            simulated(cfg.heldout_episodes, seeds.fixed_heldout))
+
+
+def curve_splits(cfg: CurveConfig, env: EnvConfig, grid: TokenGrid,
+                 pretraining: frozenset[int] = frozenset()) -> CurveSplits:
+    """Simulate (or read from cfg.cache) the curves' splits at the model's clip size; DataError if
+    two splits, or a split and the `pretraining` episode seeds, share an episode."""
+    episodes = curve_episodes(cfg, env, grid)
+    seeds = heldout_seeds("val")
     collision = collision_splits(
         CollisionProbeConfig(train_episodes=cfg.collision_train,
                              heldout_episodes=cfg.collision_heldout),
