@@ -2,7 +2,8 @@
 artifacts many tests read, built once per test run (`scope="session"`; treat them as read-only:
 copy one to tamper with it).
 
-Fast inner loop: `pytest -q -m "not slow"`; everything (what CI runs): `pytest -q`.
+Fast inner loop: `pytest -q -n auto -m "not slow"`; everything (what CI runs): `pytest -q -n auto`
+(pytest-xdist: one test process per core, each building its own session artifacts).
 """
 
 import os
