@@ -35,6 +35,7 @@ from ia_world.models import IAJEPA, ModelConfig, VideoEncoder, preset
 MODEL_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
 TRAIN_STATE_FILE, TRAIN_INFO_FILE = "train_state.safetensors", "train_state.json"
 LATEST_FILE, CHECKPOINT_DIR = "latest", "checkpoints"
+BEST_DIR = "best"  # a run's best validation-curve weights (pretrain keep_best=)
 
 
 def write_weights(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
@@ -102,28 +103,46 @@ def read_metrics(path: str | Path) -> dict:
     return read_versioned(Path(path), METRICS_READABLE)
 
 
+def replace_dir(final: Path, fill: Callable[[Path], object]) -> Path:
+    """Write a directory as one unit: fill(temp sibling), then rename it over `final` (a killed
+    writer leaves the old directory or none, never a half one)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(".tmp-*"):  # left by a killed writer (never a live one's)
+        if temp_owner_dead(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    temp = final.parent / f".tmp-{os.getpid()}-{final.name}"
+    temp.mkdir()
+    fill(temp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(temp, final)
+    return final
+
+
 def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, torch.Tensor],
                     config: dict, metrics: dict,
                     train_tensors: dict[str, torch.Tensor] | None = None,
                     train_info: dict | None = None, keep: int = 2) -> Path:
     """Write run_dir/checkpoints/step-<step>/ via a temp dir + rename; point `latest` at it."""
     root = Path(run_dir) / CHECKPOINT_DIR
-    final = root / f"step-{step:08d}"
-    for stale in root.glob(".tmp-*"):  # left by a killed writer (never a live one's)
-        if temp_owner_dead(stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
-    temp = root / f".tmp-{os.getpid()}-{final.name}"
-    temp.mkdir(parents=True)
-    write_model_dir(temp, tensors, config, metrics)
-    if train_tensors is not None:
-        write_weights(temp / TRAIN_STATE_FILE, train_tensors)
-        atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(temp, final)
+
+    def fill(temp: Path) -> None:
+        write_model_dir(temp, tensors, config, metrics)
+        if train_tensors is not None:
+            write_weights(temp / TRAIN_STATE_FILE, train_tensors)
+            atomic_write_text(temp / TRAIN_INFO_FILE, json.dumps(train_info or {}) + "\n")
+
+    final = replace_dir(root / f"step-{step:08d}", fill)
     atomic_write_json(Path(run_dir) / LATEST_FILE, {"checkpoint": f"{CHECKPOINT_DIR}/{final.name}"})
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_best(run_dir: str | Path, tensors: dict[str, torch.Tensor], config: dict,
+              metrics: dict) -> Path:
+    """Write run_dir/best/ (model, config, metrics), replacing the previous best as one unit."""
+    return replace_dir(Path(run_dir) / BEST_DIR,
+                       lambda temp: write_model_dir(temp, tensors, config, metrics))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -25,16 +25,20 @@ from tqdm import tqdm
 
 from ia_world.atomic import atomic_write_bytes
 from ia_world.checkpoint import (
+    BEST_DIR,
     CONFIG_FILE,
     LATEST_FILE,
+    METRICS_FILE,
     MODEL_FILE,
     TRAIN_INFO_FILE,
     TRAIN_STATE_FILE,
     load_weights,
     read_config,
     read_json,
+    read_metrics,
     read_tensors,
     resolve_checkpoint,
+    save_best,
     save_checkpoint,
 )
 from ia_world.config import (
@@ -101,6 +105,7 @@ class PretrainConfig:
     interacting_weight: float = 1.0  # loss weight of a hidden interacting token (token_classes)
     probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
     probe: CurveConfig = field(default_factory=CurveConfig)  # the learning curves' splits
+    keep_best: str = "probe_mean_speed"  # curve field whose best step's weights go to <out>/best/
     max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
     log_every: int = 10  # steps between log.csv rows
     checkpoint_every: int = 200  # steps between checkpoints
@@ -132,6 +137,7 @@ class PretrainConfig:
             if not 0 < getattr(self, key) <= 1e4:
                 raise ConfigError(f"{key}={getattr(self, key)} must be in (0, 1e4]")
         check_range("probe_every", self.probe_every, 0, 10**9)
+        check_choice("keep_best", self.keep_best, ("", *CURVE_FIELDS))
         try:
             check_future(self.masking, self.model.grid)
         except ConfigError as error:
@@ -299,7 +305,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dic
 # keys a resumed run may change: how long it runs, how it logs, where and on how many workers
 RESUMABLE_KEYS = frozenset({"steps", "log_every", "checkpoint_every", "keep_checkpoints", "out",
                             "device", "data.num_workers", "compile", "masking.stored",
-                            "probe_every", "probe.cache"})
+                            "probe_every", "probe.cache", "keep_best"})
 
 
 def with_defaults(stored: dict, defaults: dict) -> dict:
@@ -338,6 +344,17 @@ def check_resumable(checkpoint: Path, config: dict) -> None:
                               f"config ({'; '.join(changed[:4])}"
                               f"{'; ...' if len(changed) > 4 else ''}); use the same settings "
                               "to resume or another out=")
+
+
+def best_value(run_dir: Path, key: str) -> float:
+    """The `key` curve value of the run's best/ weights (-inf if none kept yet)."""
+    path = run_dir / BEST_DIR / METRICS_FILE
+    if not key or not path.is_file():
+        return -math.inf
+    value = read_metrics(path).get(key)
+    if not isinstance(value, (int, float)):
+        raise CheckpointError(f"{path}: no {key} value (tampered or from another keep_best)")
+    return float(value)
 
 
 def resume(run_dir: Path, model: IAJEPA, optimizer: torch.optim.Optimizer,
@@ -512,6 +529,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         write_log_row(log_path, {"step": 0,
                                  **curve_metrics(model.target, probe, cfg.model.grid)})
     metrics: dict = {"step": start_step}
+    best = best_value(run_dir, cfg.keep_best) if start_step else -math.inf
     clock, waited, computed = time.perf_counter(), 0.0, 0.0
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
                      disable=rank != 0, desc="pretrain"):
@@ -548,6 +566,9 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
                        **loss_parts(output, token_class)}
             if probed:  # its time is not training time: the clock restarts after it
                 metrics.update(curve_metrics(model.target, probe, cfg.model.grid))
+                if cfg.keep_best and metrics[cfg.keep_best] > best:
+                    best = metrics[cfg.keep_best]
+                    save_best(run_dir, model.state_dict(), config, metrics)
                 clock = time.perf_counter()
             waited = computed = 0.0
             write_log_row(log_path, metrics)

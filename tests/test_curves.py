@@ -8,7 +8,14 @@ import torch
 from test_training import pretrain_config, stored_saliency_dataset, train_killed_at
 
 from ia_world import training
-from ia_world.checkpoint import initial_encoder
+from ia_world.checkpoint import (
+    BEST_DIR,
+    MODEL_FILE,
+    initial_encoder,
+    load_encoder,
+    read_metrics,
+    read_tensors,
+)
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
 from ia_world.errors import ConfigError, DataError
@@ -122,6 +129,30 @@ def test_a_curve_logging_run_starts_at_its_floor_and_resumes_exactly(tmp_path, m
     timing = {"clips_per_s", "data_s", "compute_s"}
     assert [{k: v for k, v in row.items() if k not in timing} for row in resumed] == \
         [{k: v for k, v in row.items() if k not in timing} for row in logged]
+
+
+def test_keep_best_holds_the_best_probed_step_and_survives_a_resume(tmp_path, monkeypatch):
+    args = (*TINY_CURVES, "steps=4", "probe_every=1", "checkpoint_every=1", "keep_checkpoints=4")
+    whole = tmp_path / "whole"
+    training.train(pretrain_config(whole, *args))
+    trained = [row for row in rows(whole) if row["loss"]]
+    top = max(trained, key=lambda row: float(row["probe_mean_speed"]))
+    best = read_metrics(whole / BEST_DIR / "metrics.json")
+    assert best["step"] == int(top["step"])
+    assert best["probe_mean_speed"] == pytest.approx(float(top["probe_mean_speed"]), rel=1e-5)
+    kept = read_tensors(whole / BEST_DIR / MODEL_FILE)
+    at_step = read_tensors(whole / "checkpoints" / f"step-{best['step']:08d}" / MODEL_FILE)
+    assert kept.keys() == at_step.keys() and all(torch.equal(kept[k], at_step[k]) for k in kept)
+    assert load_encoder(whole / BEST_DIR).embed_dim == 48
+    killed = tmp_path / "killed"
+    train_killed_at(monkeypatch, pretrain_config(killed, *args), 3)
+    training.train(pretrain_config(killed, *args))
+    assert read_metrics(killed / BEST_DIR / "metrics.json")["step"] == best["step"]
+    off = tmp_path / "off"
+    training.train(pretrain_config(off, *TINY_CURVES, "steps=1", "probe_every=1", "keep_best="))
+    assert rows(off)[-1]["probe_mean_speed"] and not (off / BEST_DIR).exists()
+    with pytest.raises(ConfigError, match="keep_best"):
+        training.PretrainConfig(keep_best="loss").validate()
 
 
 def test_curve_config_rejects_splits_too_small_to_fit():
