@@ -2,8 +2,8 @@
 
 Generates the dataset (if absent), starts every run at once on the one GPU (each a process with
 its own DataLoader worker), stops them at a deadline, then writes the curve table and plot
-(benchmarks/learning_curves.py) and packs every run's log.csv and final weights (model and
-config only, no optimizer state) into tar files of at most --pack-mib each:
+(benchmarks/learning_curves.py) and packs every run's log.csv, final and best/ weights (model
+and config only, no optimizer state) into tar files of at most --pack-mib each:
 
     python benchmarks/gpu_curves.py --out OUT --data DATA --deadline 420 \\
         --common "regime=cpu steps=10000 device=cuda amp=false" \\
@@ -71,14 +71,16 @@ def wait(started: dict, deadline: float) -> dict[str, int | None]:
 
 
 def pack(out: Path, names: list[str], dest: Path, pack_mib: float) -> list[Path]:
-    """Every run's log.csv, console log and latest weights into tar files of <= pack_mib."""
+    """Every run's log.csv, console log, best and latest weights into tar files of <= pack_mib."""
     files = []
     for name in names:
         files += [path for path in (out / name / "log.csv", out / f"{name}.log") if path.exists()]
         latest = out / name / "latest"
+        kept = [out / name / "best"]  # the best val step's weights (pretrain keep_best=)
         if latest.exists():
-            checkpoint = out / name / json.loads(latest.read_text())["checkpoint"]
-            files += [checkpoint / file for file in WEIGHT_FILES if (checkpoint / file).exists()]
+            kept.append(out / name / json.loads(latest.read_text())["checkpoint"])
+        files += [folder / file for folder in kept for file in WEIGHT_FILES
+                  if (folder / file).exists()]
     chunks: list[list[Path]] = [[]]
     chunk_bytes = 0
     for path in files:
