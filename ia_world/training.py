@@ -353,7 +353,7 @@ def best_value(run_dir: Path, key: str) -> float:
         return -math.inf
     value = read_metrics(path).get(key)
     if not isinstance(value, (int, float)):
-        raise CheckpointError(f"{path}: no {key} value (tampered or from another keep_best)")
+        raise CheckpointError(f"{path}: no numeric {key} (tampered or corrupt)")
     return float(value)
 
 

@@ -58,18 +58,25 @@ def regularization(name: str, latents: torch.Tensor) -> torch.Tensor:
     return sigreg(flat) if name == "sigreg" else vicreg(flat)
 
 
+def group_means(latents: torch.Tensor, groups: torch.Tensor,
+                num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of the ... D latents in each of num_groups groups (groups: their group index, the
+    latents' leading shape): (G, D) means (0 where empty) and (G,) counts."""
+    latents, groups = latents.float().reshape(-1, latents.shape[-1]), groups.reshape(-1)
+    sums = latents.new_zeros(num_groups, latents.shape[-1]).index_add_(0, groups, latents)
+    counts = latents.new_zeros(num_groups).index_add_(
+        0, groups, torch.ones_like(groups, dtype=latents.dtype))
+    return sums / counts.clamp(min=1)[:, None], counts
+
+
 def frame_means(latents: torch.Tensor, token_idx: torch.Tensor, tokens_per_frame: int,
                 num_frames: int) -> torch.Tensor:
     """Mean latent per (clip, time step) of B n D tokens at grid indices token_idx (B, n): (F, D)
     over the F clip-steps that hold at least one of the tokens."""
-    latents = latents.float()
-    frame = token_idx // tokens_per_frame                                     # B n
-    sums = latents.new_zeros(latents.shape[0], num_frames, latents.shape[-1])
-    sums.scatter_add_(1, frame[..., None].expand_as(latents), latents)        # B T' D
-    counts = latents.new_zeros(latents.shape[0], num_frames)
-    counts.scatter_add_(1, frame, torch.ones_like(frame, dtype=latents.dtype))  # B T'
-    present = counts > 0
-    return sums[present] / counts[present][:, None]
+    clip = torch.arange(len(token_idx), device=token_idx.device)[:, None]        # B 1
+    frame = clip * num_frames + token_idx // tokens_per_frame                     # B n
+    means, counts = group_means(latents, frame, len(token_idx) * num_frames)
+    return means[counts > 0]
 
 
 def position_centred(latents: torch.Tensor, token_idx: torch.Tensor,
@@ -77,14 +84,8 @@ def position_centred(latents: torch.Tensor, token_idx: torch.Tensor,
     """B n D latents at grid indices token_idx (B, n) minus the batch mean of their grid
     position: what is the same in every clip there (the position embedding, a static
     background) is removed, what varies between clips (bodies, motion) is kept."""
-    latents = latents.float()
-    flat_idx = token_idx.reshape(-1)
-    sums = latents.new_zeros(num_tokens, latents.shape[-1]).index_add_(
-        0, flat_idx, latents.reshape(-1, latents.shape[-1]))                  # N D
-    counts = latents.new_zeros(num_tokens).index_add_(
-        0, flat_idx, torch.ones_like(flat_idx, dtype=latents.dtype))          # N
-    means = sums / counts.clamp(min=1)[:, None]
-    return latents - means[token_idx]
+    means, _ = group_means(latents, token_idx, num_tokens)                       # N D
+    return latents.float() - means[token_idx]
 
 
 def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
