@@ -27,6 +27,7 @@ from ia_world.atomic import atomic_write_bytes
 from ia_world.checkpoint import (
     BEST_DIR,
     CONFIG_FILE,
+    ENCODER_WEIGHTS,
     LATEST_FILE,
     METRICS_FILE,
     MODEL_FILE,
@@ -105,6 +106,7 @@ class PretrainConfig:
     interacting_weight: float = 1.0  # loss weight of a hidden interacting token (token_classes)
     probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
     probe: CurveConfig = field(default_factory=CurveConfig)  # the learning curves' splits
+    probe_weights: str = "target"  # encoder the curves probe: target (EMA) | encoder (online)
     keep_best: str = "probe_mean_speed"  # curve field whose best step's weights go to <out>/best/
     max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
     log_every: int = 10  # steps between log.csv rows
@@ -138,6 +140,7 @@ class PretrainConfig:
                 raise ConfigError(f"{key}={getattr(self, key)} must be in (0, 1e4]")
         check_range("probe_every", self.probe_every, 0, 10**9)
         check_choice("keep_best", self.keep_best, ("", *CURVE_FIELDS))
+        check_choice("probe_weights", self.probe_weights, ENCODER_WEIGHTS)
         try:
             check_future(self.masking, self.model.grid)
         except ConfigError as error:
@@ -525,9 +528,9 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     probe = (curve_splits(cfg.probe, cfg.env, cfg.model.grid,
                           frozenset(pretraining_seeds(config)))
              if rank == 0 and cfg.probe_every else None)
+    probed_encoder = getattr(model, cfg.probe_weights)  # model.target | model.encoder
     if probe is not None and start_step == 0:  # the floor: the initialisation's probes
-        write_log_row(log_path, {"step": 0,
-                                 **curve_metrics(model.target, probe, cfg.model.grid)})
+        write_log_row(log_path, {"step": 0, **curve_metrics(probed_encoder, probe, cfg.model.grid)})
     metrics: dict = {"step": start_step}
     best = best_value(run_dir, cfg.keep_best) if start_step else -math.inf
     clock, waited, computed = time.perf_counter(), 0.0, 0.0
@@ -565,7 +568,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
                        "data_s": waited / steps_done, "compute_s": computed / steps_done,
                        **loss_parts(output, token_class)}
             if probed:  # its time is not training time: the clock restarts after it
-                metrics.update(curve_metrics(model.target, probe, cfg.model.grid))
+                metrics.update(curve_metrics(probed_encoder, probe, cfg.model.grid))
                 if cfg.keep_best and metrics[cfg.keep_best] > best:
                     best = metrics[cfg.keep_best]
                     save_best(run_dir, model.state_dict(), config, metrics)
