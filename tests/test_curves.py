@@ -155,6 +155,24 @@ def test_keep_best_holds_the_best_probed_step_and_survives_a_resume(tmp_path, mo
         training.PretrainConfig(keep_best="loss").validate()
 
 
+def test_probe_weights_encoder_probes_the_online_encoder_beside_a_frozen_target(tmp_path):
+    args = (*TINY_CURVES, "steps=2", "probe_every=2", "ema_start=1.0", "ema_end=1.0",
+            "probe_weights=encoder")
+    out = tmp_path / "frozen"
+    training.train(pretrain_config(out, *args))
+    cfg = pretrain_config(out, *args)
+    splits = curve_splits(cfg.probe, EnvConfig(), cfg.model.grid)
+    trained, start = load_encoder(out).encoder.state_dict(), initial_encoder(out).encoder
+    assert all(torch.equal(trained[k], v) for k, v in start.state_dict().items())  # frozen
+    logged = rows(out)[-1]
+    online = curve_metrics(load_encoder(out, weights="encoder").encoder, splits, cfg.model.grid)
+    floor = curve_metrics(start, splits, cfg.model.grid)
+    assert float(logged["probe_mean_speed"]) == pytest.approx(online["probe_mean_speed"], rel=1e-5)
+    assert float(logged["probe_mean_speed"]) != pytest.approx(floor["probe_mean_speed"], rel=1e-3)
+    with pytest.raises(ConfigError, match="probe_weights"):
+        training.PretrainConfig(probe_weights="ema").validate()
+
+
 def test_curve_config_rejects_splits_too_small_to_fit():
     with pytest.raises(Exception, match="train_episodes"):
         CurveConfig(train_episodes=2).validate()
