@@ -259,19 +259,36 @@ def encode_batches(encode: Callable[[torch.Tensor], torch.Tensor],
     return torch.cat(outputs)
 
 
-ENCODER_WEIGHTS = ("target", "encoder")  # the EMA target, or the online context encoder
+# trained: the encoder the run trains (the EMA target, or the online encoder when the target is
+# frozen); target: the EMA target; encoder: the online context encoder
+ENCODER_WEIGHTS = ("trained", "target", "encoder")
+
+
+def trained_weights(ema_start: float) -> str:
+    """The weights a run trains: "encoder" when its target is frozen (momentum 1 from the first
+    step: the target stays the initialisation), else the EMA "target" (as I-JEPA evaluates)."""
+    return "encoder" if ema_start >= 1.0 else "target"
+
+
+def resolve_weights(checkpoint: str | Path, weights: str) -> str:
+    """`weights` ("trained" resolved from the checkpoint's config) as "target" or "encoder"."""
+    if weights not in ENCODER_WEIGHTS:
+        raise ConfigError(f"encoder weights {weights!r} are not one of {ENCODER_WEIGHTS}")
+    if weights != "trained":
+        return weights
+    ema_start = read_config(resolve_checkpoint(checkpoint)).get("ema_start", 0.0)
+    return trained_weights(ema_start if isinstance(ema_start, int | float) else 0.0)
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu",
-                 weights: str = "target") -> FrozenEncoder:
+                 weights: str = "trained") -> FrozenEncoder:
     """A frozen encoder of a checkpoint (or of a run directory's latest checkpoint).
 
-    weights="target" (default, as I-JEPA evaluates) is the EMA target; "encoder" is the online
-    context encoder, which is further from its initialisation in short runs (the EMA lags).
+    weights="trained" (default) is the encoder the run trained (`trained_weights`); "target" is
+    the EMA target; "encoder" is the online context encoder.
     """
-    if weights not in ENCODER_WEIGHTS:
-        raise ConfigError(f"encoder weights {weights!r} are not one of {ENCODER_WEIGHTS}")
     checkpoint = resolve_checkpoint(path)
+    weights = resolve_weights(checkpoint, weights)
     encoder = VideoEncoder(checkpoint_model_config(checkpoint))
     tensors = read_tensors(checkpoint / MODEL_FILE)
     prefix = f"{weights}."
@@ -281,7 +298,7 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu",
 
 
 def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
-                    weights: str = "target") -> FrozenEncoder:
+                    weights: str = "trained") -> FrozenEncoder:
     """The checkpoint's architecture at its initialisation, rebuilt from config.json's model and
     seed (as pretraining and `write_initial_checkpoint` build it): the evaluation's floor."""
     checkpoint = resolve_checkpoint(path)
@@ -297,7 +314,7 @@ def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
         except (ValueError, RuntimeError, AssertionError) as error:
             raise CheckpointError(f"{checkpoint / CONFIG_FILE}: the architecture cannot be "
                                   f"rebuilt ({error})".splitlines()[0]) from None
-    return FrozenEncoder(getattr(jepa, weights)).to(device)
+    return FrozenEncoder(getattr(jepa, resolve_weights(checkpoint, weights))).to(device)
 
 
 def write_initial_checkpoint(path: str | Path, model: str | ModelConfig = "tiny",

@@ -23,6 +23,7 @@ from ia_world.checkpoint import (
     read_config,
     read_metrics,
     resolve_checkpoint,
+    resolve_weights,
 )
 from ia_world.config import check_choice, check_path, validate_tree
 from ia_world.errors import CheckpointError, DataError
@@ -46,7 +47,7 @@ class ReportConfig:
     runs: list[str] = field(default_factory=list)  # run / checkpoint dirs already evaluated
     out: str = "report"  # report.md and the PNG plots go here
     baseline: str = "random_tube"  # entropy gains are relative to this strategy
-    encoder_weights: str = "target"  # which evaluation to report: target (EMA) | encoder
+    encoder_weights: str = "trained"  # evaluation to report: trained (the run's) | target | encoder
 
     def validate(self) -> None:
         """Raise ConfigError on an empty out or unknown weights."""
@@ -54,12 +55,15 @@ class ReportConfig:
         check_choice("encoder_weights", self.encoder_weights, ENCODER_WEIGHTS)
 
 
-def read_eval(run: str | Path, weights: str = "target") -> dict:
-    """The evaluation of a run's target (or online `encoder`) weights in its metrics.json."""
-    key = eval_key(weights)
+def read_eval(run: str | Path, weights: str = "trained") -> dict:
+    """The evaluation of a run's trained (or EMA `target`, or online `encoder`) weights in its
+    metrics.json."""
     candidates = [Path(run) / METRICS_FILE]
     with contextlib.suppress(CheckpointError):
-        candidates.append(resolve_checkpoint(run) / METRICS_FILE)
+        checkpoint = resolve_checkpoint(run)
+        candidates.append(checkpoint / METRICS_FILE)
+        weights = resolve_weights(checkpoint, weights)
+    key = eval_key("target" if weights == "trained" else weights)
     for path in candidates:
         if path.is_file():
             metrics = read_metrics(path)

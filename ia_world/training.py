@@ -41,6 +41,7 @@ from ia_world.checkpoint import (
     resolve_checkpoint,
     save_best,
     save_checkpoint,
+    trained_weights,
 )
 from ia_world.config import (
     CONFIG_DIR,
@@ -106,7 +107,7 @@ class PretrainConfig:
     interacting_weight: float = 1.0  # loss weight of a hidden interacting token (token_classes)
     probe_every: int = 0  # steps between learning-curve probes (0 = none; ia_world/eval/curves.py)
     probe: CurveConfig = field(default_factory=CurveConfig)  # the learning curves' splits
-    probe_weights: str = "target"  # encoder the curves probe: target (EMA) | encoder (online)
+    probe_weights: str = "trained"  # encoder the curves probe: trained (the run's), target, encoder
     keep_best: str = "probe_mean_speed"  # curve field whose best step's weights go to <out>/best/
     max_loss: float = 100.0  # divergence guard: stop above this or on a non-finite loss
     log_every: int = 10  # steps between log.csv rows
@@ -528,7 +529,8 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     probe = (curve_splits(cfg.probe, cfg.env, cfg.model.grid,
                           frozenset(pretraining_seeds(config)))
              if rank == 0 and cfg.probe_every else None)
-    probed_encoder = getattr(model, cfg.probe_weights)  # model.target | model.encoder
+    probed = trained_weights(cfg.ema_start) if cfg.probe_weights == "trained" else cfg.probe_weights
+    probed_encoder = getattr(model, probed)  # model.target | model.encoder
     if probe is not None and start_step == 0:  # the floor: the initialisation's probes
         write_log_row(log_path, {"step": 0, **curve_metrics(probed_encoder, probe, cfg.model.grid)})
     metrics: dict = {"step": start_step}

@@ -31,7 +31,7 @@ class CompareConfig:
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per strategy and seed
     baseline: str = "random_tube"  # gains and differences are relative to this strategy
-    encoder_weights: str = "target"  # evaluate and report: target (EMA) | encoder (online)
+    encoder_weights: str = "trained"  # evaluate and report: trained (the run's) | target | encoder
     pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=EACH_RUN))
     evaluate: EvalConfig = field(default_factory=lambda: EvalConfig(ckpt=EACH_RUN))
 

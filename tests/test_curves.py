@@ -155,19 +155,25 @@ def test_keep_best_holds_the_best_probed_step_and_survives_a_resume(tmp_path, mo
         training.PretrainConfig(keep_best="loss").validate()
 
 
-def test_probe_weights_encoder_probes_the_online_encoder_beside_a_frozen_target(tmp_path):
-    args = (*TINY_CURVES, "steps=2", "probe_every=2", "ema_start=1.0", "ema_end=1.0",
-            "probe_weights=encoder")
+def test_a_frozen_target_run_trains_probes_and_serves_its_online_encoder(tmp_path):
+    # ema_start=1.0 freezes the target at its initialisation: what the run trains (and what
+    # the curves probe, `evaluate` scores and the agents load by default) is the online encoder
+    args = (*TINY_CURVES, "steps=2", "probe_every=2", "ema_start=1.0", "ema_end=1.0")
     out = tmp_path / "frozen"
     training.train(pretrain_config(out, *args))
     cfg = pretrain_config(out, *args)
     splits = curve_splits(cfg.probe, EnvConfig(), cfg.model.grid)
-    trained, start = load_encoder(out).encoder.state_dict(), initial_encoder(out).encoder
-    assert all(torch.equal(trained[k], v) for k, v in start.state_dict().items())  # frozen
+    start = initial_encoder(out).encoder.state_dict()
+    target = load_encoder(out, weights="target").encoder.state_dict()
+    assert all(torch.equal(target[k], v) for k, v in start.items())  # never updated
+    online = load_encoder(out, weights="encoder").encoder.state_dict()
+    trained = load_encoder(out).encoder.state_dict()
+    assert all(torch.equal(trained[k], v) for k, v in online.items())
+    assert not all(torch.equal(online[k], v) for k, v in start.items())
     logged = rows(out)[-1]
-    online = curve_metrics(load_encoder(out, weights="encoder").encoder, splits, cfg.model.grid)
-    floor = curve_metrics(start, splits, cfg.model.grid)
-    assert float(logged["probe_mean_speed"]) == pytest.approx(online["probe_mean_speed"], rel=1e-5)
+    probed = curve_metrics(load_encoder(out).encoder, splits, cfg.model.grid)
+    floor = curve_metrics(initial_encoder(out).encoder, splits, cfg.model.grid)
+    assert float(logged["probe_mean_speed"]) == pytest.approx(probed["probe_mean_speed"], rel=1e-5)
     assert float(logged["probe_mean_speed"]) != pytest.approx(floor["probe_mean_speed"], rel=1e-3)
     with pytest.raises(ConfigError, match="probe_weights"):
         training.PretrainConfig(probe_weights="ema").validate()

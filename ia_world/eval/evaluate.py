@@ -26,6 +26,7 @@ from ia_world.checkpoint import (
     load_encoder,
     read_metrics,
     resolve_checkpoint,
+    resolve_weights,
     write_metrics,
 )
 from ia_world.config import (
@@ -103,7 +104,8 @@ class EvalConfig:
     cache: str | None = None
     batch_size: int = 32  # clips per encoder batch
     device: str = "cpu"  # cpu | cuda
-    encoder_weights: str = "target"  # target (EMA, as I-JEPA) | encoder (online)
+    # trained: the run's (checkpoint.trained_weights) | target (EMA) | encoder (online)
+    encoder_weights: str = "trained"
     # simulated splits at a fixed body count: dynamic probes and causal QA
     fixed: FixedSplitConfig = field(default_factory=FixedSplitConfig)
     # two-ball Billiards clips with one collision: mass from momentum transfer
@@ -331,7 +333,7 @@ def measure(cfg: EvalConfig) -> dict:
     return {"run": {"checkpoint": str(checkpoint),
                     "strategy": config.get("masking", {}).get("strategy", "untrained"),
                     "seed": config.get("seed"), "steps": config.get("steps", 0),
-                    "weights": cfg.encoder_weights},
+                    "weights": resolve_weights(checkpoint, cfg.encoder_weights)},
             "splits": {"role": cfg.role, "train_seed": cfg.train_seed,
                        "heldout_seed": seeds.heldout, "train_episodes": len(train),
                        "heldout_episodes": len(heldout), "fixed_count": cfg.fixed.count,
@@ -351,7 +353,8 @@ def measure(cfg: EvalConfig) -> dict:
 
 
 def eval_key(weights: str) -> str:
-    """metrics.json key of an evaluation: "eval" (EMA target) or "eval_<weights>"."""
+    """metrics.json key of an evaluation of resolved weights: "eval" (EMA target) or
+    "eval_encoder" (online encoder)."""
     return "eval" if weights == "target" else f"eval_{weights}"
 
 
@@ -369,7 +372,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         path = out / METRICS_FILE
         metrics = read_metrics(path) if path.is_file() else {}  # checked before the evaluation
         result = measure(eval_cfg)
-        write_metrics(path, {**metrics, eval_key(eval_cfg.encoder_weights): result})
+        write_metrics(path, {**metrics, eval_key(result["run"]["weights"]): result})
     print(results_table(result["metrics"]) + f"\nevaluate: {path}")
     return result
 
