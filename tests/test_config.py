@@ -104,7 +104,10 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         # regime and preset: package _global_, so they set keys of the whole config
         node = config if group in ("regime", "preset") else getattr(config, group)
         assert type(node) is schema
-    assert redeclared(raw, leaf_defaults(schema)) == [], f"{path} repeats a schema default"
+    # compare mounts a regime on its own shorter budget (200 steps): the regime states its steps
+    stated = {"steps"} if group == "regime" else set()
+    assert set(redeclared(raw, leaf_defaults(schema))) <= stated, \
+        f"{path} repeats a schema default"
 
 
 def test_the_cpu_regime_sets_the_same_keys_in_pretrain_and_in_compare():
