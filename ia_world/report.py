@@ -63,7 +63,7 @@ def read_eval(run: str | Path, weights: str = "trained") -> dict:
         checkpoint = resolve_checkpoint(run)
         candidates.append(checkpoint / METRICS_FILE)
         weights = resolve_weights(checkpoint, weights)
-    key = eval_key("target" if weights == "trained" else weights)
+    key = eval_key("target" if weights == "trained" else weights)  # no checkpoint: an EMA run's
     for path in candidates:
         if path.is_file():
             metrics = read_metrics(path)

@@ -529,8 +529,8 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
     probe = (curve_splits(cfg.probe, cfg.env, cfg.model.grid,
                           frozenset(pretraining_seeds(config)))
              if rank == 0 and cfg.probe_every else None)
-    probed = trained_weights(cfg.ema_start) if cfg.probe_weights == "trained" else cfg.probe_weights
-    probed_encoder = getattr(model, probed)  # model.target | model.encoder
+    served = trained_weights(cfg.ema_start) if cfg.probe_weights == "trained" else cfg.probe_weights
+    probed_encoder = getattr(model, served)  # model.target | model.encoder
     if probe is not None and start_step == 0:  # the floor: the initialisation's probes
         write_log_row(log_path, {"step": 0, **curve_metrics(probed_encoder, probe, cfg.model.grid)})
     metrics: dict = {"step": start_step}
