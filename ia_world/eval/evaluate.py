@@ -272,8 +272,9 @@ def measure(cfg: EvalConfig) -> dict:
     """All metrics of one checkpoint and its controls; the dict under metrics.json["eval"]."""
     checkpoint = resolve_checkpoint(cfg.ckpt)
     config = read_pretrain_config(checkpoint)  # validated before any work
-    encoders = {"encoder": load_encoder(checkpoint, cfg.device, cfg.encoder_weights),
-                "floor": initial_encoder(checkpoint, cfg.device, cfg.encoder_weights)}
+    weights = resolve_weights(checkpoint, cfg.encoder_weights)  # "target" | "encoder"
+    encoders = {"encoder": load_encoder(checkpoint, cfg.device, weights),
+                "floor": initial_encoder(checkpoint, cfg.device, weights)}
     grid = encoders["encoder"].grid
     splits = evaluation_splits(cfg, grid, config)
     train, heldout = splits.train, splits.heldout
@@ -333,7 +334,7 @@ def measure(cfg: EvalConfig) -> dict:
     return {"run": {"checkpoint": str(checkpoint),
                     "strategy": config.get("masking", {}).get("strategy", "untrained"),
                     "seed": config.get("seed"), "steps": config.get("steps", 0),
-                    "weights": resolve_weights(checkpoint, cfg.encoder_weights)},
+                    "weights": weights},
             "splits": {"role": cfg.role, "train_seed": cfg.train_seed,
                        "heldout_seed": seeds.heldout, "train_episodes": len(train),
                        "heldout_episodes": len(heldout), "fixed_count": cfg.fixed.count,
