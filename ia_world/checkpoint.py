@@ -297,24 +297,37 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu",
     return FrozenEncoder(encoder).to(device)
 
 
+def init_seed(checkpoint: Path) -> int:
+    """The seed a checkpoint's network was initialised with (config.json), checked."""
+    seed = read_config(checkpoint).get("seed")
+    if not isinstance(seed, int):
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: no integer init seed, so its "
+                              "initialisation (the evaluation's floor) cannot be rebuilt")
+    return seed
+
+
 def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
                     weights: str = "trained") -> FrozenEncoder:
     """The checkpoint's architecture at its initialisation, rebuilt from config.json's model and
     seed (as pretraining and `write_initial_checkpoint` build it): the evaluation's floor."""
     checkpoint = resolve_checkpoint(path)
-    config = read_config(checkpoint)
-    if not isinstance(config.get("seed"), int):
-        raise CheckpointError(f"{checkpoint / CONFIG_FILE}: no integer init seed, so its "
-                              "initialisation (the evaluation's floor) cannot be rebuilt")
     model_cfg = checkpoint_model_config(checkpoint)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config["seed"])
+        torch.manual_seed(init_seed(checkpoint))
         try:
             jepa = IAJEPA(model_cfg)
         except (ValueError, RuntimeError, AssertionError) as error:
             raise CheckpointError(f"{checkpoint / CONFIG_FILE}: the architecture cannot be "
                                   f"rebuilt ({error})".splitlines()[0]) from None
     return FrozenEncoder(getattr(jepa, resolve_weights(checkpoint, weights))).to(device)
+
+
+def write_floor_checkpoint(run: str | Path, out: str | Path) -> Path:
+    """A checkpoint of `run`'s architecture at its initialisation (`initial_encoder`): the
+    untrained control that agents (world model, planner, RL) load like any other checkpoint."""
+    checkpoint = resolve_checkpoint(run)
+    return write_initial_checkpoint(out, checkpoint_model_config(checkpoint),
+                                    seed=init_seed(checkpoint))
 
 
 def write_initial_checkpoint(path: str | Path, model: str | ModelConfig = "tiny",

@@ -15,6 +15,7 @@ from ia_world.checkpoint import (
     load_encoder,
     read_metrics,
     read_tensors,
+    write_floor_checkpoint,
 )
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
@@ -166,6 +167,8 @@ def test_a_frozen_target_run_trains_probes_and_serves_its_online_encoder(tmp_pat
     start = initial_encoder(out).encoder.state_dict()
     target = load_encoder(out, weights="target").encoder.state_dict()
     assert all(torch.equal(target[k], v) for k, v in start.items())  # never updated
+    floor = load_encoder(write_floor_checkpoint(out, tmp_path / "floor")).encoder.state_dict()
+    assert all(torch.equal(floor[k], v) for k, v in start.items())  # the agents' control
     online = load_encoder(out, weights="encoder").encoder.state_dict()
     trained = load_encoder(out).encoder.state_dict()
     assert all(torch.equal(trained[k], v) for k, v in online.items())
