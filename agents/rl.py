@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import envs
 from agents.sb3 import IAJEPAExtractor
-from ia_world.atomic import atomic_write, atomic_write_json
+from ia_world.atomic import atomic_write, atomic_write_json, atomic_write_text
 from ia_world.checkpoint import write_weights
 from ia_world.config import (
     as_dict,
@@ -36,11 +36,13 @@ from ia_world.config import (
     validate_tree,
 )
 from ia_world.errors import ConfigError, DataError
+from ia_world.report import ci_cell
 from ia_world.runlock import check_out_dir, run_lock
 
 ALGOS = ("ppo",)
 CNN_MIN_SIZE = 36  # NatureCNN's three strided convolutions need at least 36x36 frames
 CURVE_POINTS = 50
+FINAL_SHARE = 0.25  # the final return: episodes that end in the last quarter of env steps
 
 
 @dataclass
@@ -241,16 +243,43 @@ def run_dirs(paths: list[str]) -> list[Path]:
     return found
 
 
-def run_label(run: Path) -> str:
-    """The label a run's run.json stores; DataError naming the file when it is unreadable."""
+def run_record(run: Path) -> tuple[str, int]:
+    """(label, seed) that a run's run.json stores; DataError naming the file when unreadable."""
     path = run / "run.json"
     try:
-        label = json.loads(path.read_text())["label"]
+        info = json.loads(path.read_text())
+        label, seed = info["label"], info["config"]["seed"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{path}: unreadable run file ({type(error).__name__})") from None
-    if not isinstance(label, str):
-        raise DataError(f"{path}: label {label!r} is not a string")
-    return label
+    if not isinstance(label, str) or not isinstance(seed, int):
+        raise DataError(f"{path}: label {label!r} / seed {seed!r} are not a string / an int")
+    return label, seed
+
+
+def final_return(run: Path, share: float = FINAL_SHARE) -> float:
+    """Mean return of the episodes that finished in the last `share` of the run's env steps."""
+    steps, returns = episode_returns(run)
+    return float(returns[steps > (1 - share) * steps[-1]].mean())
+
+
+def returns_table(runs: list[Path]) -> str:
+    """Markdown: per label, the final return's mean over seeds with its t-interval; each other
+    label minus the first, paired by seed (the seeds both have), with its t-interval."""
+    by_label: dict[str, dict[int, float]] = {}
+    for run in runs:
+        label, seed = run_record(run)
+        if seed in by_label.setdefault(label, {}):
+            raise DataError(f"{run}: a second {label} run of seed {seed}")
+        by_label[label][seed] = final_return(run)
+    lines = [f"| encoder | final return (last {FINAL_SHARE:.0%} of env steps), mean [95% "
+             f"t-interval over seeds] | seeds | minus {next(iter(by_label))}, paired by seed |",
+             "|---|---|---|---|"]
+    first = next(iter(by_label.values()))
+    for label, finals in by_label.items():
+        paired = [finals[s] - first[s] for s in sorted(set(finals) & set(first))]
+        versus = "" if finals is first else f"{ci_cell(paired)} (n={len(paired)})"
+        lines.append(f"| {label} | {ci_cell(list(finals.values()))} | {len(finals)} | {versus} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_curves(runs: list[Path], out: Path) -> Path:
@@ -260,7 +289,7 @@ def plot_curves(runs: list[Path], out: Path) -> Path:
 
     labelled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for run in runs:
-        label = run_label(run)
+        label, _ = run_record(run)
         labelled.setdefault(label, []).append(episode_returns(run))
     end = min(steps[-1] for curves in labelled.values() for steps, _ in curves)
     grid = np.linspace(end / CURVE_POINTS, end, CURVE_POINTS)
@@ -284,8 +313,11 @@ def rl(config: RLConfig) -> Path:
     validate_tree(config)
     if config.plot:
         with run_lock(config.out):
-            path = plot_curves(run_dirs(config.plot), Path(config.out) / "curves.png")
-        print(f"rl: learning curves in {path}")
+            runs = run_dirs(config.plot)
+            path = plot_curves(runs, Path(config.out) / "curves.png")
+            table = returns_table(runs)
+            atomic_write_text(Path(config.out) / "returns.md", table)
+        print(f"{table}rl: learning curves in {path}, this table in {path.parent / 'returns.md'}")
         return path
     if not config.name:
         env_name = config.env_id.split("/")[-1]

@@ -1,6 +1,7 @@
 """The frozen IA-JEPA encoder in RL: SB3 extractor, latent wrapper, `ia-world rl`."""
 
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -11,10 +12,18 @@ from safetensors.torch import load_file, save_file
 from stable_baselines3.common.vec_env import VecTransposeImage
 
 import envs  # noqa: F401  (registers the ids)
-from agents.rl import RLConfig, make_agent, make_env, trainable_state
+from agents.rl import (
+    RLConfig,
+    encoder_label,
+    final_return,
+    make_agent,
+    make_env,
+    returns_table,
+    trainable_state,
+)
 from agents.sb3 import IAJEPAExtractor, LatentObservation, stretch_to_clip
 from ia_world.checkpoint import load_encoder, write_initial_checkpoint
-from ia_world.errors import CheckpointError, ConfigError
+from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.models import ModelConfig
 from ia_world_app.cli import run_command
 
@@ -121,6 +130,33 @@ def test_rl_command_writes_logs_weights_and_curves(checkpoint, tmp_path):
         assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     figure = run_command("rl", [f"plot=[{tmp_path}]", f"out={tmp_path}"])
     assert figure == tmp_path / "curves.png" and figure.stat().st_size > 0
+    row = (tmp_path / "returns.md").read_text().splitlines()[2]
+    assert row.startswith(f"| {encoder_label(str(checkpoint))} |") and row.endswith("| 2 |  |")
+
+
+def fake_run(path: Path, label: str, seed: int, returns: list[float]) -> Path:
+    """A run directory with run.json and an SB3 monitor file of 50-step episodes."""
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"label": label, "config": {"seed": seed}}))
+    rows = "".join(f"{r},50,{t}\n" for t, r in enumerate(returns))
+    (path / "0.monitor.csv").write_text('#{"t_start": 0}\nr,l,t\n' + rows)
+    return path
+
+
+def test_returns_table_pairs_the_final_returns_by_seed(tmp_path):
+    # final return = mean of the episodes ending in the last quarter of env steps (here the
+    # last of 4 episodes: steps 200 > 150); b - a is +2 in both seeds, so its interval is [2, 2]
+    runs = [fake_run(tmp_path / "a0", "a", 0, [0, 0, 0, 1]),
+            fake_run(tmp_path / "a1", "a", 1, [0, 0, 0, 3]),
+            fake_run(tmp_path / "b0", "b", 0, [9, 9, 9, 3]),
+            fake_run(tmp_path / "b1", "b", 1, [9, 9, 9, 5])]
+    assert final_return(runs[1]) == 3.0
+    lines = returns_table(runs).splitlines()
+    assert lines[2].startswith("| a | +2.00 [") and lines[2].endswith("| 2 |  |")
+    assert lines[3] == "| b | +4.00 [-8.71, +16.71] | 2 | +2.00 [+2.00, +2.00] (n=2) |"
+    fake_run(tmp_path / "b1again", "b", 1, [0])
+    with pytest.raises(DataError, match="a second b run of seed 1"):
+        returns_table([*runs, tmp_path / "b1again"])
 
 
 def test_cached_and_windowed_extractor_features(checkpoint):
