@@ -10,7 +10,9 @@ the pixels could know without inferring density from collisions; one row per fea
 Splits and body count are `ia-world evaluate`'s fixed-count defaults (FixedSplitConfig) on the
 VALIDATION role (ia_world/eval/splits.py): choices are made here, never on the test split.
 RankMe raw / centred of the
-held-out mean-pooled tokens. A subset of `ia-world evaluate` (no QA, no per-object probe):
+held-out mean-pooled tokens; last, each run's gap closed by the weights it trained
+(`checkpoint.trained_weights`) against its own floor. A subset of `ia-world evaluate` (no QA,
+no per-object probe):
 
     python benchmarks/learning_check.py runs/a runs/b [--train 300 --heldout 200]
 """
@@ -28,6 +30,7 @@ from ia_world.checkpoint import (
     load_encoder,
     read_json,
     resolve_checkpoint,
+    resolve_weights,
 )
 from ia_world.data.generator import EnvConfig
 from ia_world.eval.features import (
@@ -47,6 +50,7 @@ from ia_world.eval.simulated import (
 )
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.eval.splits import heldout_seeds
+from ia_world.eval.stats import gap_closed
 
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
 
@@ -66,29 +70,33 @@ def main() -> None:
     clips = [np.stack([ep.frames[:grid.frames] for ep in split]) for split in (train, heldout)]
     targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
 
-    def row(name: str, train_x: np.ndarray, heldout_x: np.ndarray, extra: str = "") -> None:
+    def row(name: str, train_x: np.ndarray, heldout_x: np.ndarray, extra: str = "") -> list:
         scores = [fit_probe(train_x, targets[0][t], heldout_x, targets[1][t])["r2"]
                   for t in TARGETS]
         print(f"{name:<44}" + "".join(f"{s:>+16.3f}" for s in scores) + extra, flush=True)
+        return scores
 
-    def encoder_row(name: str, encoder) -> None:
+    def encoder_row(name: str, encoder) -> list:
         with torch.no_grad():
             fitted, scored = (encoder_features(encoder, c, s, 50, name)
                               for c, s in zip(clips, (train, heldout)))
         pooled = scored.vector[:, :encoder.embed_dim]                              # E D
-        row(name, fitted.vector, scored.vector,
-            f"{rankme(pooled):>10.2f}{centred_rankme(pooled):>10.2f}")
+        return row(name, fitted.vector, scored.vector,
+                   f"{rankme(pooled):>10.2f}{centred_rankme(pooled):>10.2f}")
 
     print(f"{'subject':<44}" + "".join(f"{t:>16}" for t in TARGETS)
           + f"{'RankMe':>10}{'centred':>10}")
-    floors = set()
+    floors, gaps = {}, []
     for run in args.runs:
         seed = read_json(resolve_checkpoint(run) / CONFIG_FILE)["seed"]
         if seed not in floors:
-            floors.add(seed)
-            encoder_row(f"floor (initialisation, seed {seed})", initial_encoder(run))
-        for weights in ("target", "encoder"):
-            encoder_row(f"{run[-32:]} {weights}", load_encoder(run, "cpu", weights))
+            floors[seed] = encoder_row(f"floor (initialisation, seed {seed})",
+                                       initial_encoder(run))
+        scores = {weights: encoder_row(f"{run[-32:]} {weights}", load_encoder(run, "cpu", weights))
+                  for weights in ("target", "encoder")}
+        trained = resolve_weights(run, "trained")
+        gaps.append((f"{run[-32:]} {trained}", [gap_closed(score, floor, 1.0) for score, floor
+                                                in zip(scores[trained], floors[seed])]))
     basis = fit_pixel_basis(clips[0], grid.shape[0])
     row("pixel (PCA of frames and differences)", *(pixel_features(c, s, grid, basis).vector
                                                    for c, s in zip(clips, (train, heldout))))
@@ -98,6 +106,9 @@ def main() -> None:
     blind = [density_blind_sets(s, grid.frames) for s in (train, heldout)]
     for name in blind[0]:
         row(f"ceiling blind to density ({name})", blind[0][name], blind[1][name])
+    print("\ngap closed by the trained weights (against the run's floor; ceiling 1)")
+    for name, gap in gaps:
+        print(f"{name:<44}" + "".join(f"{g:>+16.3f}" for g in gap))
 
 
 if __name__ == "__main__":
