@@ -15,6 +15,7 @@ held-out mean-pooled tokens; last, each run's gap closed by the weights it train
 no per-object probe):
 
     python benchmarks/learning_check.py runs/a runs/b [--train 300 --heldout 200]
+    # another held-out draw (a diagnostic of the split, not a role): --heldout-seed 60606
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from ia_world.eval.simulated import (
     target_arrays,
 )
 from ia_world.eval.spectrum import centred_rankme, rankme
-from ia_world.eval.splits import heldout_seeds
+from ia_world.eval.splits import check_disjoint, heldout_seeds, other_roles, seed_set
 from ia_world.eval.stats import gap_closed
 
 TARGETS = ("mean_speed", "kinetic_energy", "total_energy")
@@ -61,12 +62,20 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="run or checkpoint directories")
     parser.add_argument("--train", type=int, default=300, help="probe-fitting episodes")
     parser.add_argument("--heldout", type=int, default=200, help="held-out episodes")
+    parser.add_argument("--heldout-seed", type=int, default=heldout_seeds("val").fixed_heldout,
+                        help="base seed of the held-out split (default: the val role's); any "
+                             "other must be disjoint from the fitting split and both roles'")
     args = parser.parse_args()
     fixed = FixedSplitConfig()
+    check_disjoint({"fitting": seed_set(fixed.train_seed, args.train),
+                    "held-out": seed_set(args.heldout_seed, args.heldout),
+                    **other_roles("val", {"fixed_heldout": args.heldout}),
+                    **({} if args.heldout_seed == heldout_seeds("val").fixed_heldout else
+                       other_roles("test", {"fixed_heldout": args.heldout}))})
     grid = load_encoder(args.runs[0]).grid
     env = fixed_count_env(EnvConfig(), fixed.count, grid.size)
     train = simulate_split(env, args.train, fixed.train_seed, grid.frames)
-    heldout = simulate_split(env, args.heldout, heldout_seeds("val").fixed_heldout, grid.frames)
+    heldout = simulate_split(env, args.heldout, args.heldout_seed, grid.frames)
     clips = [np.stack([ep.frames[:grid.frames] for ep in split]) for split in (train, heldout)]
     targets = [target_arrays(split, grid.frames, TARGETS) for split in (train, heldout)]
 
