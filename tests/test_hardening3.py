@@ -317,7 +317,7 @@ def test_rl_plot_names_a_bad_run_file(tmp_path, capsys):
     (run / "run.json").write_text("{not json")
     assert cli.main(["rl", f"plot=[{run}]", f"out={tmp_path / 'plots'}"]) == 2
     assert "run.json: unreadable" in one_error_line(capsys, "rl")
-    (run / "run.json").write_text(json.dumps({"label": "cnn"}))
+    (run / "run.json").write_text(json.dumps({"label": "cnn", "config": {"seed": 0}}))
     (run / "0.monitor.csv").write_text('#{"t_start": 0}\nr,l,t\nabc,def\n')
     assert cli.main(["rl", f"plot=[{run}]", f"out={tmp_path / 'plots'}"]) == 2
     assert "0.monitor.csv: not an SB3 monitor file" in one_error_line(capsys, "rl")
