@@ -199,7 +199,7 @@ def train(cfg: RLConfig) -> Path:
         "config": as_dict(cfg), "label": encoder_label(cfg.encoder),
         "env_steps": int(agent.num_timesteps), "seconds": seconds,
         "seconds_per_env_step": seconds / max(agent.num_timesteps, 1)})
-    plot_curves([run_dir], run_dir / "curves.png")
+    plot_curves(labelled_returns([run_dir]), run_dir / "curves.png")
     return run_dir
 
 
@@ -256,46 +256,50 @@ def run_record(run: Path) -> tuple[str, int]:
     return label, seed
 
 
-def final_return(run: Path, share: float = FINAL_SHARE) -> float:
-    """Mean return of the episodes that finished in the last `share` of the run's env steps."""
-    steps, returns = episode_returns(run)
+def labelled_returns(runs: list[Path]) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """label -> seed -> (cumulative env steps, returns) of each run, every file read once;
+    DataError on a second run of the same label and seed."""
+    labelled: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    for run in runs:
+        label, seed = run_record(run)
+        if seed in labelled.setdefault(label, {}):
+            raise DataError(f"{run}: a second {label} run of seed {seed}")
+        labelled[label][seed] = episode_returns(run)
+    return labelled
+
+
+def final_return(steps: np.ndarray, returns: np.ndarray, share: float = FINAL_SHARE) -> float:
+    """Mean return of the episodes that finished in the last `share` of the env steps."""
     return float(returns[steps > (1 - share) * steps[-1]].mean())
 
 
-def returns_table(runs: list[Path]) -> str:
+def returns_table(labelled: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]) -> str:
     """Markdown: per label, the final return's mean over seeds with its t-interval; each other
     label minus the first, paired by seed (the seeds both have), with its t-interval."""
-    by_label: dict[str, dict[int, float]] = {}
-    for run in runs:
-        label, seed = run_record(run)
-        if seed in by_label.setdefault(label, {}):
-            raise DataError(f"{run}: a second {label} run of seed {seed}")
-        by_label[label][seed] = final_return(run)
+    finals = {label: {seed: final_return(*curve) for seed, curve in runs.items()}
+              for label, runs in labelled.items()}
     lines = [f"| encoder | final return (last {FINAL_SHARE:.0%} of env steps), mean [95% "
-             f"t-interval over seeds] | seeds | minus {next(iter(by_label))}, paired by seed |",
+             f"t-interval over seeds] | seeds | minus {next(iter(finals))}, paired by seed |",
              "|---|---|---|---|"]
-    first = next(iter(by_label.values()))
-    for label, finals in by_label.items():
-        paired = [finals[s] - first[s] for s in sorted(set(finals) & set(first))]
-        versus = "" if finals is first else f"{ci_cell(paired)} (n={len(paired)})"
-        lines.append(f"| {label} | {ci_cell(list(finals.values()))} | {len(finals)} | {versus} |")
+    first = next(iter(finals.values()))
+    for label, by_seed in finals.items():
+        paired = [by_seed[s] - first[s] for s in sorted(set(by_seed) & set(first))]
+        versus = "" if by_seed is first else f"{ci_cell(paired)} (n={len(paired)})"
+        lines.append(f"| {label} | {ci_cell(list(by_seed.values()))} | {len(by_seed)} | {versus} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(runs: list[Path], out: Path) -> Path:
+def plot_curves(labelled: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]],
+                out: Path) -> Path:
     """Learning curves, mean +- std over the runs sharing a label, written to `out` (png)."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after choosing the headless backend
 
-    labelled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for run in runs:
-        label, _ = run_record(run)
-        labelled.setdefault(label, []).append(episode_returns(run))
-    end = min(steps[-1] for curves in labelled.values() for steps, _ in curves)
+    end = min(steps[-1] for curves in labelled.values() for steps, _ in curves.values())
     grid = np.linspace(end / CURVE_POINTS, end, CURVE_POINTS)
     figure, axis = plt.subplots(figsize=(6, 4))
     for label, curves in labelled.items():
-        values = np.stack([smoothed_curve(s, r, grid) for s, r in curves])  # seeds x points
+        values = np.stack([smoothed_curve(s, r, grid) for s, r in curves.values()])  # S points
         mean, std = values.mean(0), values.std(0)
         axis.plot(grid, mean, label=f"{label} (n={len(curves)})")
         axis.fill_between(grid, mean - std, mean + std, alpha=0.25)
@@ -313,9 +317,9 @@ def rl(config: RLConfig) -> Path:
     validate_tree(config)
     if config.plot:
         with run_lock(config.out):
-            runs = run_dirs(config.plot)
-            path = plot_curves(runs, Path(config.out) / "curves.png")
-            table = returns_table(runs)
+            labelled = labelled_returns(run_dirs(config.plot))
+            path = plot_curves(labelled, Path(config.out) / "curves.png")
+            table = returns_table(labelled)
             atomic_write_text(Path(config.out) / "returns.md", table)
         print(f"{table}rl: learning curves in {path}, this table in {path.parent / 'returns.md'}")
         return path

@@ -15,7 +15,9 @@ import envs  # noqa: F401  (registers the ids)
 from agents.rl import (
     RLConfig,
     encoder_label,
+    episode_returns,
     final_return,
+    labelled_returns,
     make_agent,
     make_env,
     returns_table,
@@ -150,13 +152,13 @@ def test_returns_table_pairs_the_final_returns_by_seed(tmp_path):
             fake_run(tmp_path / "a1", "a", 1, [0, 0, 0, 3]),
             fake_run(tmp_path / "b0", "b", 0, [9, 9, 9, 3]),
             fake_run(tmp_path / "b1", "b", 1, [9, 9, 9, 5])]
-    assert final_return(runs[1]) == 3.0
-    lines = returns_table(runs).splitlines()
+    assert final_return(*episode_returns(runs[1])) == 3.0
+    lines = returns_table(labelled_returns(runs)).splitlines()
     assert lines[2].startswith("| a | +2.00 [") and lines[2].endswith("| 2 |  |")
     assert lines[3] == "| b | +4.00 [-8.71, +16.71] | 2 | +2.00 [+2.00, +2.00] (n=2) |"
     fake_run(tmp_path / "b1again", "b", 1, [0])
     with pytest.raises(DataError, match="a second b run of seed 1"):
-        returns_table([*runs, tmp_path / "b1again"])
+        labelled_returns([*runs, tmp_path / "b1again"])
 
 
 def test_cached_and_windowed_extractor_features(checkpoint):
