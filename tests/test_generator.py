@@ -98,6 +98,29 @@ def test_resume_after_half_written_shard(dataset, tmp_path):
     assert tree(killed) == tree(dataset)
 
 
+def test_temp_whose_writer_ends_during_the_resume_is_cleared(dataset, tmp_path, monkeypatch):
+    """A killed run's worker (Ray's outlive their driver) still writing when the resume starts,
+    ended before it finishes: its half-written file is gone when the resume returns."""
+    from ia_world.data import generator
+
+    killed = tmp_path / "killed"
+    shutil.copytree(dataset, killed)
+    shard_path(killed, 2).unlink()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    leftover = killed / "annotations" / f".tmp-{worker.pid}-annotation_00000.json"
+    leftover.write_text('{"scene_in')  # shard 0 is complete: the resume does not rewrite it
+    write_shards = generator.write_shards
+
+    def worker_ends_meanwhile(*args):
+        worker.kill()
+        worker.wait()
+        return write_shards(*args)
+
+    monkeypatch.setattr(generator, "write_shards", worker_ends_meanwhile)
+    assert main(["generate", *TINY, f"out={killed}"]) == 0
+    assert not leftover.exists() and tree(killed) == tree(dataset)
+
+
 @pytest.mark.slow
 def test_killed_process_resumes_to_identical_dataset(tmp_path):
     args = ["env=billiards", "episodes=24", "shard_size=2", "frames=16"]

@@ -230,7 +230,7 @@ def pending_shards(root: Path, shards: list[int], manifest: dict[str, Any]) -> l
 
 
 def clear_temps(root: Path, shards: list[int], cfg: GenerateConfig) -> None:
-    """Remove what a killed run left half-written for the shards about to be generated."""
+    """Remove what a killed run left half-written for the given shards (whose writers ended)."""
     episodes = [k for s in shards for k in shard_episodes(s, cfg.episodes, cfg.shard_size)]
     shard_files = {shard_path(root, s) for s in shards}
     remove_stale_temps(root / "shards", {p.name for p in shard_files}
@@ -267,7 +267,6 @@ def write_shards(root: Path, cfg: GenerateConfig, shards: list[int],
     """Simulate and write the given shards of the dataset `identity` (its manifest; their
     annotations and previews too), here or on Ray (`cfg.launcher`), each shard replaced in one
     rename; returns the number of episodes simulated."""
-    clear_temps(root, shards, cfg)
     task = EpisodeTask(str(root), cfg.env.id, json.dumps(cfg.env.kwargs, sort_keys=True),
                        cfg.size, cfg.frames, cfg.preview)
     shard_jobs = {s: [(k, episode_seed(cfg.seed, k))
@@ -307,6 +306,9 @@ def generate_share(cfg: GenerateConfig) -> Path:
     todo = pending_shards(root, owned, manifest)
     start = time.perf_counter()
     new = write_shards(root, cfg, todo, manifest)
+    # after the work, not before: a killed Ray driver's workers outlive it for a moment, so
+    # their half-written files may still have a live writer when this run starts
+    clear_temps(root, owned, cfg)
     summary = summarize(root, owned, new * cfg.frames, time.perf_counter() - start)
     print(f"generate: {summary['episodes']} episodes in {root} ({new} new), "
           f"{summary['collision_share']:.0%} with >= 1 collision, "
