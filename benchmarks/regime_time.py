@@ -25,11 +25,14 @@ BUDGET_STEPS, BUDGET_S = 10_000, 30 * 60
 
 
 def step_seconds(log_csv: Path) -> float:
-    """Seconds spent in optimisation steps (data wait + compute), summed over log.csv's rows."""
+    """Seconds spent in optimisation steps (data wait + compute), summed over log.csv's rows
+    (the step-0 row, the floor's probes, has no step time)."""
     seconds, last_step = 0.0, 0
     with log_csv.open(newline="") as rows:
         for row in csv.DictReader(rows):
             step = int(row["step"])
+            if not step:
+                continue
             seconds += (step - last_step) * (float(row["data_s"]) + float(row["compute_s"]))
             last_step = step
     return seconds
