@@ -2,10 +2,10 @@
 
 Issue 26's target: 10,000 steps of the default regime in <= 30 min on 2 idle cores.
 
-    python benchmarks/regime_time.py --data runs/data800 [--steps 10000] [--out /tmp/regime_time]
+    python benchmarks/regime_time.py --data runs/data800 [--steps 10000] [--out <new dir>]
 
 Runs `ia-world pretrain regime=cpu steps=<steps>` as a user would (data loading, the learning-curve
-probes every `probe_every` steps and the checkpoints included) in a fresh directory, then prints
+probes every `probe_every` steps and the checkpoints included) in a new directory, then prints
 its wall time, the part of it spent in optimisation steps (log.csv's data_s + compute_s) and the
 rest (start-up, probes, checkpoints), and the ratio of the time for 10,000 steps (measured, or
 scaled linearly from a shorter run) to 30 minutes. Any further argument is passed to pretrain.
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,9 +43,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="an `ia-world generate` dataset")
     parser.add_argument("--steps", type=int, default=BUDGET_STEPS)
-    parser.add_argument("--out", default="/tmp/regime_time", help="run directory (replaced)")
+    parser.add_argument("--out", help="run directory, must not exist (default: a new temp dir)")
     args, overrides = parser.parse_known_args()
-    shutil.rmtree(args.out, ignore_errors=True)
+    if args.out is None:
+        args.out = str(Path(tempfile.mkdtemp(prefix="regime_time-")) / "run")
+    elif Path(args.out).exists():
+        parser.error(f"--out {args.out}: exists; the timed run needs a new directory")
     command = [sys.executable, "-m", "ia_world_app.cli", "pretrain", "regime=cpu",
                f"steps={args.steps}", f"data={args.data}", f"out={args.out}", *overrides]
     print(" ".join(command[2:]))

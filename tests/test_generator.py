@@ -117,7 +117,10 @@ def test_temp_whose_writer_ends_during_the_resume_is_cleared(dataset, tmp_path, 
         return write_shards(*args)
 
     monkeypatch.setattr(generator, "write_shards", worker_ends_meanwhile)
-    assert main(["generate", *TINY, f"out={killed}"]) == 0
+    try:
+        assert main(["generate", *TINY, f"out={killed}"]) == 0
+    finally:
+        worker.kill()
     assert not leftover.exists() and tree(killed) == tree(dataset)
 
 
