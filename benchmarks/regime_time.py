@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ia_world.training import LOG_FILE
+
 BUDGET_STEPS, BUDGET_S = 10_000, 30 * 60
 
 
@@ -55,7 +57,7 @@ def main() -> None:
     start = time.perf_counter()
     subprocess.run(command, check=True)
     wall = time.perf_counter() - start
-    in_steps = step_seconds(Path(args.out) / "log.csv")
+    in_steps = step_seconds(Path(args.out) / LOG_FILE)
     projected = wall * BUDGET_STEPS / args.steps
     print(f"{args.steps} steps: {wall / 60:.1f} min wall ({in_steps / 60:.1f} min in steps, "
           f"{(wall - in_steps) / 60:.1f} min start-up, probes and checkpoints); "
