@@ -266,7 +266,7 @@ def curves_plot(curves: list[tuple[str, Curve]], path: Path) -> None:
     (step 0, mean over the runs)."""
     strategies = list(dict.fromkeys(strategy for strategy, _ in curves))
     colours = {s: f"C{i}" for i, s in enumerate(strategies)}
-    fig = Figure(figsize=(10, 5.4))
+    fig = Figure(figsize=(10, 5.4), layout="constrained")  # no title over an axis label
     for ax, name in zip(fig.subplots(2, 3).ravel(), CURVE_FIELDS):
         for i, (strategy, curve) in enumerate(curves):
             if curve[name]:
