@@ -262,8 +262,13 @@ def run_curve(run: str | Path) -> tuple[str, Curve] | None:
 
 
 def curves_plot(curves: list[tuple[str, Curve]], path: Path) -> None:
-    """One panel per curve probe: a line per run, coloured by strategy; dashed: the floor
-    (step 0, mean over the runs)."""
+    """Write curves_figure(curves) as a PNG."""
+    save_figure(curves_figure(curves), path)
+
+
+def curves_figure(curves: list[tuple[str, Curve]]) -> Figure:
+    """One panel per curve probe: a line per run, coloured by strategy; dashed, in the same
+    colour: each run's own floor (its step-0 value; runs that share an initialisation share it)."""
     strategies = list(dict.fromkeys(strategy for strategy, _ in curves))
     colours = {s: f"C{i}" for i, s in enumerate(strategies)}
     fig = Figure(figsize=(10, 5.4), layout="constrained")  # no title over an axis label
@@ -274,15 +279,15 @@ def curves_plot(curves: list[tuple[str, Curve]], path: Path) -> None:
                 first = [s for s, _ in curves].index(strategy) == i
                 ax.plot(steps, values, color=colours[strategy], alpha=0.8, marker=".",
                         label=strategy if first else None)
-        floors = [curve[name][0][1] for _, curve in curves if curve[name]
-                  and curve[name][0][0] == 0]
-        if floors:
-            ax.axhline(np.mean(floors), color="k", ls="--", lw=0.8, label="floor")
+        floors = {(curve[name][0][1], colours[strategy]) for strategy, curve in curves
+                  if curve[name] and curve[name][0][0] == 0}
+        for i, (floor, colour) in enumerate(sorted(floors)):
+            ax.axhline(floor, color=colour, ls="--", lw=0.8, label=None if i else "floor")
         ax.set_title(name.removeprefix("probe_"), fontsize=9)
         ax.set_xlabel("step", fontsize=8)
     fig.axes[0].legend(fontsize=7)
     fig.suptitle("learning curves (validation role; ia_world/eval/curves.py)", fontsize=10)
-    save_figure(fig, path)
+    return fig
 
 
 def curves_markdown(curves: list[tuple[str, Curve]]) -> str:

@@ -25,7 +25,7 @@ from ia_world.eval.simulated import FixedSplitConfig
 from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
 from ia_world.models import IAJEPA, ModelConfig
 from ia_world.models.jepa import frame_means, position_centred, regularization
-from ia_world.report import curves_markdown, curves_plot, run_curve
+from ia_world.report import curves_figure, curves_markdown, curves_plot, run_curve
 from ia_world.tokens import TokenGrid
 
 TINY_CURVES = ("probe.train_episodes=12", "probe.heldout_episodes=8",
@@ -268,3 +268,15 @@ def test_curve_splits_refuse_episodes_the_run_trains_on():
     trained_on = frozenset({episode_seed(FixedSplitConfig().train_seed, 3)})
     with pytest.raises(DataError, match="pretraining"):
         curve_splits(cfg, EnvConfig(), grid, trained_on)
+
+
+def test_the_curve_figure_draws_each_runs_own_floor():
+    """Runs of different initialisations keep their own floor lines, not one mean line."""
+    def curve(floor: float) -> dict:
+        return {name: [(0, floor), (500, floor + 0.1)] for name in CURVE_FIELDS}
+
+    fig = curves_figure([("interaction (8 px)", curve(0.5)), ("interaction (4 px)", curve(0.7)),
+                         ("random_tube (8 px)", curve(0.5))])
+    for ax in fig.axes:
+        floors = sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--")
+        assert floors == pytest.approx([0.5, 0.5, 0.7])  # 0.5 once per colour, never 0.6
