@@ -38,6 +38,11 @@ class TokenGrid:
         t, h, w = self.shape
         return t * h * w
 
+    def token_steps(self, device=None) -> torch.Tensor:
+        """Each token's time step (N,) in token order."""
+        _, h, w = self.shape
+        return torch.arange(self.num_tokens, device=device) // (h * w)
+
     def pool(self, values: torch.Tensor) -> torch.Tensor:
         """Mean of a per-pixel map (B, T, H, W) over each tubelet -> (B, N)."""
         pooled = rearrange(values, "b (t dt) (h dh) (w dw) -> b (t h w) (dt dh dw)",

@@ -61,7 +61,7 @@ from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.masking.saliency import SALIENCY, STORED_PATCH, TOKEN_CLASSES, token_classes
-from ia_world.masking.strategies import check_future
+from ia_world.masking.strategies import check_time_steps
 from ia_world.models import IAJEPA, ModelConfig
 from ia_world.models.jepa import REGULARIZER_POOLS, REGULARIZERS, StepOutput
 from ia_world.runlock import run_lock
@@ -143,7 +143,7 @@ class PretrainConfig:
         check_choice("keep_best", self.keep_best, ("", *CURVE_FIELDS))
         check_choice("probe_weights", self.probe_weights, ENCODER_WEIGHTS)
         try:
-            check_future(self.masking, self.model.grid)
+            check_time_steps(self.masking, self.model.grid)
         except ConfigError as error:
             raise ConfigError(f"masking.{error}") from None
         check_choice("device", self.device, ("auto", "cpu", "cuda"))

@@ -206,3 +206,24 @@ def test_future_masking_refuses_a_future_without_room_for_the_targets():
                                                       torch.Generator().manual_seed(0))
     with pytest.raises(ConfigError, match="future"):
         MaskConfig(future=1.5).validate()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_context_steps_keep_exactly_the_first_time_steps_for_every_strategy(strategy):
+    """context_steps=k: the first k token time steps are the whole context, everything later is
+    hidden, whatever the strategy, the ratio or the clip."""
+    clips = torch.cat([random_clip(2), glide_and_bounce_clip()[0]])
+    t, h, w = GRID.shape
+    for k in (1, t - 1):
+        mask = make_mask_fn(MaskConfig(strategy=strategy, ratio=0.3, context_steps=k))(
+            clips, GRID, torch.Generator().manual_seed(0))
+        by_step = mask.view(len(clips), t, h * w)
+        assert not by_step[:, :k].any() and by_step[:, k:].all()
+
+
+def test_context_steps_refuse_a_grid_without_targets_and_a_second_time_rule():
+    with pytest.raises(ConfigError, match="context_steps"):
+        make_mask_fn(MaskConfig(context_steps=GRID.shape[0]))(random_clip(1), GRID,
+                                                              torch.Generator().manual_seed(0))
+    with pytest.raises(ConfigError, match="set one of them"):
+        MaskConfig(context_steps=1, future=0.5).validate()

@@ -37,6 +37,9 @@ class MaskConfig:
     block_scale: float = 0.15  # multiblock: share of the frame one block covers
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # multiblock: h/w range
     future: float = 0.0  # targets in the last token time steps: share in (0, 1), count >= 1; 0 off
+    # > 0: the context is the first k token time steps and every later token is hidden (the
+    # predictor forecasts from them alone); the strategy, ratio and future then choose nothing
+    context_steps: int = 0
     stored: bool = True  # saliency strategies: use the saliency stored in shards when present
 
     def validate(self) -> None:
@@ -53,6 +56,10 @@ class MaskConfig:
             raise ConfigError(f"aspect_ratio={self.aspect_ratio} must be [low, high] "
                               "with 0 < low <= high")
         check_range("future", self.future, 0.0, 10_000.0)
+        check_range("context_steps", self.context_steps, 0, 10_000)
+        if self.context_steps and self.future:
+            raise ConfigError(f"context_steps={self.context_steps} and future={self.future} "
+                              "both choose the hidden time steps: set one of them")
         if self.future >= 1 and self.future != int(self.future):
             raise ConfigError(f"future={self.future} must be a share in (0, 1) or a whole "
                               "number of token time steps")
@@ -64,8 +71,12 @@ def future_steps(future: float, grid: TokenGrid) -> int:
     return round(future * steps) if 0 < future < 1 else int(future)
 
 
-def check_future(cfg: MaskConfig, grid: TokenGrid) -> None:
-    """ConfigError unless masking.future leaves context frames and room for the hidden tokens."""
+def check_time_steps(cfg: MaskConfig, grid: TokenGrid) -> None:
+    """ConfigError unless masking.future / context_steps leave both context and hidden tokens
+    (and the future room for round(ratio * N) of them) on the grid's token time steps."""
+    if cfg.context_steps and not cfg.context_steps < grid.shape[0]:
+        raise ConfigError(f"context_steps={cfg.context_steps} must be below the clip's "
+                          f"{grid.shape[0]} token time steps: the later ones are the targets")
     if not cfg.future:
         return
     steps, k = future_steps(cfg.future, grid), num_hidden(cfg.ratio, grid)
@@ -80,10 +91,8 @@ def future_tokens(cfg: MaskConfig, grid: TokenGrid, device) -> torch.Tensor | No
     """Bool (N,): tokens in the last future_steps token time steps; None without future."""
     if not cfg.future:
         return None
-    check_future(cfg, grid)
-    t, h, w = grid.shape
-    steps = torch.arange(grid.num_tokens, device=device) // (h * w)
-    return steps >= t - future_steps(cfg.future, grid)
+    check_time_steps(cfg, grid)
+    return grid.token_steps(device) >= grid.shape[0] - future_steps(cfg.future, grid)
 
 
 def restrict(keys: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
@@ -130,14 +139,19 @@ def make_mask_fn(cfg: MaskConfig) -> MaskFn:
     -> bool (B, N). `saliency` (B, N), the clips' stored saliency, skips computing it.
 
     With `future`, every strategy ranks its keys among the future tokens only: the hidden tokens
-    lie in the last token time steps and the context holds the first frames.
+    lie in the last token time steps and the context holds the first frames. With
+    `context_steps`, every clip hides every token after the first context_steps time steps.
     """
     cfg.validate()
 
     def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator,
                 saliency: torch.Tensor | None = None) -> torch.Tensor:
-        k = num_hidden(cfg.ratio, grid)
         batch = clip.shape[0]
+        if cfg.context_steps:
+            check_time_steps(cfg, grid)
+            later = grid.token_steps(clip.device) >= cfg.context_steps            # N
+            return later.expand(batch, -1).clone()
+        k = num_hidden(cfg.ratio, grid)
         allowed = future_tokens(cfg, grid, clip.device)
         if cfg.strategy == "random_tube":
             return top_k_mask(restrict(random_tube_keys(batch, grid, generator, clip.device),
