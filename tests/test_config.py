@@ -116,12 +116,15 @@ def test_the_cpu_regime_sets_the_same_keys_in_pretrain_and_in_compare():
     plain = parse("compare", []).pretrain
     for config in (direct, mounted):
         # the regime chosen on the validation split at evaluate's sizes, 5 seeds
-        # (docs/results/regime-choice.md): an EMA target at lr 5e-4 for 1,000 steps
-        assert (config.steps, config.batch_size, config.regularizer) == (1_000, 8, "vicreg")
-        assert (config.lr, config.regularizer_weight, config.probe_every) == (5e-4, 0.25, 250)
+        # (docs/results/single-step-context.md): one context time step, an EMA target at lr
+        # 5e-4, 3,000 steps
+        assert (config.steps, config.batch_size, config.regularizer) == (3_000, 8, "vicreg")
+        assert (config.lr, config.regularizer_weight, config.probe_every) == (5e-4, 0.25, 500)
         assert (config.ema_start, config.ema_end, config.probe_weights) == (0.996, 1.0, "trained")
         assert trained_weights(config.ema_start) == "target"  # the EMA target is served
-        assert (config.model.pred_depth, config.masking.future) == (1, 0.5)
+        assert config.model.pred_depth == 1
+        # the fix that stops the fall: switched off, the context would hold later steps too
+        assert (config.masking.context_steps, config.masking.future) == (1, 0.0)
     assert (plain.steps, plain.regularizer) == (200, "none")  # compare's own budget without it
 
 

@@ -189,6 +189,15 @@ def test_masks_are_built_in_the_loader_workers_and_do_not_depend_on_them(tmp_pat
     assert torch.equal(masks[0], masks[1])
 
 
+def test_the_regimes_batches_keep_one_context_time_step(tmp_path):
+    """regime=cpu's fix for the fall (docs/results/single-step-context.md): every clip's context
+    is its first token time step; every later token is a target."""
+    cfg = pretrain_config(tmp_path / "run", "regime=cpu", "masking=interaction")
+    batch = next(iter(training.make_loader(cfg, training.make_mask_fn(cfg.masking), 0, 0, 1)))
+    first_step = cfg.model.grid.token_steps() == 0                                  # N
+    assert torch.equal(batch["mask"], ~first_step.expand_as(batch["mask"]))
+
+
 def stored_saliency_dataset(root):
     """A 3-episode shard dataset of 8 frames at 32 px (its shards store the saliency)."""
     run_command("generate", [f"out={root}", "episodes=3", "frames=8", "size=32"])
