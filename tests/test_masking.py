@@ -7,9 +7,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from sklearn.metrics import roc_auc_score
 
-from ia_world.config import load_config, to_dataclass
+from ia_world.config import as_dict, load_config, to_dataclass
 from ia_world.data.episode import make_env, simulate_episode
 from ia_world.errors import ConfigError
+from ia_world.eval.evaluate import mask_report
 from ia_world.eval.mask_metrics import episode_batch, hit_rate, selectivity
 from ia_world.masking import STRATEGIES, MaskConfig, make_mask_fn, num_hidden, saliency
 from ia_world.masking.flow import block_flow
@@ -227,3 +228,14 @@ def test_context_steps_refuse_a_grid_without_targets_and_a_second_time_rule():
                                                               torch.Generator().manual_seed(0))
     with pytest.raises(ConfigError, match="set one of them"):
         MaskConfig(context_steps=1, future=0.5).validate()
+
+
+def test_the_mask_report_skips_runs_whose_strategy_chose_nothing():
+    """evaluate's hit-rate / selectivity describe the strategy a run trained with; with
+    context_steps every strategy hid the same tokens, so there is nothing to report."""
+    env = make_env("ia_world/Billiards-v0", num_balls=(5, 5))
+    episodes = [simulate_episode(env, seed, GRID.frames) for seed in range(2)]
+    config = {"masking": as_dict(MaskConfig(strategy="interaction"))}
+    assert set(mask_report(config, episodes, GRID)) >= {"hit@0.1", "selectivity"}
+    config = {"masking": as_dict(MaskConfig(strategy="interaction", context_steps=1))}
+    assert mask_report(config, episodes, GRID) is None

@@ -143,12 +143,16 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
 
 
 def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
-    """Hit-rate and selectivity of the checkpoint's masking strategy on held-out clips."""
+    """Hit-rate and selectivity of the checkpoint's masking strategy on held-out clips; None
+    without a masking config or when it trained with context_steps (its strategy chose nothing:
+    every token after the context steps was hidden)."""
     if "masking" not in config:
         return None
+    masking = to_dataclass(config["masking"], MaskConfig)
+    if masking.context_steps:
+        return None
     clips, collisions, moving = episode_batch(episodes, grid)
-    return strategy_report(to_dataclass(config["masking"], MaskConfig), clips, collisions,
-                           moving, grid)
+    return strategy_report(masking, clips, collisions, moving, grid)
 
 
 def subject_probes(train: dict[str, Features], heldout: dict[str, Features],
