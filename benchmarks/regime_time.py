@@ -8,9 +8,9 @@ Runs `ia-world pretrain regime=cpu steps=<steps>` as a user would (data loading,
 probes every `probe_every` steps and the checkpoints included) in a new directory, then prints
 its wall time, the part of it spent in optimisation steps (log.csv's data_s + compute_s) and the
 rest (start-up, probes, checkpoints), and the ratio of the time for 10,000 steps (measured, or
-scaled linearly from a shorter run, which overstates it: start-up is paid once; 2,000 steps
-scaled read 34.5 min where 10,000 measured 31.4) to 30 minutes. Any further argument is passed
-to pretrain.
+scaled linearly from a shorter run, which overstates it: start-up is paid once; for the
+four-step regime 2,000 steps scaled read 34.5 min where 10,000 measured 31.4) to 30 minutes.
+Any further argument is passed to pretrain.
 """
 
 from __future__ import annotations
