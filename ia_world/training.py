@@ -61,7 +61,7 @@ from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve
 from ia_world.eval.spectrum import centred_rankme, rankme
 from ia_world.masking import MaskConfig, make_mask_fn
 from ia_world.masking.saliency import SALIENCY, STORED_PATCH, TOKEN_CLASSES, token_classes
-from ia_world.masking.strategies import check_time_steps
+from ia_world.masking.strategies import check_time_steps, context_tokens, split_context
 from ia_world.models import IAJEPA, ModelConfig
 from ia_world.models.jepa import REGULARIZER_POOLS, REGULARIZERS, StepOutput
 from ia_world.runlock import run_lock
@@ -198,18 +198,20 @@ class StepSampler(Sampler):
 
 
 class MaskingCollate:
-    """Collate clip dicts and add their mask (B N) and token classes (B N), computed in the
-    DataLoader workers.
+    """Collate clip dicts and add their mask (B N, the hidden targets), context (B N) and token
+    classes (B N), computed in the DataLoader workers.
 
     As in I-JEPA's mask collator, masking runs beside the training step rather than in it. The
     mask generator is seeded by the run seed and the batch's (episode, start) pairs, so a batch
     gets the same mask after a resume and whichever worker builds it. `mask_saliency`: the
-    stored saliency the mask uses (None: the mask computes its own, if any).
+    stored saliency the mask uses (None: the mask computes its own, if any). `context` (N,):
+    the tokens the context may hold (masking.context_tokens; None: every visible token).
     """
 
-    def __init__(self, mask_fn, grid, seed: int, mask_saliency: str | None = None):
+    def __init__(self, mask_fn, grid, seed: int, mask_saliency: str | None = None,
+                 context: torch.Tensor | None = None):
         self.mask_fn, self.grid, self.seed = mask_fn, grid, seed
-        self.mask_saliency = mask_saliency
+        self.mask_saliency, self.context = mask_saliency, context
 
     def __call__(self, items: list[dict]) -> dict:
         stored = [item.pop("saliency", {}) for item in items]  # from shards that store it
@@ -224,6 +226,7 @@ class MaskingCollate:
 
         batch["mask"] = self.mask_fn(batch["frames"], self.grid, generator,
                                      saliency=stacked(self.mask_saliency))
+        batch["context"] = split_context(batch["mask"], self.context)
         batch["token_class"] = token_classes(batch["frames"], self.grid, stacked("interaction"))
         return batch
 
@@ -254,7 +257,8 @@ def make_loader(cfg: PretrainConfig, mask_fn, start_step: int, rank: int,
     grid = cfg.model.grid
     common = {"batch_size": cfg.batch_size, "num_workers": cfg.data.num_workers,
               "pin_memory": torch.cuda.is_available(),
-              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed, mask_saliency(cfg)),
+              "collate_fn": MaskingCollate(mask_fn, grid, cfg.seed, mask_saliency(cfg),
+                                           context_tokens(cfg.masking, grid, "cpu")),
               # its own generator: starting the loader must not draw from torch's global RNG,
               # which the checkpoint restores (SIGReg's directions come from it)
               "generator": torch.Generator().manual_seed(cfg.seed)}
@@ -445,12 +449,12 @@ def check_divergence(loss: float, grad_norm: float, step: int, cfg: PretrainConf
 
 
 def forward_backward(step_fn, model: IAJEPA, frames: torch.Tensor, mask: torch.Tensor,
-                     grad_clip: float, use_amp: bool, token_weight: torch.Tensor | None = None
-                     ) -> tuple[float, float, StepOutput]:
+                     grad_clip: float, use_amp: bool, token_weight: torch.Tensor | None = None,
+                     context: torch.Tensor | None = None) -> tuple[float, float, StepOutput]:
     """Loss (averaged over ranks), backward and clipping; returns (loss, grad norm, the step's
     output)."""
     with torch.autocast(frames.device.type, torch.bfloat16, enabled=use_amp):
-        output = step_fn(frames, mask, token_weight)
+        output = step_fn(frames, mask, token_weight, context)
     loss_value = output.loss.detach().clone()
     if dist.is_initialized():
         dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
@@ -546,13 +550,15 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         fetched = time.perf_counter()
         waited += fetched - started
         frames, mask = batch["frames"], batch["mask"].to(device)  # B T H W 3 uint8, B N
+        context = batch["context"].to(device)                                # B N
         lr, momentum = learning_rate(cfg, step), ema_momentum(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         token_class = batch["token_class"]                                   # B N
         loss, grad_norm, output = forward_backward(step_fn, model, frames.to(device), mask,
                                                    cfg.grad_clip, use_amp,
-                                                   token_weights(cfg, token_class.to(device)))
+                                                   token_weights(cfg, token_class.to(device)),
+                                                   context)
         check_divergence(loss, grad_norm, step + 1, cfg, run_dir)
         optimizer.step()
         model.update_target(momentum)

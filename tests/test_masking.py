@@ -230,12 +230,52 @@ def test_context_steps_refuse_a_grid_without_targets_and_a_second_time_rule():
         MaskConfig(context_steps=1, future=0.5).validate()
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("share", [0.1, 0.5])
+def test_target_share_lets_every_strategy_choose_its_targets_after_the_context(strategy, share):
+    """context_steps=1 with target_share < 1: exactly round(share x later tokens) targets per
+    clip, none in the context step, a different choice per clip (the rest are neither)."""
+    t, h, w = GRID.shape
+    cfg = MaskConfig(strategy=strategy, context_steps=1, target_share=share)
+    clips = torch.cat([random_clip(2), glide_and_bounce_clip()[0]])
+    mask = make_mask_fn(cfg)(clips, GRID, torch.Generator().manual_seed(0))
+    assert (mask.sum(1) == round(share * (t - 1) * h * w)).all()
+    assert not mask.view(len(clips), t, h * w)[:, 0].any()
+    assert len({tuple(m.tolist()) for m in mask}) == len(clips)
+
+
+def test_target_share_interaction_targets_hit_collisions_random_tubes_do_not(billiards):
+    """On Billiards with one context step and a tenth of the later tokens as targets,
+    interaction targets cover far more of the later collision tokens than random tubes."""
+    clips, collisions, _ = billiards
+    later = (GRID.token_steps() >= 1).numpy()
+    hits = {s: hit_rate(make_mask_fn(MaskConfig(strategy=s, context_steps=1, target_share=0.1))(
+        clips, GRID, torch.Generator().manual_seed(0)), collisions & later)
+        for s in ("random_tube", "interaction")}
+    assert hits["random_tube"] < 0.25
+    assert hits["interaction"] > hits["random_tube"] + 0.3
+
+
+def test_target_share_needs_context_steps_and_at_least_one_target():
+    with pytest.raises(ConfigError, match="set context_steps too"):
+        MaskConfig(target_share=0.5).validate()
+    with pytest.raises(ConfigError, match=r"must be in \(0, 1\]"):
+        MaskConfig(context_steps=1, target_share=0.0).validate()
+    with pytest.raises(ConfigError, match="chooses no token"):
+        make_mask_fn(MaskConfig(context_steps=1, target_share=1e-4))(
+            random_clip(1), GRID, torch.Generator().manual_seed(0))
+
+
 def test_the_mask_report_skips_runs_whose_strategy_chose_nothing():
     """evaluate's hit-rate / selectivity describe the strategy a run trained with; with
-    context_steps every strategy hid the same tokens, so there is nothing to report."""
+    context_steps and every later token a target, every strategy hid the same tokens, so there
+    is nothing to report; with target_share < 1 the strategy chose the targets."""
     env = make_env("ia_world/Billiards-v0", num_balls=(5, 5))
     episodes = [simulate_episode(env, seed, GRID.frames) for seed in range(2)]
     config = {"masking": as_dict(MaskConfig(strategy="interaction"))}
     assert set(mask_report(config, episodes, GRID)) >= {"hit@0.1", "selectivity"}
     config = {"masking": as_dict(MaskConfig(strategy="interaction", context_steps=1))}
     assert mask_report(config, episodes, GRID) is None
+    config = {"masking": as_dict(MaskConfig(strategy="interaction", context_steps=1,
+                                            target_share=0.5))}
+    assert set(mask_report(config, episodes, GRID)) >= {"hit@0.1", "selectivity"}

@@ -53,6 +53,17 @@ def test_split_mask_puts_context_first_and_refuses_uneven_masks():
         split_mask(torch.tensor([[True, False], [True, True]]))
 
 
+def test_split_mask_leaves_out_tokens_that_are_neither_context_nor_target():
+    mask = torch.tensor([[False, True, False, True], [False, False, True, True]])
+    context = torch.tensor([[True, False, False, False], [True, False, False, False]])
+    context_idx, target_idx = split_mask(mask, context)
+    assert context_idx.tolist() == [[0], [0]] and target_idx.tolist() == [[1, 3], [2, 3]]
+    with pytest.raises(ValueError, match="both context and target"):
+        split_mask(mask, ~context)
+    with pytest.raises(ValueError, match="same number of context"):
+        split_mask(mask, torch.tensor([[True, False, False, False], [True, True, False, False]]))
+
+
 def test_context_encoder_sees_only_kept_tokens():
     cfg = ModelConfig(**SMALL_GRID)
     encoder = VideoEncoder(cfg).eval()

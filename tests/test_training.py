@@ -131,9 +131,9 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_curve(tmp_path, monkey
 def test_divergence_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     forward, calls = IAJEPA.forward, []
 
-    def nan_from_step_4(self, frames, mask, token_weight=None):
+    def nan_from_step_4(self, frames, mask, token_weight=None, context=None):
         calls.append(1)
-        output = forward(self, frames, mask, token_weight)
+        output = forward(self, frames, mask, token_weight, context)
         return output._replace(loss=output.loss * math.nan) if len(calls) >= 4 else output
 
     monkeypatch.setattr(IAJEPA, "forward", nan_from_step_4)
@@ -196,6 +196,25 @@ def test_the_regimes_batches_keep_one_context_time_step(tmp_path):
     batch = next(iter(training.make_loader(cfg, training.make_mask_fn(cfg.masking), 0, 0, 1)))
     first_step = cfg.model.grid.token_steps() == 0                                  # N
     assert torch.equal(batch["mask"], ~first_step.expand_as(batch["mask"]))
+    assert torch.equal(batch["context"], first_step.expand_as(batch["mask"]))
+
+
+def test_target_share_batches_train_on_context_and_chosen_targets_only(tmp_path):
+    """masking.target_share=0.5 under regime=cpu: the context stays the first token time step,
+    half the later tokens are targets, the rest neither, and a training step predicts exactly
+    those targets (the step's target_idx)."""
+    cfg = pretrain_config(tmp_path / "run", "regime=cpu", "masking=interaction",
+                          "masking.target_share=0.5")
+    batch = next(iter(training.make_loader(cfg, training.make_mask_fn(cfg.masking), 0, 0, 1)))
+    grid = cfg.model.grid
+    first_step = (grid.token_steps() == 0).expand_as(batch["mask"])                # B N
+    later = grid.num_tokens - int(first_step[0].sum())
+    assert torch.equal(batch["context"], first_step)
+    assert (batch["mask"].sum(1) == later // 2).all() and not (batch["mask"] & first_step).any()
+    model = IAJEPA(cfg.model)
+    output = model(batch["frames"], batch["mask"], context=batch["context"])
+    chosen = batch["mask"].nonzero()[:, 1].view(len(batch["mask"]), -1)            # B Nt
+    assert torch.equal(output.target_idx, chosen)
 
 
 def stored_saliency_dataset(root):

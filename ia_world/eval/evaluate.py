@@ -12,7 +12,7 @@ seed of any split may appear in pretraining. Results go to metrics.json under "e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -143,16 +143,17 @@ def split_episodes(path: str | None, count: int, base_seed: int, env_cfg: EnvCon
 
 
 def mask_report(config: dict, episodes: list[Episode], grid) -> dict | None:
-    """Hit-rate and selectivity of the checkpoint's masking strategy on held-out clips; None
-    without a masking config or when it trained with context_steps (its strategy chose nothing:
-    every token after the context steps was hidden)."""
+    """Hit-rate and selectivity of the checkpoint's masking strategy on held-out clips (its
+    ranking of every token, at the report's ratios); None without a masking config or when
+    its strategy chose nothing (context_steps with every later token a target)."""
     if "masking" not in config:
         return None
     masking = to_dataclass(config["masking"], MaskConfig)
-    if masking.context_steps:
+    if masking.context_steps and masking.target_share == 1.0:
         return None
     clips, collisions, moving = episode_batch(episodes, grid)
-    return strategy_report(masking, clips, collisions, moving, grid)
+    ranking = replace(masking, context_steps=0, target_share=1.0)
+    return strategy_report(ranking, clips, collisions, moving, grid)
 
 
 def subject_probes(train: dict[str, Features], heldout: dict[str, Features],

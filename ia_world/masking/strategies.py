@@ -37,9 +37,12 @@ class MaskConfig:
     block_scale: float = 0.15  # multiblock: share of the frame one block covers
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])  # multiblock: h/w range
     future: float = 0.0  # targets in the last token time steps: share in (0, 1), count >= 1; 0 off
-    # > 0: the context is the first k token time steps and every later token is hidden (the
-    # predictor forecasts from them alone); the strategy, ratio and future then choose nothing
+    # > 0: the context is the first k token time steps and the targets lie in the later ones
+    # (the predictor forecasts from the context alone); ratio and future then choose nothing
     context_steps: int = 0
+    # with context_steps: share of the later tokens that are targets, chosen by the strategy
+    # (1 = every later token, the strategy chooses nothing; the rest are neither context nor target)
+    target_share: float = 1.0
     stored: bool = True  # saliency strategies: use the saliency stored in shards when present
 
     def validate(self) -> None:
@@ -57,6 +60,12 @@ class MaskConfig:
                               "with 0 < low <= high")
         check_range("future", self.future, 0.0, 10_000.0)
         check_range("context_steps", self.context_steps, 0, 10_000)
+        if not 0.0 < self.target_share <= 1.0:
+            raise ConfigError(f"target_share={self.target_share} must be in (0, 1]")
+        if self.target_share < 1.0 and not self.context_steps:
+            raise ConfigError(f"target_share={self.target_share} chooses among the tokens after "
+                              "the context steps: set context_steps too (ratio sets the share "
+                              "hidden otherwise)")
         if self.context_steps and self.future:
             raise ConfigError(f"context_steps={self.context_steps} and future={self.future} "
                               "both choose the hidden time steps: set one of them")
@@ -77,6 +86,9 @@ def check_time_steps(cfg: MaskConfig, grid: TokenGrid) -> None:
     if cfg.context_steps and not cfg.context_steps < grid.shape[0]:
         raise ConfigError(f"context_steps={cfg.context_steps} must be below the clip's "
                           f"{grid.shape[0]} token time steps: the later ones are the targets")
+    if cfg.context_steps and num_targets(cfg, grid) < 1:
+        raise ConfigError(f"target_share={cfg.target_share} chooses no token of the "
+                          f"{later_count(cfg, grid)} after the context steps")
     if not cfg.future:
         return
     steps, k = future_steps(cfg.future, grid), num_hidden(cfg.ratio, grid)
@@ -87,22 +99,56 @@ def check_time_steps(cfg: MaskConfig, grid: TokenGrid) -> None:
                           f"({h * w} per step)")
 
 
-def future_tokens(cfg: MaskConfig, grid: TokenGrid, device) -> torch.Tensor | None:
-    """Bool (N,): tokens in the last future_steps token time steps; None without future."""
-    if not cfg.future:
+def num_hidden(ratio: float, grid: TokenGrid) -> int:
+    """Tokens hidden per clip: round(ratio * N)."""
+    return round(ratio * grid.num_tokens)
+
+
+def later_count(cfg: MaskConfig, grid: TokenGrid) -> int:
+    """Tokens after the first context_steps token time steps."""
+    t, h, w = grid.shape
+    return (t - cfg.context_steps) * h * w
+
+
+def num_targets(cfg: MaskConfig, grid: TokenGrid) -> int:
+    """Tokens hidden per clip: round(target_share x the later tokens) with context_steps, else
+    round(ratio * N)."""
+    if cfg.context_steps:
+        return round(cfg.target_share * later_count(cfg, grid))
+    return num_hidden(cfg.ratio, grid)
+
+
+def target_tokens(cfg: MaskConfig, grid: TokenGrid, device) -> torch.Tensor | None:
+    """Bool (N,): the tokens targets may be drawn from (the last future_steps token time steps,
+    or those after the context steps); None when every token may be one."""
+    if not (cfg.future or cfg.context_steps):
         return None
     check_time_steps(cfg, grid)
-    return grid.token_steps(device) >= grid.shape[0] - future_steps(cfg.future, grid)
+    steps = grid.token_steps(device)
+    if cfg.context_steps:
+        return steps >= cfg.context_steps
+    return steps >= grid.shape[0] - future_steps(cfg.future, grid)
+
+
+def context_tokens(cfg: MaskConfig, grid: TokenGrid, device) -> torch.Tensor | None:
+    """Bool (N,): the tokens the context may hold (the first context_steps token time steps);
+    None when it holds every token that is not hidden."""
+    if not cfg.context_steps:
+        return None
+    check_time_steps(cfg, grid)
+    return grid.token_steps(device) < cfg.context_steps
+
+
+def split_context(mask: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Bool (B, N) context of hidden-token masks (B, N): every visible token, or the visible
+    ones among `allowed` (N,) (context_tokens)."""
+    visible = ~mask
+    return visible if allowed is None else visible & allowed
 
 
 def restrict(keys: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
     """Keys (B, N) with the tokens outside `allowed` (N,) ranked last (-inf)."""
     return keys if allowed is None else keys.masked_fill(~allowed, float("-inf"))
-
-
-def num_hidden(ratio: float, grid: TokenGrid) -> int:
-    """Tokens hidden per clip: round(ratio * N)."""
-    return round(ratio * grid.num_tokens)
 
 
 def saliency(strategy: str, clip: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
@@ -122,7 +168,7 @@ def _saliency_mask(cfg: MaskConfig, clip: torch.Tensor, grid: TokenGrid,
 
     `stored` (B, N) is the clips' saliency read from the shards; else it is computed here.
     """
-    k = num_hidden(cfg.ratio, grid)
+    k = num_targets(cfg, grid)
     scores = stored.to(clip.device) if stored is not None else saliency(cfg.strategy, clip, grid)
     by_saliency = top_k_mask(restrict(gumbel_keys(scores, cfg.temperature, generator), allowed),
                              k - round(cfg.random_share * k))
@@ -140,19 +186,19 @@ def make_mask_fn(cfg: MaskConfig) -> MaskFn:
 
     With `future`, every strategy ranks its keys among the future tokens only: the hidden tokens
     lie in the last token time steps and the context holds the first frames. With
-    `context_steps`, every clip hides every token after the first context_steps time steps.
+    `context_steps`, the targets are round(target_share x the later tokens) that the strategy
+    ranks first among the tokens after the first context_steps time steps (all of them at
+    target_share 1); the context is the first steps (context_tokens).
     """
     cfg.validate()
 
     def mask_fn(clip: torch.Tensor, grid: TokenGrid, generator: torch.Generator,
                 saliency: torch.Tensor | None = None) -> torch.Tensor:
         batch = clip.shape[0]
-        if cfg.context_steps:
-            check_time_steps(cfg, grid)
-            later = grid.token_steps(clip.device) >= cfg.context_steps            # N
-            return later.expand(batch, -1).clone()
-        k = num_hidden(cfg.ratio, grid)
-        allowed = future_tokens(cfg, grid, clip.device)
+        allowed = target_tokens(cfg, grid, clip.device)                           # N or None
+        if cfg.context_steps and cfg.target_share == 1.0:
+            return allowed.expand(batch, -1).clone()
+        k = num_targets(cfg, grid)
         if cfg.strategy == "random_tube":
             return top_k_mask(restrict(random_tube_keys(batch, grid, generator, clip.device),
                                        allowed), k)

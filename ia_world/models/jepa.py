@@ -88,15 +88,25 @@ def position_centred(latents: torch.Tensor, token_idx: torch.Tensor,
     return latents.float() - means[token_idx]
 
 
-def split_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """mask bool (B, N), True = hidden, same count per clip -> (context_idx, target_idx), sorted."""
-    num_hidden = mask.sum(1)
-    if not bool((num_hidden == num_hidden[0]).all()):
-        raise ValueError("every clip must hide the same number of tokens, "
-                         f"got {num_hidden.tolist()}")
-    order = torch.argsort(mask.int(), dim=1, stable=True)  # context tokens first
-    num_context = mask.shape[1] - int(num_hidden[0])
-    return order[:, :num_context], order[:, num_context:]
+def split_mask(mask: torch.Tensor, context: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """mask bool (B, N), True = hidden (the targets), and context bool (B, N) (None: every token
+    not hidden), each the same count per clip -> (context_idx, target_idx), sorted. Tokens in
+    neither are left out of both."""
+    context = ~mask if context is None else context
+    if bool((context & mask).any()):
+        raise ValueError("a token cannot be both context and target")
+    return same_count_indices(context, "context"), same_count_indices(mask, "hidden")
+
+
+def same_count_indices(chosen: torch.Tensor, name: str) -> torch.Tensor:
+    """Sorted indices (B, n) of the True entries of chosen bool (B, N), n the same per row."""
+    counts = chosen.sum(1)
+    if not bool((counts == counts[0]).all()):
+        raise ValueError(f"every clip must have the same number of {name} tokens, "
+                         f"got {counts.tolist()}")
+    order = torch.argsort((~chosen).int(), dim=1, stable=True)  # chosen tokens first, in order
+    return order[:, : int(counts[0])]
 
 
 class StepOutput(NamedTuple):
@@ -125,7 +135,8 @@ class IAJEPA(nn.Module):
         self.loss = loss
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor,
-                token_weight: torch.Tensor | None = None) -> StepOutput:
+                token_weight: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> StepOutput:
         """JEPA loss between predicted and layer-normed EMA target latents at hidden tokens, plus
         `regularizer_weight` x the anti-collapse term (SIGReg or VICReg) of the context
         encoder's outputs at the context tokens (the latents the gradient reaches): over the
@@ -136,8 +147,9 @@ class IAJEPA(nn.Module):
 
         token_weight (B, N): each hidden token's weight in the prediction loss (None: equal),
         normalised over the batch's hidden tokens, so the loss stays a weighted mean.
+        context (B, N): the tokens the context encoder sees (None: every token not hidden).
         """
-        context_idx, target_idx = split_mask(mask)
+        context_idx, target_idx = split_mask(mask, context)
         with torch.no_grad():
             targets = self.target(frames)  # B N D
             targets = nn.functional.layer_norm(targets, targets.shape[-1:])
