@@ -82,7 +82,8 @@ def future_steps(future: float, grid: TokenGrid) -> int:
 
 def check_time_steps(cfg: MaskConfig, grid: TokenGrid) -> None:
     """ConfigError unless masking.future / context_steps leave both context and hidden tokens
-    (and the future room for round(ratio * N) of them) on the grid's token time steps."""
+    (the future room for round(ratio * N) of them, target_share at least one) on the grid's
+    token time steps."""
     if cfg.context_steps and not cfg.context_steps < grid.shape[0]:
         raise ConfigError(f"context_steps={cfg.context_steps} must be below the clip's "
                           f"{grid.shape[0]} token time steps: the later ones are the targets")
