@@ -76,7 +76,9 @@ def test_every_command_yaml_composes_on_its_schema_and_declares_no_default(comma
     assert dataclasses.is_dataclass(parse(command, REQUIRED.get(command, [])))
     raw = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{command}.yaml"))
     assert raw["defaults"][0] == f"{command}_schema"
-    assert redeclared(raw, leaf_defaults(schema)) == []
+    # the demo mounts the CPU regime and switches its curve probes back off
+    stated = ["compare.pretrain.probe_every"] if command == "demo" else []
+    assert redeclared(raw, leaf_defaults(schema)) == stated
 
 
 def group_options() -> list[tuple[str, Path]]:
@@ -104,22 +106,28 @@ def test_every_group_option_fits_its_schema_and_declares_no_default(group, path)
         # regime and preset: package _global_, so they set keys of the whole config
         node = config if group in ("regime", "preset") else getattr(config, group)
         assert type(node) is schema
-    # compare mounts a regime on its own shorter budget (200 steps): the regime states its steps
-    stated = {"steps"} if group == "regime" else set()
+    # compare mounts a regime on its own shorter budget (200 steps): the regime states its
+    # steps; the demo mounts the regime too, so a preset states its own over the regime's
+    stated = {"regime": {"steps"}, "preset": {"compare.pretrain.steps"}}.get(group, set())
     assert set(redeclared(raw, leaf_defaults(schema))) <= stated, \
         f"{path} repeats a schema default"
 
 
-def test_the_cpu_regime_sets_the_same_keys_in_pretrain_and_in_compare():
+def test_the_cpu_regime_sets_the_same_keys_in_pretrain_compare_and_the_demo():
     direct = parse("pretrain", ["regime=cpu"])
     mounted = parse("compare", ["regime@pretrain=cpu"]).pretrain
     plain = parse("compare", []).pretrain
-    for config in (direct, mounted):
+    demo = parse("demo", []).compare.pretrain  # the cpu preset: the regime, 1,000 steps
+    # its own schedule for 1,000 steps, chosen on the val split (docs/results/demo.md)
+    assert (demo.steps, demo.probe_every, demo.lr, demo.warmup_steps) == (1_000, 0, 1e-3, 10)
+    for config in (direct, mounted, demo):
         # the regime chosen on the validation split at evaluate's sizes, 5 seeds
         # (docs/results/single-step-context.md): one context time step, an EMA target at lr
         # 5e-4, 3,000 steps
-        assert (config.steps, config.batch_size, config.regularizer) == (3_000, 8, "vicreg")
-        assert (config.lr, config.regularizer_weight, config.probe_every) == (5e-4, 0.25, 500)
+        if config is not demo:
+            assert (config.steps, config.probe_every, config.lr) == (3_000, 500, 5e-4)
+        assert (config.batch_size, config.regularizer) == (8, "vicreg")
+        assert config.regularizer_weight == 0.25
         assert (config.ema_start, config.ema_end, config.probe_weights) == (0.996, 1.0, "trained")
         assert trained_weights(config.ema_start) == "target"  # the EMA target is served
         assert config.model.pred_depth == 1
