@@ -20,7 +20,13 @@ from ia_world.checkpoint import (
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
 from ia_world.errors import ConfigError, DataError
-from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
+from ia_world.eval.curves import (
+    CURVE_FIELDS,
+    CurveConfig,
+    curve_metrics,
+    curve_splits,
+    curve_step_cis,
+)
 from ia_world.eval.simulated import FixedSplitConfig
 from ia_world.masking.saliency import INTERACTING_LEVEL, token_classes
 from ia_world.models import IAJEPA, ModelConfig
@@ -280,3 +286,20 @@ def test_the_curve_figure_draws_each_runs_own_floor():
     for ax in fig.axes:
         floors = sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--")
         assert floors == pytest.approx([0.5, 0.5, 0.7])  # 0.5 once per colour, never 0.6
+
+
+def test_curve_intervals_mark_a_fall_and_nothing_where_the_curve_holds():
+    """Paired intervals per step: a checkpoint equal to the previous one differs by exactly 0,
+    a clearly worse one is below both the previous step and the floor."""
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=256)
+    better = true + 0.3 * rng.normal(size=256)
+    predicted = {0: true + 1.0 * rng.normal(size=256), 1000: better, 2000: better.copy(),
+                 3000: true + 2.0 * rng.normal(size=256)}
+    curve = curve_step_cis(true, predicted)
+    assert curve[0]["vs_previous"] is None and curve[0]["vs_floor"] is None
+    assert curve[1000]["vs_floor"][0] > 0                       # learned: above the floor
+    assert curve[2000]["vs_previous"] == [0.0, 0.0]              # held: no difference at all
+    assert curve[3000]["vs_previous"][1] < 0 and curve[3000]["vs_floor"][1] < 0   # fell back
+    assert curve[3000]["r2"] < curve[0]["r2"] < curve[1000]["r2"]
+    assert curve_step_cis(true, predicted) == curve              # the same seed, the same CIs

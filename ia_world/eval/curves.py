@@ -27,11 +27,12 @@ from ia_world.eval.collision_probe import (
     split_seeds,
 )
 from ia_world.eval.features import split_clips, token_features
-from ia_world.eval.probe import fit_probes
+from ia_world.eval.probe import fit_probes, r2
 from ia_world.eval.simulated import FixedSplitConfig, fixed_count_env, simulate_split, target_arrays
 from ia_world.eval.spectrum import centred_rankme
 from ia_world.eval.split_cache import cached_episodes
 from ia_world.eval.splits import check_disjoint, heldout_seeds
+from ia_world.eval.stats import paired_bootstrap_cis
 from ia_world.tokens import TokenGrid
 
 CURVE_TARGETS = ("mean_speed", "kinetic_energy", "total_energy", "num_collisions")
@@ -130,3 +131,23 @@ def curve_metrics(encoder: torch.nn.Module, splits: CurveSplits, grid: TokenGrid
     pooled = heldout[:, :heldout.shape[1] // 2]                              # E D: token means
     return {**{f"probe_{name}": scores[name]["r2"] for name in CURVE_TARGETS},
             "probe_mass_ratio": mass["r2"], "probe_rankme_centred": centred_rankme(pooled)}
+
+
+def curve_step_cis(true: np.ndarray, predicted: dict[int, np.ndarray],
+                   seed: int = 0) -> dict[int, dict]:
+    """A curve with intervals: per step (the first, e.g. 0, is the floor) the held-out R^2 and
+    95% paired-bootstrap CIs (held-out episodes resampled once for every step) of
+    R^2(step) - R^2(previous step) and R^2(step) - R^2(first step)."""
+    steps = sorted(predicted)
+    true = np.asarray(true, float)
+
+    def differences(episodes: np.ndarray) -> dict[str, float]:
+        scores = [r2(true[episodes], predicted[step][episodes]) for step in steps]
+        return {**{f"{step} - previous": scores[k] - scores[k - 1]
+                   for k, step in enumerate(steps) if k},
+                **{f"{step} - floor": scores[k] - scores[0] for k, step in enumerate(steps) if k}}
+
+    cis = paired_bootstrap_cis(differences, len(true), seed)
+    return {step: {"r2": r2(true, predicted[step]),
+                   "vs_previous": cis.get(f"{step} - previous"),
+                   "vs_floor": cis.get(f"{step} - floor")} for step in steps}
