@@ -1,5 +1,6 @@
-"""`ia-world rl env=<id> encoder=<ckpt|cnn> algo=ppo steps=<n>`: PPO on frame observations with
-the frozen IA-JEPA encoder or SB3's NatureCNN learned from scratch.
+"""`ia-world rl env=<id> encoder=<ckpt|cnn|state> algo=ppo steps=<n>`: PPO on frame observations
+with the frozen IA-JEPA encoder or SB3's NatureCNN learned from scratch, or on the ground-truth
+state (`state`: the ceiling control, what a policy can learn when perception is perfect).
 
 A run directory <out>/<name>/ holds SB3 Monitor logs (<i>.monitor.csv: episode return r, length
 l, time t), policy.safetensors (the policy's weights without the frozen encoder), run.json
@@ -14,13 +15,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import matplotlib
 import numpy as np
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure as configure_logger
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 from tqdm import tqdm
 
 import envs
@@ -40,6 +43,7 @@ from ia_world.report import ci_cell
 from ia_world.runlock import check_out_dir, run_lock
 
 ALGOS = ("ppo",)
+PIXEL_FREE = ("cnn", "state")  # encoder choices that are not a checkpoint
 CNN_MIN_SIZE = 36  # NatureCNN's three strided convolutions need at least 36x36 frames
 CURVE_POINTS = 50
 FINAL_SHARE = 0.25  # the final return: episodes that end in the last quarter of env steps
@@ -71,7 +75,8 @@ class RLConfig:
     """`ia-world rl`: env, encoder (frozen IA-JEPA checkpoint or a CNN), PPO budget; or plots."""
 
     env_id: str = "ia_world/PushBall-v0"  # `env=<id>` on the command line
-    encoder: str = "cnn"  # a checkpoint / run directory (frozen IA-JEPA), or cnn (NatureCNN)
+    encoder: str = "cnn"  # a checkpoint / run directory (frozen IA-JEPA), cnn (NatureCNN) or
+    # state (ground-truth positions, velocities and goal: the ceiling control; an MLP policy)
     algo: str = "ppo"  # ppo
     steps: int = 20000  # environment steps (all envs together)
     seed: int = 0  # env and policy seed
@@ -96,8 +101,8 @@ class RLConfig:
         check_choice("pool", self.pool, ("mean", "attentive"))
         check_choice("device", self.device, ("cpu", "cuda", "auto"))
         check_path("out", self.out)
-        if self.encoder != "cnn" and not Path(self.encoder).exists():
-            raise ConfigError(f"encoder must be 'cnn' or a checkpoint directory; "
+        if self.encoder not in PIXEL_FREE and not Path(self.encoder).exists():
+            raise ConfigError(f"encoder must be 'cnn', 'state' or a checkpoint directory; "
                               f"{self.encoder} does not exist")
         if self.name:
             check_name("name", self.name)
@@ -118,9 +123,9 @@ class RLConfig:
 
 
 def encoder_label(encoder: str) -> str:
-    """Short name of an encoder choice: 'cnn' or the checkpoint's run directory name."""
-    if encoder == "cnn":
-        return "cnn"
+    """Short name of an encoder choice: 'cnn', 'state' or the checkpoint's run directory name."""
+    if encoder in PIXEL_FREE:
+        return encoder
     path = Path(encoder).resolve()
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
 
@@ -130,26 +135,64 @@ def preprocess_overrides(overrides: list[str]) -> list[str]:
     return [f"env_id={o[4:]}" if o.startswith("env=") else o for o in overrides]
 
 
+class StateObservation(gym.Wrapper):
+    """Ground truth in place of the frame: each dynamic object's position and velocity (the
+    env's `info["states"]`, world units) and the task's goal, as one float32 vector."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        _, info = env.reset(seed=0)  # sizes the vector; the vec env reseeds before training
+        self.dynamic = [i for i, obj in enumerate(info["objects"]) if not obj.get("static")]
+        size = len(self.state(info))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+    def state(self, info: dict) -> np.ndarray:
+        """(dynamic objects x 6 + goal,) vector of this step's ground truth."""
+        states = info["states"]
+        goal = np.asarray(getattr(self.env.unwrapped, "goal", ()), float)
+        return np.concatenate([np.asarray(states["position"])[self.dynamic].ravel(),
+                               np.asarray(states["velocity"])[self.dynamic].ravel(),
+                               goal]).astype(np.float32)
+
+    def reset(self, **kwargs):
+        """Reset the env; the observation is its ground-truth state."""
+        _, info = self.env.reset(**kwargs)
+        self.dynamic = [i for i, obj in enumerate(info["objects"]) if not obj.get("static")]
+        return self.state(info), info
+
+    def step(self, action):
+        """Step the env; the observation is its ground-truth state."""
+        _, reward, terminated, truncated, info = self.env.step(action)
+        return self.state(info), reward, terminated, truncated, info
+
+
 def make_env(cfg: RLConfig, run_dir: Path):
-    """Vectorised env with SB3 Monitor logs, stacked frames (channel-last, oldest first)."""
+    """Vectorised env with SB3 Monitor logs: stacked frames (channel-last, oldest first), or the
+    ground-truth state normalised by running statistics (encoder=state)."""
     env_kwargs = {"size": cfg.size, "max_steps": cfg.episode_steps}
+    state = cfg.encoder == "state"
     venv = make_vec_env(cfg.env_id, n_envs=cfg.n_envs, seed=cfg.seed, monitor_dir=str(run_dir),
-                        env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
+                        env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv,
+                        wrapper_class=StateObservation if state else None)
+    if state:
+        return VecNormalize(venv, norm_obs=True, norm_reward=False)
     return VecFrameStack(venv, cfg.frame_stack, channels_order="last")
 
 
 def make_agent(cfg: RLConfig, venv, run_dir: Path):
-    """SB3 PPO with a CNN policy whose features extractor is NatureCNN or the frozen encoder.
+    """SB3 PPO with a CNN policy whose features extractor is NatureCNN or the frozen encoder
+    (an MLP policy on the ground-truth state for encoder=state).
 
     PPO's losses go to run_dir/progress.csv (SB3's default logger would make a dir under /tmp).
     """
     policy_kwargs = {}
-    if cfg.encoder != "cnn":
+    if cfg.encoder not in PIXEL_FREE:
         policy_kwargs = dict(features_extractor_class=IAJEPAExtractor,
                              features_extractor_kwargs=dict(checkpoint=cfg.encoder, pool=cfg.pool,
                                                             device=cfg.device, window=cfg.window,
                                                             cache_size=cfg.latent_cache))
-    agent = PPO("CnnPolicy", venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
+    policy = "MlpPolicy" if cfg.encoder == "state" else "CnnPolicy"
+    agent = PPO(policy, venv, seed=cfg.seed, device=cfg.device, policy_kwargs=policy_kwargs,
                 verbose=0, **as_dict(cfg.ppo))
     agent.set_logger(configure_logger(str(run_dir), ["csv"]))
     return agent
@@ -164,6 +207,14 @@ def trainable_state(policy) -> dict:
             seen.add(value.data_ptr())
             state[key] = value.detach().cpu().contiguous()
     return state
+
+
+def observation_statistics(venv) -> dict:
+    """The running mean / variance a VecNormalize env scaled the observations by (none else)."""
+    if not isinstance(venv, VecNormalize):
+        return {}
+    return {"observation_mean": torch.as_tensor(venv.obs_rms.mean, dtype=torch.float32),
+            "observation_var": torch.as_tensor(venv.obs_rms.var, dtype=torch.float32)}
 
 
 class Progress(BaseCallback):
@@ -194,7 +245,8 @@ def train(cfg: RLConfig) -> Path:
     agent.learn(total_timesteps=cfg.steps, callback=Progress(cfg.steps, cfg.name))
     seconds = time.perf_counter() - start
     venv.close()
-    write_weights(run_dir / "policy.safetensors", trainable_state(agent.policy))
+    write_weights(run_dir / "policy.safetensors", {**trainable_state(agent.policy),
+                                                   **observation_statistics(venv)})
     atomic_write_json(run_dir / "run.json", {
         "config": as_dict(cfg), "label": encoder_label(cfg.encoder),
         "env_steps": int(agent.num_timesteps), "seconds": seconds,

@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import VecTransposeImage
 import envs  # noqa: F401  (registers the ids)
 from agents.rl import (
     RLConfig,
+    StateObservation,
     encoder_label,
     episode_returns,
     final_return,
@@ -134,6 +135,32 @@ def test_rl_command_writes_logs_weights_and_curves(checkpoint, tmp_path):
     assert figure == tmp_path / "curves.png" and figure.stat().st_size > 0
     row = (tmp_path / "returns.md").read_text().splitlines()[2]
     assert row.startswith(f"| {encoder_label(str(checkpoint))} |") and row.endswith("| 2 |  |")
+
+
+@pytest.mark.parametrize("env_id", ["ia_world/PushBall-v0", "ia_world/PushBall3D-v0"])
+def test_state_observation_is_the_ground_truth_of_pusher_target_and_goal(env_id):
+    env = StateObservation(gym.make(env_id, size=16))
+    obs, info = env.reset(seed=3)
+    scene = env.unwrapped
+    moving = [scene.pusher_id, scene.target_id]
+    assert env.observation_space.shape == obs.shape == (2 * 6 + 2,)
+    for _ in range(5):
+        obs, *_, info = env.step(np.array([1.0, 0.5], np.float32))
+    position, velocity = (np.asarray(info["states"][k])[moving] for k in ("position", "velocity"))
+    assert np.abs(velocity).max() > 0     # the pusher moves, and the observation follows it
+    np.testing.assert_allclose(obs, np.concatenate([position.ravel(), velocity.ravel(),
+                                                    scene.goal]).astype(np.float32))
+
+
+def test_rl_on_the_state_keeps_its_normalisation_with_the_policy(tmp_path):
+    run_dir = run_command("rl", ["env=ia_world/PushBall-v0", "encoder=state", "size=16",
+                                 "steps=128", "n_envs=2", "episode_steps=16", "ppo.n_steps=64",
+                                 "ppo.batch_size=32", "ppo.n_epochs=1", f"out={tmp_path}"])
+    weights = load_file(run_dir / "policy.safetensors")
+    assert weights["observation_mean"].shape == (14,) and weights["observation_var"].min() > 0
+    assert json.loads((run_dir / "run.json").read_text())["label"] == "state"
+    with pytest.raises(ConfigError, match="'cnn', 'state' or a checkpoint"):
+        run_command("rl", ["encoder=pixels", f"out={tmp_path}"])
 
 
 def fake_run(path: Path, label: str, seed: int, returns: list[float]) -> Path:
