@@ -141,10 +141,8 @@ class StateObservation(gym.Wrapper):
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        _, info = env.reset(seed=0)  # sizes the vector; the vec env reseeds before training
-        self.dynamic = [i for i, obj in enumerate(info["objects"]) if not obj.get("static")]
-        size = len(self.state(info))
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        observation, _ = self.reset(seed=0)  # sizes the vector; the vec env reseeds it later
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, observation.shape, np.float32)
 
     def state(self, info: dict) -> np.ndarray:
         """(dynamic objects x 6 + goal,) vector of this step's ground truth."""
