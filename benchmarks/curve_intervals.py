@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from ia_world.atomic import atomic_write_json
-from ia_world.checkpoint import initial_encoder, load_encoder, resolve_weights
+from ia_world.checkpoint import curve_encoders
 from ia_world.data.generator import EnvConfig
-from ia_world.errors import DataError
 from ia_world.eval.curves import CurveConfig, curve_episodes, curve_step_cis
 from ia_world.eval.features import encoder_features, split_clips
 from ia_world.eval.probe import fit_probes
@@ -34,12 +33,7 @@ TARGETS = ("mean_speed", "kinetic_energy", "num_collisions")  # total = kinetic 
 
 def run_predictions(run: Path, cfg: CurveConfig) -> tuple[dict, dict[str, dict[int, np.ndarray]]]:
     """Held-out truth and each step's held-out predictions (step 0: the floor), per target."""
-    checkpoints = sorted((run / "checkpoints").glob("step-*"))
-    if not checkpoints:
-        raise DataError(f"{run}: no checkpoints/step-* to score")
-    encoders = [(0, initial_encoder(checkpoints[-1]))] + [
-        (int(path.name.split("-")[1]), load_encoder(path, "cpu", resolve_weights(path, "trained")))
-        for path in checkpoints]
+    encoders = curve_encoders(run)
     grid = encoders[0][1].grid
     episodes = curve_episodes(cfg, EnvConfig(), grid)
     clips = [split_clips(split, grid) for split in episodes]

@@ -14,9 +14,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ia_world.checkpoint import checkpoint_model_config, initial_encoder, load_encoder
+from ia_world.checkpoint import curve_encoders
 from ia_world.data.generator import EnvConfig
-from ia_world.errors import DataError
 from ia_world.eval.curves import CURVE_FIELDS, CurveConfig, curve_metrics, curve_splits
 
 
@@ -28,12 +27,8 @@ def main() -> None:
                         help="fixed-count training episodes of each probe fit")
     parser.add_argument("--cache", help="where simulated splits are kept")
     args = parser.parse_args()
-    checkpoints = sorted((args.run / "checkpoints").glob("step-*"))
-    if not checkpoints:
-        raise DataError(f"{args.run}: no checkpoints/step-* to score")
-    grid = checkpoint_model_config(checkpoints[-1]).grid
-    encoders = [(0, initial_encoder(checkpoints[-1]))] + [
-        (int(path.name.split("-")[1]), load_encoder(path)) for path in checkpoints]
+    encoders = curve_encoders(args.run)
+    grid = encoders[0][1].grid
     print("| train episodes | step | " + " | ".join(CURVE_FIELDS) + " |")
     print("|---" * (len(CURVE_FIELDS) + 2) + "|")
     for count in args.train:

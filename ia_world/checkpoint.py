@@ -322,6 +322,16 @@ def initial_encoder(path: str | Path, device: str | torch.device = "cpu",
     return FrozenEncoder(getattr(jepa, resolve_weights(checkpoint, weights))).to(device)
 
 
+def curve_encoders(run: str | Path) -> list[tuple[int, FrozenEncoder]]:
+    """(step, frozen encoder) for the floor (step 0, `initial_encoder`) and every checkpoint the
+    run kept (`checkpoints/step-*`, the weights it trained), in step order."""
+    checkpoints = sorted((Path(run) / CHECKPOINT_DIR).glob("step-*"))
+    if not checkpoints:
+        raise CheckpointError(f"{run}: no {CHECKPOINT_DIR}/step-* to score")
+    return [(0, initial_encoder(checkpoints[-1]))] + [
+        (int(path.name.split("-")[1]), load_encoder(path)) for path in checkpoints]
+
+
 def write_floor_checkpoint(run: str | Path, out: str | Path) -> Path:
     """A checkpoint of `run`'s architecture at its initialisation (`initial_encoder`): the
     untrained control that agents (world model, planner, RL) load like any other checkpoint."""

@@ -11,6 +11,7 @@ from ia_world import training
 from ia_world.checkpoint import (
     BEST_DIR,
     MODEL_FILE,
+    curve_encoders,
     initial_encoder,
     load_encoder,
     read_metrics,
@@ -19,7 +20,7 @@ from ia_world.checkpoint import (
 )
 from ia_world.data.generator import EnvConfig
 from ia_world.data.shards import episode_seed
-from ia_world.errors import ConfigError, DataError
+from ia_world.errors import CheckpointError, ConfigError, DataError
 from ia_world.eval.curves import (
     CURVE_FIELDS,
     CurveConfig,
@@ -303,3 +304,20 @@ def test_curve_intervals_mark_a_fall_and_nothing_where_the_curve_holds():
     assert curve[3000]["vs_previous"][1] < 0 and curve[3000]["vs_floor"][1] < 0   # fell back
     assert curve[3000]["r2"] < curve[0]["r2"] < curve[1000]["r2"]
     assert curve_step_cis(true, predicted) == curve              # the same seed, the same CIs
+
+
+def test_curve_encoders_are_the_floor_then_every_kept_checkpoint_in_step_order(tmp_path):
+    out = tmp_path / "run"
+    training.train(pretrain_config(out, "steps=2", "checkpoint_every=1", "keep_checkpoints=3"))
+    encoders = curve_encoders(out)
+    assert [step for step, _ in encoders] == [0, 1, 2]
+
+    def weights(encoder):
+        return list(encoder.encoder.state_dict().values())
+
+    floor, last = initial_encoder(out), load_encoder(out)
+    assert all(torch.equal(a, b) for a, b in zip(weights(encoders[0][1]), weights(floor)))
+    assert all(torch.equal(a, b) for a, b in zip(weights(encoders[2][1]), weights(last)))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(encoders[2][1]), weights(floor)))
+    with pytest.raises(CheckpointError, match="no checkpoints/step-"):
+        curve_encoders(tmp_path)
