@@ -69,10 +69,13 @@ from ia_world.runlock import run_lock
 LOG_FILE = "log.csv"
 # loss = loss_static + loss_moving + loss_interacting (each token class's share of the JEPA
 # loss) + loss_regularizer; share_*: the hidden tokens' class shares; probe_*: the learning
-# curves (ia_world/eval/curves.py; step 0 is the floor); data_s, compute_s: seconds per step
+# curves (ia_world/eval/curves.py; step 0 is the floor); data_s, compute_s: seconds per step;
+# target_std, rankme*: of the layer-normed targets; *_norm: mean token L2 norm (targets before
+# their layer norm)
 LOG_FIELDS = ("step", "loss", *(f"loss_{name}" for name in TOKEN_CLASSES), "loss_regularizer",
               "share_moving", "share_interacting", "lr", "momentum", "target_std", "rankme",
-              "rankme_centred", "clips_per_s", "data_s", "compute_s", *CURVE_FIELDS)
+              "rankme_centred", "target_norm", "context_norm", "context_rankme_centred",
+              "clips_per_s", "data_s", "compute_s", *CURVE_FIELDS)
 
 
 class DivergenceError(IAWorldError):
@@ -422,10 +425,10 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def target_stats(targets: torch.Tensor) -> tuple[float, float, float]:
-    """(mean per-dim std, RankMe, centred RankMe) of target latents (B, Nt, D): all fall on
-    collapse; the centred one also when the latents collapse to a constant offset."""
-    flat = targets.reshape(-1, targets.shape[-1]).float()                       # (B Nt) D
+def latent_stats(latents: torch.Tensor) -> tuple[float, float, float]:
+    """(mean per-dim std, RankMe, centred RankMe) of latents (B, N, D): all fall on collapse;
+    the centred one also when the latents collapse to a constant offset."""
+    flat = latents.reshape(-1, latents.shape[-1]).float()                       # (B N) D
     sample = flat[:2048].cpu().numpy()
     return float(flat.std(0).mean()), rankme(sample), centred_rankme(sample)
 
@@ -566,12 +569,16 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         done = step + 1
         probed = probe is not None and (done % cfg.probe_every == 0 or done == cfg.steps)
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps or probed):
-            std, effective_rank, centred_rank = target_stats(output.targets)
+            std, effective_rank, centred_rank = latent_stats(output.targets)
+            context_centred_rank = latent_stats(output.context)[2]
             elapsed, clock = time.perf_counter() - clock, time.perf_counter()
             steps_done = done - max(metrics["step"], start_step)
             metrics = {"step": done, "loss": loss, "lr": lr, "momentum": momentum,
                        "target_std": std, "rankme": effective_rank,
                        "rankme_centred": centred_rank,
+                       "target_norm": float(output.target_norm),
+                       "context_norm": float(output.context.float().norm(dim=-1).mean()),
+                       "context_rankme_centred": context_centred_rank,
                        "clips_per_s": steps_done * cfg.batch_size * world_size / elapsed,
                        "data_s": waited / steps_done, "compute_s": computed / steps_done,
                        **loss_parts(output, token_class)}

@@ -108,6 +108,8 @@ def test_the_loss_parts_sum_to_the_logged_loss(tmp_path):
                                                              "regularizer"))
         assert parts == pytest.approx(float(row["loss"]), rel=1e-4)
         assert float(row["loss_regularizer"]) > 0 and 0 < float(row["share_moving"]) < 1
+        assert float(row["context_norm"]) > 0 and float(row["target_norm"]) > 0
+        assert 1 <= float(row["context_rankme_centred"]) <= 96  # the tiny model's width
 
 
 def test_a_curve_logging_run_starts_at_its_floor_and_resumes_exactly(tmp_path, monkeypatch):

@@ -95,6 +95,24 @@ def test_jepa_loss_backpropagates_to_encoder_and_predictor_only():
     assert torch.allclose(model.target.patch_embed.weight, expected)
 
 
+def test_a_step_reports_its_context_latents_and_the_raw_target_norm():
+    """What the logs' context_norm, context_rankme_centred and target_norm are computed from."""
+    cfg = ModelConfig(**SMALL_GRID)
+    model = IAJEPA(cfg).eval()
+    frames = clips(2, cfg)
+    mask = torch.zeros(2, 32, dtype=torch.bool)
+    mask[:, 16:] = True  # context: time step 0, tokens 0-15
+    output = model(frames, mask)
+    with torch.no_grad():
+        context = model.encoder(frames, keep=torch.arange(16).expand(2, 16))
+        raw_targets = model.target(frames)
+    assert output.context.shape == (2, 16, 48) and not output.context.requires_grad
+    assert torch.allclose(output.context, context, atol=1e-6)
+    assert torch.allclose(output.target_norm, raw_targets.norm(dim=-1).mean())
+    # the layer-normed targets have norm sqrt(D) whatever the raw norm: the raw one is logged
+    assert output.targets.norm(dim=-1).mean() == pytest.approx(48 ** 0.5, rel=1e-3)
+
+
 def test_load_encoder_is_frozen_deterministic_and_shaped(tmp_path):
     write_initial_checkpoint(tmp_path, ModelConfig(**SMALL_GRID), seed=3)
     encoder = ia_world.load_encoder(tmp_path)

@@ -117,6 +117,8 @@ class StepOutput(NamedTuple):
     token_loss: torch.Tensor  # B Nt each hidden token's share of the JEPA loss (detached)
     target_idx: torch.Tensor  # B Nt the hidden tokens' indices
     regularizer: torch.Tensor  # the weighted regularizer term (detached)
+    context: torch.Tensor  # B Nc D the context encoder's latents (detached)
+    target_norm: torch.Tensor  # mean L2 norm of the target latents before their layer norm
 
 
 class IAJEPA(nn.Module):
@@ -152,6 +154,7 @@ class IAJEPA(nn.Module):
         context_idx, target_idx = split_mask(mask, context)
         with torch.no_grad():
             targets = self.target(frames)  # B N D
+            target_norm = targets.float().norm(dim=-1).mean()
             targets = nn.functional.layer_norm(targets, targets.shape[-1:])
             if self.centre_positions:
                 targets = targets - targets.mean(0, keepdim=True)
@@ -173,7 +176,7 @@ class IAJEPA(nn.Module):
                 samples, context_idx, height * width, time_steps)
             regularizer = self.regularizer_weight * regularization(self.regularizer, samples)
         return StepOutput(token_loss.sum() + regularizer, targets, token_loss.detach(),
-                          target_idx, regularizer.detach())
+                          target_idx, regularizer.detach(), context.detach(), target_norm)
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
