@@ -425,12 +425,17 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def latent_stats(latents: torch.Tensor) -> tuple[float, float, float]:
-    """(mean per-dim std, RankMe, centred RankMe) of latents (B, N, D): all fall on collapse;
-    the centred one also when the latents collapse to a constant offset."""
-    flat = latents.reshape(-1, latents.shape[-1]).float()                       # (B N) D
-    sample = flat[:2048].cpu().numpy()
-    return float(flat.std(0).mean()), rankme(sample), centred_rankme(sample)
+def token_sample(latents: torch.Tensor) -> np.ndarray:
+    """The first 2,048 tokens of latents (B, N, D) as a float array: what the spectra are of."""
+    return latents.reshape(-1, latents.shape[-1])[:2048].float().cpu().numpy()   # (B N) D
+
+
+def target_stats(targets: torch.Tensor) -> tuple[float, float, float]:
+    """(mean per-dim std, RankMe, centred RankMe) of target latents (B, Nt, D): all fall on
+    collapse; the centred one also when the latents collapse to a constant offset."""
+    sample = token_sample(targets)
+    std = targets.reshape(-1, targets.shape[-1]).float().std(0).mean()
+    return float(std), rankme(sample), centred_rankme(sample)
 
 
 def build_optimizer(cfg: PretrainConfig, model: IAJEPA) -> torch.optim.AdamW:
@@ -569,8 +574,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
         done = step + 1
         probed = probe is not None and (done % cfg.probe_every == 0 or done == cfg.steps)
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps or probed):
-            std, effective_rank, centred_rank = latent_stats(output.targets)
-            context_centred_rank = latent_stats(output.context)[2]
+            std, effective_rank, centred_rank = target_stats(output.targets)
             elapsed, clock = time.perf_counter() - clock, time.perf_counter()
             steps_done = done - max(metrics["step"], start_step)
             metrics = {"step": done, "loss": loss, "lr": lr, "momentum": momentum,
@@ -578,7 +582,7 @@ def pretrain_loop(cfg: PretrainConfig, mask_fn, rank: int, world_size: int,
                        "rankme_centred": centred_rank,
                        "target_norm": float(output.target_norm),
                        "context_norm": float(output.context.float().norm(dim=-1).mean()),
-                       "context_rankme_centred": context_centred_rank,
+                       "context_rankme_centred": centred_rankme(token_sample(output.context)),
                        "clips_per_s": steps_done * cfg.batch_size * world_size / elapsed,
                        "data_s": waited / steps_done, "compute_s": computed / steps_done,
                        **loss_parts(output, token_class)}
